@@ -1,0 +1,217 @@
+/*
+** engine.h: the engine's internal API, used by the binding (csrc/binding)
+** and by C programs that embed the engine without Lua (tests, benchmarks).
+**
+** One engine = one completion port + one worker thread. Every function here
+** except those marked "any thread" runs on the worker thread. Callbacks are
+** delivered on the worker thread, never from inside the call that caused
+** them (no re-entrancy): they come from nio__port_wait() or from timers.
+*/
+#ifndef NIO_ENGINE_H
+#define NIO_ENGINE_H
+
+#include "netio.h"
+#include "../port/port.h"
+
+typedef struct nio_conn nio_conn;
+typedef struct nio_listener nio_listener;
+typedef struct nio_timer nio_timer;
+
+/* ---- engine -------------------------------------------------------- */
+
+typedef struct nio_engine_hooks {
+  /* On the worker thread, once the port is open, before the first turn.
+  ** A non-zero return ends the loop at once with that as the run result. */
+  int (*start)(nio_engine *e, void *arg);
+  /* At the start of every loop turn, after completions, timers and calls
+  ** were delivered. Return 1 when work is left ready (the next wait must
+  ** not block), 0 otherwise. Call nio__engine_quit() to end the loop. */
+  int (*turn)(nio_engine *e, void *arg);
+  /* On the worker thread when nio__engine_stop() was called (graceful
+  ** stop requested, from any thread or a signal). */
+  void (*stop)(nio_engine *e, void *arg);
+  /* On the worker thread after the loop ended, before the port closes:
+  ** the last chance to close what is still open. */
+  void (*finish)(nio_engine *e, void *arg);
+  void *arg;
+} nio_engine_hooks;
+
+/* Create an engine (no thread yet). backend as for nio__port_open(). The
+** port itself is opened on the worker thread; an error opening it is
+** returned by nio__engine_join(). */
+int nio__engine_new(nio_engine **out, const char *backend);
+void nio__engine_free(nio_engine *e);
+/* Any thread: start the worker thread, which opens the port, calls
+** hooks->start, then loops until nio__engine_quit(). */
+int nio__engine_start(nio_engine *e, const nio_engine_hooks *hooks);
+/* Any thread but the worker: wait for the worker to end. Returns the value
+** given to nio__engine_quit(), hooks->start's failure, or the port's open
+** error. */
+int nio__engine_join(nio_engine *e);
+/* Worker thread: end the loop after the current turn. */
+void nio__engine_quit(nio_engine *e, int result);
+/* Any thread, async-signal-safe: ask for a graceful stop (hooks->stop runs
+** on the worker). */
+void nio__engine_stop(nio_engine *e);
+/* Worker thread: whether a graceful stop was asked for. */
+int nio__engine_stopping(const nio_engine *e);
+/* Any thread: run fn(e, arg) on the worker thread soon. Returns NIO_ENOMEM
+** or NIO_ECLOSED (the engine has ended; fn will not run). */
+typedef void (*nio_call_fn)(nio_engine *e, void *arg);
+int nio__engine_call(nio_engine *e, nio_call_fn fn, void *arg);
+/* The backend in use ("uring"/"epoll"), valid once the worker started. */
+const char *nio__engine_backend(const nio_engine *e);
+/* Monotonic time of the current loop turn, in ns (cheap; no syscall). */
+uint64_t nio__engine_now(const nio_engine *e);
+/* Opaque per-engine pointer for the layer above (the binding's state). */
+void nio__engine_set_udata(nio_engine *e, void *udata);
+void *nio__engine_udata(const nio_engine *e);
+/* The engine whose worker is the calling thread, or NULL. */
+nio_engine *nio__engine_current(void);
+/* Counters: connections open, output bytes dropped at stop. */
+typedef struct nio_engine_stats {
+  uint64_t conns;
+  uint64_t dropped_bytes;
+} nio_engine_stats;
+void nio__engine_stats(const nio_engine *e, nio_engine_stats *st);
+
+/* ---- timers (one heap for all sleeps and timeouts) ------------------ */
+
+typedef void (*nio_timer_cb)(nio_timer *t);
+/* Embedded by its owner; zero-initialise before first use. */
+struct nio_timer {
+  uint64_t due;  /* ns, nio__now_ns() clock */
+  uint32_t slot; /* heap index + 1; 0 = not armed */
+  nio_timer_cb cb;
+  void *data; /* the owner's */
+};
+/* (Re)arm t to fire after delay_ns. */
+void nio__timer_start(nio_engine *e, nio_timer *t, uint64_t delay_ns,
+                      nio_timer_cb cb);
+void nio__timer_stop(nio_engine *e, nio_timer *t);
+#define nio__timer_active(t) ((t)->slot != 0)
+
+/* ---- connections ---------------------------------------------------- */
+
+/* Events delivered to a connection's owner (bit mask). */
+enum {
+  /* Input grew, or the stream reached its end (eof) or failed (err). */
+  NIO_EV_READ = 1,
+  /* Output left the queue: queued dropped to the low-water mark or below,
+  ** or to 0 (flushed), or sending failed (err). */
+  NIO_EV_WRITE = 2,
+  /* A connect finished; err holds its result. */
+  NIO_EV_CONNECT = 4
+};
+typedef void (*nio_conn_cb)(nio_conn *c, int events);
+
+/* Called when a queued chunk is no longer needed (sent or dropped). */
+typedef void (*nio_chunk_free)(void *ud, const void *p, size_t len);
+
+/*
+** A connection. Allocated and freed by the engine. The owner (who accepted
+** or connected it) reads the fields below and calls the functions; after it
+** calls nio__conn_close() it must forget the pointer: the engine frees the
+** connection once every request on it has completed.
+*/
+struct nio_conn {
+  uint64_t id;      /* generation-tagged; see nio__conn_get() */
+  nio_conn_cb cb;   /* owner's; may be changed at any time */
+  void *udata;      /* owner's */
+  nio_sock fd;
+  int err;          /* first error (NIO_E*), 0 if none; sticky */
+  unsigned eof : 1; /* the peer closed its sending side */
+  unsigned closing : 1;
+  unsigned shut : 1; /* shutdown asked for */
+  /* Input: bytes in[rpos..wpos) of a buffer of size cap; see
+  ** nio__conn_input(). */
+  char *in;
+  uint32_t rpos, wpos, cap;
+  /* Counters. */
+  uint64_t bytes_in, bytes_out;
+  size_t queued; /* bytes accepted for sending and not yet sent */
+  /* Engine-private fields follow in engine.c's definition. */
+};
+
+/* Start a connection to addr. bind: local address to bind first (with
+** address and port reuse), or NULL. The result comes as NIO_EV_CONNECT
+** with c->err = 0 or NIO_E*; on failure the owner still closes c. */
+int nio__conn_connect(nio_engine *e, const nio_addr *addr,
+                      const nio_addr *bind, nio_conn_cb cb, void *udata,
+                      nio_conn **out);
+/* The live connection with this id, or NULL (closed, stale or foreign). */
+nio_conn *nio__conn_get(nio_engine *e, uint64_t id);
+
+/* Input. Bytes received and not consumed: *len bytes at the returned
+** pointer (valid until the next engine call on c). */
+const char *nio__conn_input(nio_conn *c, size_t *len);
+void nio__conn_consume(nio_conn *c, size_t n);
+/* How many input bytes the owner wants buffered before the engine stops
+** receiving (flow control). Default 64 KiB; raise it for recv(n) with a
+** large n or recv("*a"). Receiving resumes when the buffer drains below. */
+void nio__conn_want(nio_conn *c, size_t n);
+
+/* Output. Queue len bytes at p. free == NULL: the bytes are copied now.
+** Otherwise p must stay valid until free(ud, p, len) is called (after the
+** bytes reached the kernel, or were dropped by close). Never blocks; the
+** caller applies the water marks by looking at c->queued. Returns 0, or
+** NIO_ECLOSED / c->err when the connection can no longer send (free is
+** then called before returning). len == 0 is a no-op. */
+int nio__conn_write(nio_conn *c, const void *p, size_t len,
+                    nio_chunk_free free, void *ud);
+/* Low-water mark at or below which NIO_EV_WRITE is delivered. */
+void nio__conn_set_lowat(nio_conn *c, size_t lowat);
+/* Half-close the sending side once queued output is sent. */
+int nio__conn_shutdown(nio_conn *c);
+/* Close now: cancel what is in flight, drop queued output (counted), close
+** the socket once the cancels completed, then free c. No callback is
+** delivered to the owner after this call. reset != 0 makes the peer see a
+** reset (SO_LINGER 0). */
+void nio__conn_close(nio_conn *c, int reset);
+/* Close once queued output is sent (or the engine's grace period passes,
+** or sending fails). For connections forgotten by their owner (__gc). */
+void nio__conn_close_after_flush(nio_conn *c);
+
+int nio__conn_getsockname(nio_conn *c, nio_addr *a);
+int nio__conn_getpeername(nio_conn *c, nio_addr *a);
+int nio__conn_setopt(nio_conn *c, const char *name, int value);
+
+/* ---- listeners ------------------------------------------------------ */
+
+/* NIO_EV_READ on a listener: connections are pending (or err is set). */
+typedef void (*nio_listener_cb)(nio_listener *l, int events);
+struct nio_listener {
+  nio_listener_cb cb;
+  void *udata;
+  nio_sock fd;
+  int err; /* last accept error (NIO_E*), 0 if none */
+  /* Engine-private fields follow in listener.c's definition. */
+};
+/* Listen on addr. The engine accepts ahead (pre-posted accepts) and keeps
+** up to backlog accepted connections waiting for nio__listener_accept(). */
+int nio__listen(nio_engine *e, const nio_addr *addr, int backlog,
+                int reuseport, nio_listener_cb cb, void *udata,
+                nio_listener **out);
+/* A pending connection, now owned by the caller, or NULL if none. */
+nio_conn *nio__listener_accept(nio_listener *l, nio_conn_cb cb, void *udata);
+int nio__listener_getsockname(nio_listener *l, nio_addr *a);
+/* Close: pending connections are closed; no callback after this call. */
+void nio__listener_close(nio_listener *l);
+
+/* ---- addresses and name resolution ---------------------------------- */
+
+/* Split "host:port", "[v6]:port" or "*:port" into host and port. "*" and
+** "" give host "" (any address). Returns 0 or NIO_EBADADDR. */
+int nio__addr_split(const char *s, char *host, size_t hostlen, int *port);
+/* Parse a numeric host ("" = 0.0.0.0, "127.0.0.1", "::1") and port
+** (0..65535) into a. Returns 0, NIO_EBADADDR for a bad port, or
+** NIO_EAI_NONAME if host is not numeric (then resolve it). */
+int nio__addr_numeric(const char *host, int port, nio_addr *a);
+/* Resolve a host name without blocking the loop: getaddrinfo runs on a
+** helper thread; cb runs on the worker with res = 0 and the first address
+** (port set), or NIO_E*. */
+typedef void (*nio_resolve_cb)(void *arg, int res, const nio_addr *a);
+int nio__resolve(nio_engine *e, const char *host, int port, nio_resolve_cb cb,
+                 void *arg);
+
+#endif /* NIO_ENGINE_H */

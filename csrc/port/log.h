@@ -1,0 +1,38 @@
+/*
+** log.h: the leveled, thread-safe logger shared by every layer (C and the
+** Lua netio.log). One line per call: time, level, pid, tid, message.
+** Its state is the one piece of process-wide mutable state (DESIGN: logging
+** aside).
+*/
+#ifndef NIO_LOG_H
+#define NIO_LOG_H
+
+#include <stdarg.h>
+
+enum { NIO_LOG_ERROR = 0, NIO_LOG_WARN, NIO_LOG_INFO, NIO_LOG_DEBUG };
+
+/* Current level; messages above it are dropped. Default: NIO_LOG_INFO,
+** or the level named by the environment variable NETIO_LOG
+** ("error", "warn", "info", "debug"). */
+int nio__log_level(void);
+void nio__log_set_level(int level);
+/* Level by name, or -1. */
+int nio__log_level_by_name(const char *name);
+const char *nio__log_level_name(int level);
+/* Write to path (appended) instead of stderr; also_stderr keeps stderr.
+** path NULL goes back to stderr only. Returns 0 or NIO_E*. */
+int nio__log_open(const char *path, int also_stderr);
+void nio__log(int level, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void nio__logv(int level, const char *fmt, va_list ap);
+/* Log once per process for a given key (a string literal). */
+void nio__log_once(int level, const char *key, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#endif /* NIO_LOG_H */

@@ -1,0 +1,154 @@
+/*
+** port.h: the completion port. One IOCP-shaped interface, three backends
+** (uring.c, epoll.c, iocp.c) chosen at run time by port.c.
+**
+** The model: the caller fills a request (the OVERLAPPED analogue) and
+** submits it; later, inside nio__port_wait(), the port calls the request's
+** callback with the result. The caller owns the request and every buffer it
+** names from submission until the request's *final* completion has been
+** delivered -- also after nio__port_cancel(). A multishot request (accept,
+** recv on uring) may complete several times; every completion but the last
+** carries NIO_CQE_MORE. Memory of a request is never freed or reused before
+** its final completion.
+**
+** Threading: everything but nio__port_post() is called on the one thread
+** that opened the port (the engine's worker thread).
+*/
+#ifndef NIO_PORT_H
+#define NIO_PORT_H
+
+#include "sys.h"
+
+typedef struct nio_port nio_port;
+typedef struct nio_req nio_req;
+
+enum nio_op {
+  NIO_OP_NONE = 0,
+  /* Accept connections on a listening socket. Multishot: completes once per
+  ** accepted socket (res = the new socket, non-blocking, close-on-exec, or
+  ** a negative NIO_E*) with NIO_CQE_MORE set while the request stays armed.
+  ** The final completion (no MORE) comes after a cancel or a fatal error. */
+  NIO_OP_ACCEPT,
+  /* Connect req->fd to req->u.connect.addr. res = 0 or NIO_E*. */
+  NIO_OP_CONNECT,
+  /* Receive into a buffer the port owns, so an idle socket holds none.
+  ** res = bytes (> 0), 0 at end of stream, or NIO_E*. The data pointer
+  ** passed to the callback is valid only during the callback. May be
+  ** multishot (NIO_CQE_MORE); the port never delivers more than one
+  ** completion per callback call and stops on EOF or error. At most
+  ** u.recv.max bytes are delivered per completion (0 = the port's own buffer
+  ** size, 64 KiB). */
+  NIO_OP_RECV,
+  /* Send the byte ranges u.send.iov[0..iovcnt). The port resumes short
+  ** sends by itself and completes once: res = total bytes sent (all of
+  ** them) or NIO_E*. The port may modify the iov array (it advances it);
+  ** the array belongs to the caller again at completion. One send in flight
+  ** per socket: the caller never submits a second before the first
+  ** completes. */
+  NIO_OP_SEND,
+};
+
+/* Flags passed to the callback. */
+enum {
+  NIO_CQE_MORE = 1 /* the request is still armed: more completions follow */
+};
+
+typedef void (*nio_req_cb)(nio_req *req, int res, const char *data,
+                           unsigned flags);
+
+struct nio_req {
+  /* Filled by the caller before submit. */
+  nio_sock fd;
+  uint8_t op;      /* enum nio_op */
+  uint8_t flags;   /* NIO_REQ_* below */
+  uint8_t active;  /* set by the port at submit, cleared before the final
+                   ** callback; the caller must not touch an active request */
+  uint8_t bkflags; /* backend-private */
+  nio_req_cb cb;
+  void *data; /* the owner's */
+  union {
+    struct {
+      nio_addr *addr; /* caller-owned until completion */
+    } connect;
+    struct {
+      uint32_t max; /* at most this many bytes per completion; 0 = any */
+    } recv;
+    struct {
+      nio_iov *iov; /* caller-owned until completion */
+      int iovcnt;
+    } send;
+  } u;
+  /* Backend-private links (epoll wait lists, iocp OVERLAPPED pointer...). */
+  nio_req *bknext;
+  void *bkptr;
+  uint64_t bkdata;
+};
+
+enum {
+  NIO_REQ_MULTISHOT = 1 /* recv: keep the request armed (a hint) */
+};
+
+/* Open a port on the calling thread. backend: "uring", "epoll", "iocp" or
+** NULL/"" for the best available; the environment variable NETIO_BACKEND
+** overrides NULL. When the best is chosen and io_uring cannot be set up,
+** epoll is used instead and the reason logged once at debug level. A
+** backend asked for by name that cannot be set up is an error. The test
+** switch NETIO_TEST_URING_FAIL=1 makes io_uring setup fail. */
+int nio__port_open(nio_port **out, const char *backend);
+/* Close the port. All requests must have had their final completion. */
+void nio__port_close(nio_port *p);
+/* "uring", "epoll" or "iocp". */
+const char *nio__port_backend(const nio_port *p);
+/* Whether backend name can be opened on this machine (opens and closes a
+** port to find out). */
+int nio__port_available(const char *backend);
+
+/* Associate a new socket with the port before any request on it (epoll
+** registers it, iocp associates it with the completion port). */
+int nio__port_add(nio_port *p, nio_sock fd);
+/* Forget a socket before closing it; all its requests must have had their
+** final completion. */
+void nio__port_remove(nio_port *p, nio_sock fd);
+
+/* Queue a request. It takes effect at the next nio__port_wait() (one
+** submission per loop turn) or earlier if the backend's queue fills.
+** Never calls the callback from inside submit. Returns 0 or NIO_E* (the
+** request was not accepted and will not complete). */
+int nio__port_submit(nio_port *p, nio_req *r);
+/* Ask an active request to finish early. Its final completion follows with
+** NIO_ECANCELED, or with its real result if that raced the cancel. The
+** callback is never called from inside cancel. */
+int nio__port_cancel(nio_port *p, nio_req *r);
+
+/* Submit what is queued, wait up to timeout_ms (-1 = no limit, 0 = poll)
+** for completions, and call the callback of every completion ready, in one
+** batch. Callbacks may submit and cancel. Returns the number of completions
+** delivered, or NIO_E*. Wakes early (returning 0 or more) after post(). */
+int nio__port_wait(nio_port *p, int timeout_ms);
+/* Any thread: make the current or next nio__port_wait() return. */
+int nio__port_post(nio_port *p);
+
+/*
+** The backend table (nginx-style). Each backend file defines one.
+*/
+typedef struct nio_port_ops {
+  const char *name;
+  int (*open)(nio_port **out);
+  void (*close)(nio_port *p);
+  int (*add)(nio_port *p, nio_sock fd);
+  void (*remove)(nio_port *p, nio_sock fd);
+  int (*submit)(nio_port *p, nio_req *r);
+  int (*cancel)(nio_port *p, nio_req *r);
+  int (*wait)(nio_port *p, int timeout_ms);
+  int (*post)(nio_port *p);
+} nio_port_ops;
+
+/* Every backend's port struct starts with this. */
+struct nio_port {
+  const nio_port_ops *ops;
+};
+
+extern const nio_port_ops nio__uring_ops;
+extern const nio_port_ops nio__epoll_ops;
+
+#endif /* NIO_PORT_H */

@@ -1,0 +1,113 @@
+/*
+** sys.h: the small per-OS layer (threads, locks, time, socket helpers).
+** The engine and the binding call only this and port.h, so they carry no
+** #ifdef for the OS. Implemented in sys_unix.c (and sys_win.c later).
+**
+** All functions returning int return 0 or a count on success and a
+** negative NIO_E* code on failure; none of them leaves errno meaningful.
+*/
+#ifndef NIO_SYS_H
+#define NIO_SYS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "netio.h"
+
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+typedef SOCKET nio_sock;
+#define NIO_BAD_SOCK INVALID_SOCKET
+#else
+#include <pthread.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+typedef int nio_sock;
+#define NIO_BAD_SOCK (-1)
+#endif
+
+/* A byte range for vectored sends; same layout as struct iovec / WSABUF is
+** not guaranteed, so backends convert (uring/epoll cast: the layout matches
+** struct iovec on Linux, checked by a static assert in sys_unix.c). */
+typedef struct nio_iov {
+  void *base;
+  size_t len;
+} nio_iov;
+
+/* Socket addresses. */
+typedef struct nio_addr {
+  struct sockaddr_storage ss;
+  uint32_t len; /* socklen_t */
+} nio_addr;
+
+/* Time: monotonic nanoseconds. */
+uint64_t nio__now_ns(void);
+
+/* Threads and locks. */
+typedef struct nio_thread nio_thread;
+typedef void (*nio_thread_fn)(void *arg);
+int nio__thread_start(nio_thread **out, nio_thread_fn fn, void *arg);
+/* Wait for the thread and free it. */
+int nio__thread_join(nio_thread *t);
+/* Start a thread that frees itself when fn returns. */
+int nio__thread_detach_start(nio_thread_fn fn, void *arg);
+/* Block SIGINT/SIGTERM/SIGPIPE in the calling thread (threads it starts
+** inherit this), so only the host's main thread sees them. No-op on
+** Windows. */
+void nio__thread_block_signals(void);
+/* A small integer naming the calling OS thread, for log headers. */
+uint64_t nio__thread_self_id(void);
+
+typedef struct nio_mutex {
+#ifdef _WIN32
+  SRWLOCK l;
+#else
+  pthread_mutex_t m;
+#endif
+} nio_mutex;
+typedef struct nio_cond {
+#ifdef _WIN32
+  CONDITION_VARIABLE c;
+#else
+  pthread_cond_t c;
+#endif
+} nio_cond;
+int nio__mutex_init(nio_mutex *m);
+void nio__mutex_destroy(nio_mutex *m);
+void nio__mutex_lock(nio_mutex *m);
+void nio__mutex_unlock(nio_mutex *m);
+int nio__cond_init(nio_cond *c);
+void nio__cond_destroy(nio_cond *c);
+void nio__cond_signal(nio_cond *c);
+void nio__cond_broadcast(nio_cond *c);
+/* Wait on c with m held. timeout_ns < 0 waits forever. Returns 0, or
+** NIO_ETIMEDOUT when the time passed. */
+int nio__cond_wait(nio_cond *c, nio_mutex *m, int64_t timeout_ns);
+
+/* Sockets. Every socket made here is non-blocking and close-on-exec. */
+int nio__sock_tcp(int family, nio_sock *out);
+int nio__sock_close(nio_sock s);
+/* bind + listen, with SO_REUSEADDR (and SO_REUSEPORT if reuseport). */
+int nio__sock_listen(const nio_addr *a, int backlog, int reuseport,
+                     nio_sock *out);
+/* Bind a fresh socket to a, with address (and port) reuse, for a client
+** that wants a fixed local address (hole punching). */
+int nio__sock_bind_reuse(nio_sock s, const nio_addr *a);
+int nio__sock_getsockname(nio_sock s, nio_addr *a);
+int nio__sock_getpeername(nio_sock s, nio_addr *a);
+/* Pending error of a socket (SO_ERROR) as NIO_E*, or 0. */
+int nio__sock_error(nio_sock s);
+/* Options by LuaSocket name: "tcp-nodelay", "keepalive", "reuseaddr"
+** (value 0/1), "linger" (value = seconds, < 0 turns it off). */
+int nio__sock_setopt(nio_sock s, const char *name, int value);
+/* Half-close the sending side. */
+int nio__sock_shutdown_write(nio_sock s);
+/* Abortive close: SO_LINGER 0 then close, the peer sees a reset. */
+int nio__sock_close_reset(nio_sock s);
+/* Error of the last failed socket call of this thread, as NIO_E*. */
+int nio__sock_last_error(void);
+
+/* Format an address as ip text and port ("::1", 8080). */
+int nio__addr_format(const nio_addr *a, char *ip, size_t iplen, int *port);
+
+#endif /* NIO_SYS_H */
