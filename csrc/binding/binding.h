@@ -1,0 +1,239 @@
+/*
+** binding.h: private declarations shared by the files of the Lua C module
+** netio.core (core.c, task.c, conn.c, listener.c, tcp.c) and the host.
+**
+** Threading: a Lua state is used by one thread at a time. netio.run()
+** prepares everything on the calling thread, starts the engine's worker
+** thread and blocks in nio__engine_join(); from then on only the worker
+** touches the Lua state, until the join returns. The thread create/join
+** pair orders the two.
+*/
+#ifndef NIO_BINDING_H
+#define NIO_BINDING_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include "engine/engine.h"
+
+#define NB_TASK_MT "netio.task"
+#define NB_CONN_MT "netio.conn"
+#define NB_LISTENER_MT "netio.listener"
+
+/* Output water marks (DESIGN §2 conn:send). */
+#define NB_SEND_HIGH (1u << 20)
+#define NB_SEND_LOW (256u << 10)
+/* Strings up to this size are copied into the output queue; longer ones
+** are referenced (anchored in the state's table) until sent. */
+#define NB_SEND_COPY_MAX (16u << 10)
+/* recv(): the "whatever has arrived" size, the line-length limit of "*l",
+** and the size above which recv(n) collects in the reader's own buffer. */
+#define NB_RECV_ANY_MAX (64u << 10)
+#define NB_LINE_MAX (1u << 20)
+#define NB_RECV_DIRECT_MAX (1u << 20)
+/* After netio.stop() (or a signal): how long tasks get to finish before
+** the connections left are closed and the run ends. (Output queued on
+** connections closed after flush then gets the engine's own grace.) */
+#define NB_STOP_GRACE_NS (2000000000ull)
+
+typedef struct nb_state nb_state;
+typedef struct nb_task nb_task;
+typedef struct nb_conn nb_conn;
+typedef struct nb_listener nb_listener;
+
+/* A list of tasks waiting for one event (joiners, acceptors). */
+typedef struct nb_waitq {
+  nb_task *head;
+} nb_waitq;
+
+/*
+** A task: a coroutine run by the loop. The struct is the payload of a
+** "netio.task" userdata whose user value 1 is the coroutine and user value
+** 2 the error value once it failed. While the task has not ended, the
+** userdata is anchored in the state's table T (key: light userdata of the
+** struct); the anchor is removed exactly once, when the task ends or the
+** run ends, after which the userdata lives as long as Lua references it.
+*/
+enum {
+  NB_T_READY = 0, /* queued or running */
+  NB_T_WAIT,      /* yielded inside a netio call, waiting to be woken */
+  NB_T_DONE,      /* returned; results on the coroutine's stack */
+  NB_T_FAILED,    /* raised; error value in user value 2 */
+  NB_T_ABANDONED  /* the run ended before the task did */
+};
+struct nb_task {
+  lua_State *co;
+  nb_state *S;               /* NULL once the run ended */
+  nb_task *next;             /* ready list */
+  nb_task *wnext;            /* a nb_waitq, while in one */
+  nb_waitq *wq;              /* the queue it is in, or NULL */
+  nb_task *prev_all, *next_all; /* S->tasks: every task not ended */
+  nio_timer timer;           /* the timeout of the current wait */
+  int nargs;                 /* arguments for the first resume */
+  int nres;                  /* results (NB_T_DONE) */
+  uint8_t status;
+  uint8_t queued;   /* on the ready list */
+  uint8_t started;  /* resumed at least once */
+  uint8_t timedout; /* the wait's timer fired */
+  uint8_t is_main;  /* the first task of netio.run: its error ends the run */
+  uint8_t joined;   /* somebody waits for it: do not log its error */
+  nb_waitq joiners;
+};
+
+/*
+** A connection as Lua sees it: the payload of a "netio.conn" userdata.
+** c is the engine's connection, NULL once closed (either side: a closed
+** conn stays a valid object whose methods return nil, "closed"). The
+** engine's c->udata points back here until we close c, and the engine
+** delivers no callback after that, so the pointer never dangles.
+*/
+struct nb_conn {
+  nio_conn *c;
+  nb_state *S; /* NULL once the run ended */
+  /* S->conns holds every conn userdata of the run, open or closed, until
+  ** it is collected: the end of the run clears S in all of them. */
+  nb_conn *prev, *next;
+  uint64_t id;
+  nb_task *reader; /* the task waiting in recv (or connect) */
+  nb_task *writer; /* the task waiting in send (water mark) or flush */
+  int64_t tmo_connect, tmo_send, tmo_read; /* ns, -1 = no limit */
+  unsigned connected : 1; /* connect completed (NIO_EV_CONNECT seen) */
+  size_t want;            /* input wanted, when raised above the default */
+  /* Reader state kept across yields of one recv call. */
+  size_t scan;  /* "*l": input bytes already searched for LF */
+  char *acc;    /* large recv(n) and "*a": bytes collected so far */
+  size_t acclen, acccap;
+};
+
+/* A listener: the payload of a "netio.listener" userdata. */
+struct nb_listener {
+  nio_listener *l; /* NULL once closed */
+  nb_state *S;
+  nb_listener *prev, *next; /* S->listeners */
+  nb_waitq acceptors;
+};
+
+/* A large string queued by send, anchored in T until the engine frees it. */
+typedef struct nb_sendref {
+  nb_state *S;
+  struct nb_sendref *next; /* S->unrefs, once freed by the engine */
+} nb_sendref;
+
+/*
+** The state of one run: the engine's udata. A "netio.state" userdata on the
+** stack of the netio.run call that owns it; registry[light S] is the
+** anchor table T (tasks, sent strings, the loop thread).
+*/
+#define NB_MAGIC 0x6e62696eu
+struct nb_state {
+  unsigned magic;
+  nio_engine *e;
+  lua_State *L;    /* the loop's own thread: used by hooks and callbacks */
+  lua_State *main; /* the main thread of this Lua state */
+  nb_task *ready_head, *ready_tail;
+  nb_task *current; /* the task being resumed */
+  nb_task *main_task;
+  nb_task *tasks;   /* every task not ended (for the end of the run) */
+  size_t ntasks;
+  nb_conn *conns;
+  nb_listener *listeners;
+  nb_sendref *unrefs; /* strings the engine no longer needs */
+  nio_timer grace;    /* the stop's deadline */
+  uint8_t stopping; /* netio.stop() or a signal */
+  uint8_t draining; /* every task ended: the loop is ending */
+  uint8_t forced;   /* the stop grace passed: quit at the next turn */
+  uint8_t failed;   /* the main task raised */
+};
+
+/* ---- core.c ---------------------------------------------------------- */
+
+/* The state of the engine running on this thread, if it runs this Lua
+** state; else NULL. */
+nb_state *nio__bind_current(lua_State *L);
+/* The task running L, or raise "netio: <name> must be called from a netio
+** task". hint: a state to try first (the fast path). */
+nb_task *nio__bind_task(lua_State *L, nb_state *hint, const char *name);
+/* A timeout argument: nil/none → dflt, number ≥ 0 → ns; else argerror. */
+int64_t nio__bind_opt_timeout(lua_State *L, int arg, int64_t dflt);
+/* Push nil, message, code for a NIO_E* error; returns 3. */
+int nio__bind_fail(lua_State *L, int err);
+/* Release the strings the engine freed (loop thread context). */
+void nio__bind_release_refs(nb_state *S);
+
+typedef struct nb_run_opts {
+  const char *backend; /* NULL: NETIO_BACKEND or the best */
+  /* Called on the calling thread right after the worker started, and
+  ** right after it ended (before the engine is freed): the host's signal
+  ** handling uses them. */
+  void (*started)(nio_engine *e, void *ud);
+  void (*ended)(nio_engine *e, void *ud);
+  void *ud;
+} nb_run_opts;
+/* netio.run for C callers (the host): the function and its nargs
+** arguments are on top of L's stack. Returns the number of results pushed
+** (true, results...) or raises the first task's error. */
+int nio__bind_run(lua_State *L, int nargs, const nb_run_opts *o);
+
+/* ---- task.c ------------------------------------------------------------ */
+
+void nio__bind_task_open(lua_State *L);
+/* Create a task running the function at index fidx with the values above
+** it as arguments (they are moved); pushes the task. */
+nb_task *nio__bind_spawn(lua_State *L, nb_state *S, int fidx);
+/* Wake a waiting task: put it on the ready list (idempotent). */
+void nio__bind_wake(nb_task *t);
+/* Prepare t to wait: arm the timeout (ns, < 0 none). Then the caller
+** returns lua_yieldk(L, 0, ctx, k); the continuation checks its condition
+** and, once the wait is over, calls nio__bind_wait_end(). */
+void nio__bind_wait_begin(nb_task *t, int64_t timeout_ns);
+/* Mark t waiting and yield with continuation k (also to wait again after a
+** wake-up that did not end the wait). Call as a return expression. */
+int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,
+                    lua_KFunction k);
+void nio__bind_wait_end(nb_task *t);
+/* Wait queues. */
+void nio__bind_waitq_add(nb_waitq *q, nb_task *t);
+void nio__bind_waitq_remove(nb_task *t);
+void nio__bind_waitq_wake_all(nb_waitq *q);
+/* Run the ready tasks (one batch). Returns 1 if tasks are ready again. */
+int nio__bind_run_ready(nb_state *S);
+/* The run ended: forget every task that did not end. */
+void nio__bind_abandon_tasks(nb_state *S);
+/* join for the run-in-a-task path: push the results of a finished t. */
+int nio__bind_task_results(lua_State *L, nb_task *t);
+/* netio.spawn */
+int nio__bind_l_spawn(lua_State *L);
+/* Yield in task t until target ends or the timeout; the continuation
+** pushes the results (as join). */
+int nio__bind_join_wait(lua_State *L, nb_task *t, nb_task *target,
+                        int64_t timeout_ns, int raise);
+
+/* ---- conn.c ------------------------------------------------------------ */
+
+void nio__bind_conn_open(lua_State *L);
+/* Push a new "netio.conn" userdata (no connection yet). */
+nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S);
+/* Attach an engine connection to a conn userdata. */
+void nio__bind_conn_attach(nb_conn *nb, nio_conn *c);
+/* Close nb's connection (flush: after queued output is sent) and wake
+** the tasks waiting on it; no-op once closed. */
+void nio__bind_conn_close(nb_conn *nb, int flush);
+/* The engine callback for connections made by the binding. */
+void nio__bind_conn_cb(nio_conn *c, int events);
+/* Close every connection (the end of the run or a forced stop). flush:
+** close after flush when output is queued. detach: the run ends, forget
+** the state in every conn userdata. */
+void nio__bind_close_conns(nb_state *S, int flush, int detach);
+
+/* ---- listener.c -------------------------------------------------------- */
+
+void nio__bind_listener_open(lua_State *L);
+nb_listener *nio__bind_listener_new(lua_State *L, nb_state *S);
+void nio__bind_listener_cb(nio_listener *l, int events);
+void nio__bind_close_listeners(nb_state *S, int detach);
+
+/* ---- tcp.c ------------------------------------------------------------- */
+
+int nio__bind_l_listen(lua_State *L);
+int nio__bind_l_connect(lua_State *L);
+
+#endif /* NIO_BINDING_H */

@@ -1,0 +1,654 @@
+/*
+** conn.c: the "netio.conn" class -- a TCP connection read and written
+** by tasks: recv patterns, send with water marks, flush, close, options.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "binding.h"
+
+enum { RM_ANY = 0, RM_N = 1, RM_LINE = 2, RM_ALL = 3 };
+
+static nb_conn *conn_check(lua_State *L) {
+  return luaL_checkudata(L, 1, NB_CONN_MT);
+}
+
+/* ---- life cycle ------------------------------------------------------ */
+
+nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S) {
+  nb_conn *nb = lua_newuserdatauv(L, sizeof *nb, 0);
+  memset(nb, 0, sizeof *nb);
+  nb->tmo_connect = nb->tmo_send = nb->tmo_read = -1;
+  luaL_setmetatable(L, NB_CONN_MT);
+  nb->S = S;
+  nb->next = S->conns;
+  if (S->conns) S->conns->prev = nb;
+  S->conns = nb;
+  return nb;
+}
+
+static void conn_unlink(nb_conn *nb) {
+  nb_state *S = nb->S;
+  if (S == NULL) return;
+  if (nb->prev)
+    nb->prev->next = nb->next;
+  else if (S->conns == nb)
+    S->conns = nb->next;
+  if (nb->next) nb->next->prev = nb->prev;
+  nb->prev = nb->next = NULL;
+  nb->S = NULL;
+}
+
+void nio__bind_conn_cb(nio_conn *c, int events) {
+  nb_conn *nb = c->udata;
+  if (nb == NULL) return;
+  if (events & NIO_EV_CONNECT) nb->connected = 1;
+  /* A failed stream wakes both sides: each sees the error. */
+  if (c->err) events |= NIO_EV_READ | NIO_EV_WRITE;
+  if ((events & (NIO_EV_READ | NIO_EV_CONNECT)) && nb->reader)
+    nio__bind_wake(nb->reader);
+  if ((events & NIO_EV_WRITE) && nb->writer) nio__bind_wake(nb->writer);
+}
+
+void nio__bind_conn_attach(nb_conn *nb, nio_conn *c) {
+  nb->c = c;
+  nb->id = c->id;
+  c->udata = nb;
+  c->cb = nio__bind_conn_cb;
+  nio__conn_set_lowat(c, NB_SEND_LOW);
+  /* No Nagle by default (as Go does): the engine already coalesces what a
+  ** turn queued into one send, and Nagle with delayed ACKs costs a
+  ** request/response protocol 40 ms a round. setoption turns it back. */
+  nio__conn_setopt(c, "tcp-nodelay", 1);
+}
+
+static void acc_reset(nb_conn *nb) {
+  free(nb->acc);
+  nb->acc = NULL;
+  nb->acclen = nb->acccap = 0;
+}
+
+static int acc_append(nb_conn *nb, const char *p, size_t n);
+
+void nio__bind_conn_close(nb_conn *nb, int flush) {
+  nio_conn *c = nb->c;
+  size_t len;
+  const char *p;
+  if (c == NULL) return;
+  /* A task waiting in recv gets what arrived as its partial. */
+  if (nb->reader && nb->connected && (p = nio__conn_input(c, &len), len > 0))
+    acc_append(nb, p, len);
+  nb->c = NULL;
+  c->udata = NULL;
+  if (flush && c->queued > 0)
+    nio__conn_close_after_flush(c);
+  else
+    nio__conn_close(c, 0);
+  /* They see nb->c == NULL and return nil, "closed". */
+  if (nb->reader) nio__bind_wake(nb->reader);
+  if (nb->writer) nio__bind_wake(nb->writer);
+}
+
+void nio__bind_close_conns(nb_state *S, int flush, int detach) {
+  nb_conn *nb, *next;
+  for (nb = S->conns; nb; nb = next) {
+    next = nb->next;
+    nio__bind_conn_close(nb, flush);
+    if (detach) {
+      nb->reader = nb->writer = NULL;
+      nb->prev = nb->next = NULL;
+      nb->S = NULL;
+    }
+  }
+  if (detach) S->conns = NULL;
+}
+
+/* __gc and __close. Never waits: queued output is sent by the engine
+** after the object is gone (nio__conn_close_after_flush). */
+static int l_conn_gc(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  nio__bind_conn_close(nb, 1);
+  if (lua_gettop(L) == 1) { /* __gc (__close gets the error too) */
+    conn_unlink(nb);
+    acc_reset(nb);
+  }
+  return 0;
+}
+
+static int l_conn_close(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  nio__bind_conn_close(nb, 1);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- recv ------------------------------------------------------------ */
+
+static void want(nb_conn *nb, size_t n) {
+  if (nb->want == n || nb->c == NULL) return;
+  nb->want = n;
+  nio__conn_want(nb->c, n ? n : NB_RECV_ANY_MAX);
+}
+
+static int acc_append(nb_conn *nb, const char *p, size_t n) {
+  if (nb->acclen + n > nb->acccap) {
+    size_t cap = nb->acccap ? nb->acccap : NB_RECV_ANY_MAX;
+    char *q;
+    while (cap < nb->acclen + n) cap *= 2;
+    if ((q = realloc(nb->acc, cap)) == NULL) return NIO_ENOMEM;
+    nb->acc = q;
+    nb->acccap = cap;
+  }
+  memcpy(nb->acc + nb->acclen, p, n);
+  nb->acclen += n;
+  return 0;
+}
+
+/* A connection closed by either side is "closed" (DESIGN §1.3), a reset
+** included; other failures keep their readable text. */
+static const char *conn_errmsg(int err) {
+  if (err == NIO_ECLOSED || err == NIO_EOF || err == NIO_ECANCELED ||
+      err == NIO_ECONNRESET || err == NIO_EPIPE || err == NIO_ECONNABORTED)
+    return "closed";
+  return nio_strerror(err);
+}
+
+/* nil, msg, partial: partial = collected bytes + all buffered input,
+** consumed (the cosocket convention). */
+static int recv_fail(lua_State *L, nb_conn *nb, const char *msg) {
+  const char *p = NULL;
+  size_t len = 0;
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  if (nb->c) p = nio__conn_input(nb->c, &len);
+  if (nb->acclen == 0) {
+    lua_pushlstring(L, p ? p : "", len);
+  } else {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, nb->acc, nb->acclen);
+    if (len) luaL_addlstring(&b, p, len);
+    luaL_pushresult(&b);
+  }
+  if (nb->c && len) nio__conn_consume(nb->c, len);
+  acc_reset(nb);
+  nb->scan = 0;
+  want(nb, 0);
+  return 3;
+}
+
+/* One attempt at the pattern. Returns the number of results pushed, or -1
+** when it must wait for more input. */
+static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
+  nio_conn *c = nb->c;
+  size_t len, k;
+  const char *p = nio__conn_input(c, &len);
+  switch (mode) {
+  case RM_ANY:
+    if (len > 0) {
+      k = len < NB_RECV_ANY_MAX ? len : NB_RECV_ANY_MAX;
+      lua_pushlstring(L, p, k);
+      nio__conn_consume(c, k);
+      return 1;
+    }
+    break;
+  case RM_N:
+    if (n == 0) {
+      lua_pushliteral(L, "");
+      return 1;
+    }
+    if (nb->acclen == 0 && n <= NB_RECV_DIRECT_MAX) {
+      /* Straight from the input buffer, one copy into the Lua string. */
+      if (len >= n) {
+        lua_pushlstring(L, p, n);
+        nio__conn_consume(c, n);
+        want(nb, 0);
+        return 1;
+      }
+      if (n > NB_RECV_ANY_MAX) want(nb, n);
+      break;
+    }
+    /* Large: collect in the reader's buffer so the input stays small. */
+    k = n - nb->acclen;
+    if (k > len) k = len;
+    if (k > 0) {
+      if (acc_append(nb, p, k) != 0) return recv_fail(L, nb, "not enough memory");
+      nio__conn_consume(c, k);
+      p = nio__conn_input(c, &len);
+    }
+    if (nb->acclen == n) {
+      lua_pushlstring(L, nb->acc, nb->acclen);
+      acc_reset(nb);
+      want(nb, 0);
+      return 1;
+    }
+    want(nb, NB_RECV_DIRECT_MAX);
+    break;
+  case RM_LINE: {
+    const char *nl = NULL;
+    if (len > nb->scan) nl = memchr(p + nb->scan, '\n', len - nb->scan);
+    if (nl != NULL) {
+      size_t m = k = (size_t)(nl - p);
+      if (m > 0 && p[m - 1] == '\r') m--;
+      /* The limit holds also when the whole line arrived at once. */
+      if (m > NB_LINE_MAX) return recv_fail(L, nb, "line too long");
+      lua_pushlstring(L, p, m);
+      nio__conn_consume(c, k + 1);
+      nb->scan = 0;
+      want(nb, 0);
+      return 1;
+    }
+    nb->scan = len;
+    if (len > NB_LINE_MAX) return recv_fail(L, nb, "line too long");
+    /* Let a long line accumulate, up to the limit. */
+    if (len >= NB_RECV_ANY_MAX) want(nb, NB_LINE_MAX + 1);
+    break;
+  }
+  default: /* RM_ALL */
+    if (len > 0) {
+      if (acc_append(nb, p, len) != 0) return recv_fail(L, nb, "not enough memory");
+      nio__conn_consume(c, len);
+    }
+    if (c->eof && !c->err) {
+      lua_pushlstring(L, nb->acc ? nb->acc : "", nb->acclen);
+      acc_reset(nb);
+      want(nb, 0);
+      return 1;
+    }
+    want(nb, NB_RECV_DIRECT_MAX);
+    break;
+  }
+  /* Not satisfied: a finished stream ends the wait. */
+  if (c->err) return recv_fail(L, nb, conn_errmsg(c->err));
+  if (c->eof) return recv_fail(L, nb, "closed");
+  return -1;
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  nb_conn *nb = lua_touserdata(L, 1);
+  nb_task *t = nio__bind_task(L, nb->S, "recv");
+  int r;
+  (void)status;
+  /* Cleared first, so an error raised below (memory) frees the slot. */
+  nb->reader = NULL;
+  if (nb->c == NULL) {
+    nio__bind_wait_end(t);
+    return recv_fail(L, nb, "closed");
+  }
+  if ((r = recv_step(L, nb, (int)(ctx & 3), (size_t)(ctx >> 2))) >= 0) {
+    nio__bind_wait_end(t);
+    return r;
+  }
+  if (t->timedout) {
+    nio__bind_wait_end(t);
+    return recv_fail(L, nb, "timeout");
+  }
+  nb->reader = t;
+  return nio__bind_yield(L, t, ctx, recv_k);
+}
+
+static int recv_pattern(lua_State *L, size_t *n) {
+  lua_Integer i;
+  const char *p;
+  int isint;
+  switch (lua_type(L, 2)) {
+  case LUA_TNONE:
+  case LUA_TNIL:
+    return RM_ANY;
+  case LUA_TNUMBER:
+    i = lua_tointegerx(L, 2, &isint);
+    luaL_argcheck(L, isint, 2, "number has no integer representation");
+    luaL_argcheck(L, i >= 0, 2, "size must not be negative");
+    luaL_argcheck(L, (lua_Unsigned)i <= ((lua_Unsigned)INTPTR_MAX >> 2), 2,
+                  "size too large");
+    *n = (size_t)i;
+    return RM_N;
+  case LUA_TSTRING:
+    p = lua_tostring(L, 2);
+    if (p[0] == '*') p++;
+    if (p[0] == 'l' && p[1] == '\0') return RM_LINE;
+    if (p[0] == 'a' && p[1] == '\0') return RM_ALL;
+    /* fall through */
+  default:
+    return luaL_argerror(L, 2, "number or pattern expected");
+  }
+}
+
+static int l_conn_recv(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  size_t n = 0;
+  int mode = recv_pattern(L, &n), r;
+  int64_t tmo = nio__bind_opt_timeout(L, 3, nb->tmo_read);
+  nb_task *t = nio__bind_task(L, nb->S, "recv");
+  lua_KContext ctx = ((lua_KContext)n << 2) | mode;
+  if (nb->c == NULL) return recv_fail(L, nb, "closed");
+  if (nb->reader) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "busy");
+    lua_pushliteral(L, "");
+    return 3;
+  }
+  nb->scan = 0;
+  if ((r = recv_step(L, nb, mode, n)) >= 0) return r;
+  lua_settop(L, 3);
+  nb->reader = t;
+  nio__bind_wait_begin(t, tmo);
+  return nio__bind_yield(L, t, ctx, recv_k);
+}
+
+/* ---- send, flush ------------------------------------------------------ */
+
+static void send_unref(void *ud, const void *p, size_t len) {
+  nb_sendref *r = ud;
+  (void)p;
+  (void)len;
+  /* No Lua here (we may be inside the engine): the turn hook drops it. */
+  r->next = r->S->unrefs;
+  r->S->unrefs = r;
+}
+
+/* Queue the string at idx. Stack slot 3 holds the anchor table once a
+** large piece needed it (nil before). */
+static int send_piece(lua_State *L, nb_conn *nb, int idx, size_t *total) {
+  size_t len;
+  const char *p = lua_tolstring(L, idx, &len);
+  nb_sendref *ref;
+  int r;
+  if (len == 0) return 0;
+  if (len <= NB_SEND_COPY_MAX) {
+    r = nio__conn_write(nb->c, p, len, NULL, NULL);
+  } else {
+    /* Referenced, not copied: anchored until the engine frees it. */
+    if (lua_isnil(L, 3)) {
+      lua_rawgetp(L, LUA_REGISTRYINDEX, nb->S);
+      lua_replace(L, 3);
+    }
+    if ((ref = malloc(sizeof *ref)) == NULL) return NIO_ENOMEM;
+    ref->S = nb->S;
+    ref->next = NULL;
+    lua_pushvalue(L, idx);
+    lua_rawsetp(L, 3, ref);
+    r = nio__conn_write(nb->c, p, len, send_unref, ref);
+  }
+  if (r < 0) return r;
+  *total += len;
+  return 0;
+}
+
+static int send_failed(lua_State *L, int err) {
+  lua_pushnil(L);
+  lua_pushstring(L, conn_errmsg(err));
+  return 2;
+}
+
+static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  nb_conn *nb = lua_touserdata(L, 1);
+  nb_task *t = nio__bind_task(L, nb->S, "send");
+  (void)status;
+  nb->writer = NULL;
+  if (nb->c == NULL || nb->c->err) {
+    nio__bind_wait_end(t);
+    return send_failed(L, nb->c ? nb->c->err : NIO_ECLOSED);
+  }
+  if (nb->c->queued <= NB_SEND_LOW) {
+    nio__bind_wait_end(t);
+    lua_pushinteger(L, (lua_Integer)ctx);
+    return 1;
+  }
+  if (t->timedout) {
+    nio__bind_wait_end(t);
+    lua_pushnil(L);
+    lua_pushliteral(L, "timeout");
+    lua_pushinteger(L, (lua_Integer)ctx);
+    return 3;
+  }
+  nb->writer = t;
+  return nio__bind_yield(L, t, ctx, send_k);
+}
+
+static int l_conn_send(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  size_t total = 0, n = 0;
+  int r = 0, tp = lua_type(L, 2);
+  nb_task *t;
+  if (tp == LUA_TTABLE) {
+    /* Check every element before queueing any, so misuse queues nothing. */
+    n = (size_t)lua_rawlen(L, 2);
+    luaL_checkstack(L, 4, NULL);
+    for (size_t i = 1; i <= n; i++) {
+      int et = lua_rawgeti(L, 2, (lua_Integer)i);
+      if (et != LUA_TSTRING && et != LUA_TNUMBER) {
+        lua_pushfstring(L, "string expected at index %I, got %s",
+                        (lua_Integer)i, lua_typename(L, et));
+        return luaL_argerror(L, 2, lua_tostring(L, -1));
+      }
+      lua_pop(L, 1);
+    }
+  } else if (tp != LUA_TSTRING && tp != LUA_TNUMBER) {
+    return luaL_argerror(L, 2, "string or array of strings expected");
+  }
+  t = nio__bind_task(L, nb->S, "send");
+  if (nb->c == NULL) return send_failed(L, NIO_ECLOSED);
+  if (nb->writer && nb->c->queued > NB_SEND_HIGH) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "busy");
+    return 2;
+  }
+  lua_settop(L, 3);
+  lua_pushnil(L);
+  lua_replace(L, 3);
+  if (tp == LUA_TTABLE) {
+    for (size_t i = 1; i <= n && r == 0; i++) {
+      lua_rawgeti(L, 2, (lua_Integer)i);
+      r = send_piece(L, nb, 4, &total);
+      lua_pop(L, 1);
+    }
+  } else {
+    r = send_piece(L, nb, 2, &total);
+  }
+  if (r < 0) return send_failed(L, r);
+  if (nb->c->queued <= NB_SEND_HIGH) {
+    lua_pushinteger(L, (lua_Integer)total);
+    return 1;
+  }
+  /* Above the high-water mark: wait for the low one. */
+  lua_settop(L, 2);
+  nb->writer = t;
+  nio__bind_wait_begin(t, nb->tmo_send);
+  return nio__bind_yield(L, t, (lua_KContext)total, send_k);
+}
+
+static int flush_k(lua_State *L, int status, lua_KContext ctx) {
+  nb_conn *nb = lua_touserdata(L, 1);
+  nb_task *t = nio__bind_task(L, nb->S, "flush");
+  (void)status;
+  nb->writer = NULL;
+  if (nb->c == NULL || nb->c->err) {
+    nio__bind_wait_end(t);
+    return send_failed(L, nb->c ? nb->c->err : NIO_ECLOSED);
+  }
+  if (nb->c->queued == 0) {
+    nio__bind_wait_end(t);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (t->timedout) {
+    nio__bind_wait_end(t);
+    lua_pushnil(L);
+    lua_pushliteral(L, "timeout");
+    return 2;
+  }
+  nb->writer = t;
+  return nio__bind_yield(L, t, ctx, flush_k);
+}
+
+static int l_conn_flush(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  int64_t tmo = nio__bind_opt_timeout(L, 2, nb->tmo_send);
+  nb_task *t = nio__bind_task(L, nb->S, "flush");
+  if (nb->c == NULL) return send_failed(L, NIO_ECLOSED);
+  if (nb->c->err) return send_failed(L, nb->c->err);
+  if (nb->c->queued == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (nb->writer) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "busy");
+    return 2;
+  }
+  lua_settop(L, 2);
+  nb->writer = t;
+  nio__bind_wait_begin(t, tmo);
+  return nio__bind_yield(L, t, 0, flush_k);
+}
+
+/* ---- the rest ------------------------------------------------------ */
+
+static int conn_closed(lua_State *L) {
+  lua_pushnil(L);
+  lua_pushliteral(L, "closed");
+  return 2;
+}
+
+static int l_conn_shutdown(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  int r;
+  if (nb->c == NULL) return conn_closed(L);
+  if ((r = nio__conn_shutdown(nb->c)) < 0) return send_failed(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_conn_settimeout(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  int64_t t = nio__bind_opt_timeout(L, 2, -1);
+  if (nb->c == NULL) return conn_closed(L);
+  nb->tmo_connect = nb->tmo_send = nb->tmo_read = t;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_conn_settimeouts(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  int64_t c = nio__bind_opt_timeout(L, 2, -1);
+  int64_t s = nio__bind_opt_timeout(L, 3, -1);
+  int64_t r = nio__bind_opt_timeout(L, 4, -1);
+  if (nb->c == NULL) return conn_closed(L);
+  nb->tmo_connect = c;
+  nb->tmo_send = s;
+  nb->tmo_read = r;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int push_addr(lua_State *L, int r, const nio_addr *a) {
+  char ip[64];
+  int port;
+  if (r == 0) r = nio__addr_format(a, ip, sizeof ip, &port);
+  if (r < 0) return nio__bind_fail(L, r);
+  lua_pushstring(L, ip);
+  lua_pushinteger(L, port);
+  return 2;
+}
+
+static int l_conn_getpeername(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  nio_addr a;
+  if (nb->c == NULL) return conn_closed(L);
+  return push_addr(L, nio__conn_getpeername(nb->c, &a), &a);
+}
+
+static int l_conn_getsockname(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  nio_addr a;
+  if (nb->c == NULL) return conn_closed(L);
+  return push_addr(L, nio__conn_getsockname(nb->c, &a), &a);
+}
+
+static int l_conn_setoption(lua_State *L) {
+  static const char *const names[] = {"tcp-nodelay", "keepalive", "linger",
+                                      "reuseaddr", NULL};
+  nb_conn *nb = conn_check(L);
+  int opt = luaL_checkoption(L, 2, NULL, names), value, r;
+  if (opt == 2) { /* linger: seconds, false = off, or LuaSocket's table */
+    if (lua_istable(L, 3)) {
+      lua_getfield(L, 3, "on");
+      lua_getfield(L, 3, "timeout");
+      value = lua_toboolean(L, -2) ? (int)luaL_optinteger(L, -1, 0) : -1;
+      lua_pop(L, 2);
+    } else if (lua_isboolean(L, 3) && !lua_toboolean(L, 3)) {
+      value = -1;
+    } else {
+      lua_Integer s = luaL_checkinteger(L, 3);
+      luaL_argcheck(L, s >= 0 && s <= 65535, 3, "seconds out of range");
+      value = (int)s;
+    }
+  } else {
+    luaL_argexpected(L, lua_isboolean(L, 3) || lua_isnumber(L, 3), 3,
+                     "boolean");
+    value = lua_isboolean(L, 3) ? lua_toboolean(L, 3)
+                                : lua_tonumber(L, 3) != 0;
+  }
+  if (nb->c == NULL) return conn_closed(L);
+  if ((r = nio__conn_setopt(nb->c, names[opt], value)) < 0)
+    return nio__bind_fail(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+static int l_conn_id(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  lua_pushinteger(L, (lua_Integer)nb->id);
+  return 1;
+}
+
+static int l_conn_getstats(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  if (nb->c == NULL) return conn_closed(L);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)nb->c->bytes_in);
+  lua_setfield(L, -2, "bytes_in");
+  lua_pushinteger(L, (lua_Integer)nb->c->bytes_out);
+  lua_setfield(L, -2, "bytes_out");
+  lua_pushinteger(L, (lua_Integer)nb->c->queued);
+  lua_setfield(L, -2, "queued");
+  return 1;
+}
+
+static int l_conn_tostring(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  if (nb->c)
+    lua_pushfstring(L, "netio.conn (%I)", (lua_Integer)nb->id);
+  else
+    lua_pushliteral(L, "netio.conn (closed)");
+  return 1;
+}
+
+void nio__bind_conn_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"recv", l_conn_recv},
+      {"receive", l_conn_recv}, /* LuaSocket's name */
+      {"send", l_conn_send},
+      {"flush", l_conn_flush},
+      {"close", l_conn_close},
+      {"shutdown", l_conn_shutdown},
+      {"settimeout", l_conn_settimeout},
+      {"settimeouts", l_conn_settimeouts},
+      {"getpeername", l_conn_getpeername},
+      {"getsockname", l_conn_getsockname},
+      {"setoption", l_conn_setoption},
+      {"id", l_conn_id},
+      {"getstats", l_conn_getstats},
+      {NULL, NULL}};
+  if (luaL_newmetatable(L, NB_CONN_MT)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_conn_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_conn_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_conn_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+}

@@ -1,0 +1,357 @@
+/*
+** task.c: the "netio.task" class -- coroutines run by the loop: spawn,
+** the ready list, waits with timeouts, join, and uncaught errors.
+*/
+#include <string.h>
+#include "binding.h"
+#include "port/log.h"
+
+/* ---- ready list and waits ------------------------------------------- */
+
+static void task_enqueue(nb_task *t) {
+  nb_state *S = t->S;
+  t->queued = 1;
+  t->next = NULL;
+  if (S->ready_tail)
+    S->ready_tail->next = t;
+  else
+    S->ready_head = t;
+  S->ready_tail = t;
+}
+
+void nio__bind_wake(nb_task *t) {
+  if (t->status == NB_T_WAIT && !t->queued && t->S) task_enqueue(t);
+}
+
+static void task_timer_cb(nio_timer *tm) {
+  nb_task *t = tm->data;
+  t->timedout = 1;
+  nio__bind_wake(t);
+}
+
+void nio__bind_wait_begin(nb_task *t, int64_t timeout_ns) {
+  nio_engine *e = t->S->e;
+  t->timedout = 0;
+  t->status = NB_T_WAIT;
+  if (nio__timer_active(&t->timer)) nio__timer_stop(e, &t->timer);
+  if (timeout_ns >= 0) {
+    /* Timers count from the turn's cached time; the task may have run
+    ** long since (a big string.rep): count from now instead. */
+    uint64_t late = nio__now_ns() - nio__engine_now(e);
+    t->timer.data = t;
+    nio__timer_start(e, &t->timer, (uint64_t)timeout_ns + late,
+                     task_timer_cb);
+  }
+}
+
+int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,
+                    lua_KFunction k) {
+  t->status = NB_T_WAIT;
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+void nio__bind_wait_end(nb_task *t) {
+  if (nio__timer_active(&t->timer) && t->S)
+    nio__timer_stop(t->S->e, &t->timer);
+  t->timedout = 0;
+}
+
+void nio__bind_waitq_add(nb_waitq *q, nb_task *t) {
+  t->wq = q;
+  t->wnext = q->head;
+  q->head = t;
+}
+
+void nio__bind_waitq_remove(nb_task *t) {
+  nb_task **pp;
+  if (t->wq == NULL) return;
+  for (pp = &t->wq->head; *pp; pp = &(*pp)->wnext)
+    if (*pp == t) {
+      *pp = t->wnext;
+      break;
+    }
+  t->wq = NULL;
+  t->wnext = NULL;
+}
+
+void nio__bind_waitq_wake_all(nb_waitq *q) {
+  nb_task *t = q->head, *next;
+  q->head = NULL;
+  for (; t; t = next) {
+    next = t->wnext;
+    t->wq = NULL;
+    t->wnext = NULL;
+    nio__bind_wake(t);
+  }
+}
+
+/* ---- spawn ---------------------------------------------------------- */
+
+nb_task *nio__bind_spawn(lua_State *L, nb_state *S, int fidx) {
+  int n = lua_gettop(L) - fidx; /* arguments */
+  nb_task *t;
+  lua_State *co;
+  t = lua_newuserdatauv(L, sizeof *t, 2);
+  memset(t, 0, sizeof *t);
+  t->status = NB_T_DONE; /* until it is anchored, nothing may run it */
+  luaL_setmetatable(L, NB_TASK_MT);
+  co = lua_newthread(L);
+  lua_setiuservalue(L, -2, 1);
+  if (!lua_checkstack(co, n + 2)) luaL_error(L, "netio: too many arguments");
+  lua_rotate(L, fidx, 1); /* the task below the function */
+  lua_xmove(L, co, n + 1);
+  t->co = co;
+  t->S = S;
+  t->nargs = n;
+  /* Anchor: released exactly once, in task_end or at the run's end. */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, S);
+  lua_pushvalue(L, fidx);
+  lua_rawsetp(L, -2, t);
+  lua_pop(L, 1);
+  t->next_all = S->tasks;
+  if (S->tasks) S->tasks->prev_all = t;
+  S->tasks = t;
+  S->ntasks++;
+  t->status = NB_T_READY;
+  task_enqueue(t);
+  return t;
+}
+
+int nio__bind_l_spawn(lua_State *L) {
+  nb_state *S;
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  S = nio__bind_current(L);
+  if (S == NULL || S->draining || S->forced) {
+    lua_pushliteral(L, "netio: spawn must be called from a netio task");
+    return lua_error(L);
+  }
+  nio__bind_spawn(L, S, 1);
+  return 1;
+}
+
+/* ---- running tasks -------------------------------------------------- */
+
+/* Unlink an ended (or abandoned) task and drop its anchor. */
+static void task_unlink(nb_state *S, nb_task *t) {
+  if (t->prev_all)
+    t->prev_all->next_all = t->next_all;
+  else if (S->tasks == t)
+    S->tasks = t->next_all;
+  if (t->next_all) t->next_all->prev_all = t->prev_all;
+  t->prev_all = t->next_all = NULL;
+  S->ntasks--;
+  lua_rawgetp(S->L, LUA_REGISTRYINDEX, S);
+  lua_pushnil(S->L);
+  lua_rawsetp(S->L, -2, t);
+  lua_pop(S->L, 1);
+}
+
+/* In a protected call on the loop thread: turn the error of a failed task
+** into its final value (message + traceback), log it, and close the
+** coroutine's pending to-be-closed variables. */
+static int task_failed_p(lua_State *L) {
+  nb_task *t = lua_touserdata(L, 1);
+  lua_State *co = t->co;
+  const char *msg;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, t->S);
+  lua_rawgetp(L, -1, t); /* the task's userdata */
+  lua_pushvalue(co, -1);
+  lua_xmove(co, L, 1); /* the error value */
+  if ((msg = lua_tostring(L, -1)) != NULL) {
+    luaL_traceback(L, co, msg, 0);
+    lua_remove(L, -2);
+  }
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, -3, 2);
+  if (!t->is_main && t->joiners.head == NULL && !t->joined) {
+    msg = lua_tostring(L, -1);
+    if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)",
+                                           luaL_typename(L, -1));
+    nio__log(NIO_LOG_ERROR, "netio: uncaught error in task: %s", msg);
+  }
+  lua_resetthread(co);
+  return 0;
+}
+
+static void task_end(nb_state *S, nb_task *t, int status, int nres) {
+  if (nio__timer_active(&t->timer)) nio__timer_stop(S->e, &t->timer);
+  nio__bind_waitq_remove(t);
+  if (status == LUA_OK) {
+    t->status = NB_T_DONE;
+    t->nres = nres;
+  } else {
+    t->status = NB_T_FAILED;
+    lua_pushcfunction(S->L, task_failed_p);
+    lua_pushlightuserdata(S->L, t);
+    if (lua_pcall(S->L, 1, 0, 0) != LUA_OK) {
+      nio__log(NIO_LOG_ERROR, "netio: uncaught error in task (%s)",
+               lua_tostring(S->L, -1) ? lua_tostring(S->L, -1) : "?");
+      lua_pop(S->L, 1);
+    }
+    if (t->is_main) S->failed = 1;
+  }
+  nio__bind_waitq_wake_all(&t->joiners);
+  task_unlink(S, t);
+  t->S = NULL; /* the task may outlive the run */
+}
+
+static void task_resume(nb_state *S, nb_task *t) {
+  int nres = 0, nargs = 0, st;
+  if (!t->started) {
+    t->started = 1;
+    nargs = t->nargs;
+  }
+  t->status = NB_T_READY;
+  S->current = t;
+  st = lua_resume(t->co, S->L, nargs, &nres);
+  S->current = NULL;
+  if (st == LUA_YIELD) {
+    if (t->status != NB_T_WAIT) {
+      /* A bare coroutine.yield() in a task: run it again next turn. */
+      lua_pop(t->co, nres);
+      task_enqueue(t);
+    }
+    return;
+  }
+  task_end(S, t, st, nres);
+}
+
+int nio__bind_run_ready(nb_state *S) {
+  nb_task *t = S->ready_head, *next;
+  /* One batch: tasks woken while it runs (sleep(0) included) wait for the
+  ** next turn, so I/O completions get their turn in between. */
+  S->ready_head = S->ready_tail = NULL;
+  for (; t; t = next) {
+    next = t->next;
+    t->next = NULL;
+    t->queued = 0;
+    if (S->failed) continue;
+    if (t->status == NB_T_READY || t->status == NB_T_WAIT) task_resume(S, t);
+  }
+  return S->ready_head != NULL;
+}
+
+void nio__bind_abandon_tasks(nb_state *S) {
+  nb_task *t;
+  while ((t = S->tasks) != NULL) {
+    if (nio__timer_active(&t->timer)) nio__timer_stop(S->e, &t->timer);
+    nio__bind_waitq_remove(t);
+    t->status = NB_T_ABANDONED;
+    t->queued = 0;
+    t->joiners.head = NULL;
+    task_unlink(S, t);
+    t->S = NULL;
+  }
+  /* Tasks that ended keep a pointer to S; it goes away with the run. */
+  S->ready_head = S->ready_tail = NULL;
+}
+
+/* ---- join ------------------------------------------------------------ */
+
+int nio__bind_task_results(lua_State *L, nb_task *t) {
+  int base, n = t->nres;
+  if (t->status != NB_T_DONE) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (!lua_checkstack(L, n + 2) || !lua_checkstack(t->co, 1))
+    return luaL_error(L, "netio: too many results");
+  lua_pushboolean(L, 1);
+  base = lua_gettop(t->co) - n;
+  for (int i = 1; i <= n; i++) {
+    lua_pushvalue(t->co, base + i);
+    lua_xmove(t->co, L, 1);
+  }
+  return n + 1;
+}
+
+/* Results of join on the task at idx, which ended: true, results | nil,
+** err. With raise, the error is raised instead (netio.run in a task). */
+static int join_results(lua_State *L, int idx, int raise) {
+  nb_task *target = lua_touserdata(L, idx);
+  switch (target->status) {
+  case NB_T_DONE:
+    return nio__bind_task_results(L, target);
+  case NB_T_FAILED:
+    lua_pushnil(L);
+    lua_getiuservalue(L, idx, 2);
+    return raise ? lua_error(L) : 2;
+  default:
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+  }
+}
+
+#define task_ended(t)                                                        \
+  ((t)->status == NB_T_DONE || (t)->status == NB_T_FAILED ||                 \
+   (t)->status == NB_T_ABANDONED)
+
+/* ctx: the stack index of the target's userdata * 2 + raise. */
+static int join_k(lua_State *L, int status, lua_KContext ctx) {
+  int idx = (int)(ctx >> 1), raise = (int)(ctx & 1);
+  nb_task *target = lua_touserdata(L, idx);
+  nb_task *t = nio__bind_task(L, NULL, "join");
+  (void)status;
+  if (task_ended(target)) {
+    nio__bind_waitq_remove(t);
+    nio__bind_wait_end(t);
+    return join_results(L, idx, raise);
+  }
+  if (t->timedout) {
+    nio__bind_waitq_remove(t);
+    nio__bind_wait_end(t);
+    lua_pushnil(L);
+    lua_pushliteral(L, "timeout");
+    return 2;
+  }
+  return nio__bind_yield(L, t, ctx, join_k);
+}
+
+int nio__bind_join_wait(lua_State *L, nb_task *t, nb_task *target,
+                        int64_t timeout_ns, int raise) {
+  int idx = lua_absindex(L, -1); /* target's userdata is on top */
+  nio__bind_waitq_add(&target->joiners, t);
+  nio__bind_wait_begin(t, timeout_ns);
+  return nio__bind_yield(L, t, ((lua_KContext)idx << 1) | raise, join_k);
+}
+
+static int l_task_join(lua_State *L) {
+  nb_task *target = luaL_checkudata(L, 1, NB_TASK_MT);
+  int64_t tmo = nio__bind_opt_timeout(L, 2, -1);
+  nb_task *t;
+  lua_settop(L, 1);
+  if (task_ended(target)) return join_results(L, 1, 0);
+  t = nio__bind_task(L, target->S, "join");
+  luaL_argcheck(L, t != target, 1, "a task cannot join itself");
+  return nio__bind_join_wait(L, t, target, tmo, 0);
+}
+
+static int l_task_status(lua_State *L) {
+  static const char *const names[] = {"ready", "waiting", "done", "failed",
+                                      "abandoned"};
+  nb_task *t = luaL_checkudata(L, 1, NB_TASK_MT);
+  if (t->S && t->S->current == t)
+    lua_pushliteral(L, "running");
+  else
+    lua_pushstring(L, names[t->status]);
+  return 1;
+}
+
+static int l_task_tostring(lua_State *L) {
+  nb_task *t = luaL_checkudata(L, 1, NB_TASK_MT);
+  lua_pushfstring(L, "netio.task (%p)", (void *)t);
+  return 1;
+}
+
+void nio__bind_task_open(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"join", l_task_join}, {"status", l_task_status}, {NULL, NULL}};
+  if (luaL_newmetatable(L, NB_TASK_MT)) {
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_task_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+}

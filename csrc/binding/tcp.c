@@ -1,0 +1,284 @@
+/*
+** tcp.c: netio.listen and netio.connect -- address strings parsed with the
+** engine's helpers, host names resolved off the loop (nio__resolve).
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "binding.h"
+
+/*
+** A name resolution in flight. Allocated by the task that asks, freed by
+** the task when the answer came, or by the callback when the task gave up
+** (t == NULL): the callback always runs once, later.
+*/
+typedef struct tcp_resolve {
+  nb_task *t;
+  int done, res;
+  nio_addr a;
+} tcp_resolve;
+
+/* The state of one listen or connect across yields: a userdata kept on
+** the task's stack (index 3; the conn or nothing at 4). */
+typedef struct tcp_op {
+  nio_addr addr, bind;
+  int has_bind;
+  int resolving;
+  int backlog, reuseport;
+  tcp_resolve *r;
+} tcp_op;
+
+static void resolve_cb(void *arg, int res, const nio_addr *a) {
+  tcp_resolve *r = arg;
+  if (r->t == NULL) {
+    free(r);
+    return;
+  }
+  r->done = 1;
+  r->res = res;
+  if (res == 0 && a) r->a = *a;
+  nio__bind_wake(r->t);
+}
+
+static int malformed(lua_State *L, const char *addr) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "malformed address \"%s\"", addr);
+  lua_pushstring(L, nio_err_name(NIO_EBADADDR));
+  return 3;
+}
+
+static int timeout_fail(lua_State *L) {
+  return nio__bind_fail(L, NIO_ETIMEDOUT); /* nil, "timeout", "ETIMEDOUT" */
+}
+
+/* Parse addr into op->addr. Returns 0, 1 when host needs resolving (host
+** and port filled), or -1 when malformed. */
+static int parse_addr(const char *s, char *host, size_t hostlen, int *port,
+                      nio_addr *a) {
+  int r = nio__addr_split(s, host, hostlen, port);
+  if (r != 0) return -1;
+  r = nio__addr_numeric(host, *port, a);
+  if (r == NIO_EAI_NONAME) return 1;
+  return r == 0 ? 0 : -1;
+}
+
+/* Start a name resolution for the task; 0 or NIO_E*. */
+static int resolve_start(nb_task *t, tcp_op *op, const char *host, int port) {
+  tcp_resolve *r = calloc(1, sizeof *r);
+  int rc;
+  if (r == NULL) return NIO_ENOMEM;
+  r->t = t;
+  if ((rc = nio__resolve(t->S->e, host, port, resolve_cb, r)) < 0) {
+    free(r);
+    return rc;
+  }
+  op->r = r;
+  op->resolving = 1;
+  return 0;
+}
+
+/* Resolution step of a continuation: 1 done (op->addr set), 0 wait, or
+** the number of results pushed for a failure. */
+static int resolve_step(lua_State *L, nb_task *t, tcp_op *op) {
+  tcp_resolve *r = op->r;
+  int res;
+  if (r->done) {
+    op->r = NULL;
+    op->resolving = 0;
+    res = r->res;
+    op->addr = r->a;
+    free(r);
+    if (res < 0) {
+      nio__bind_wait_end(t);
+      return -nio__bind_fail(L, res);
+    }
+    return 1;
+  }
+  if (t->timedout) {
+    r->t = NULL; /* the callback frees it */
+    op->r = NULL;
+    nio__bind_wait_end(t);
+    return -timeout_fail(L);
+  }
+  return 0;
+}
+
+static int64_t opt_timeout_field(lua_State *L, int arg, const char *name) {
+  int64_t v;
+  lua_Number n;
+  int tp = lua_getfield(L, arg, name);
+  if (tp == LUA_TNIL) v = -1;
+  else {
+    if (tp != LUA_TNUMBER)
+      luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' must be a number",
+                                            name));
+    n = lua_tonumber(L, -1);
+    if (!(n >= 0))
+      luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' must not be "
+                                               "negative", name));
+    v = n >= 1e9 ? -1 : (int64_t)(n * 1e9);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* ---- listen ----------------------------------------------------------- */
+
+static int listen_do(lua_State *L, nb_state *S, tcp_op *op) {
+  nb_listener *nl;
+  nio_listener *l;
+  int r;
+  if (S->stopping || S->draining) return nio__bind_fail(L, NIO_ECLOSED);
+  nl = nio__bind_listener_new(L, S);
+  r = nio__listen(S->e, &op->addr, op->backlog, op->reuseport,
+                  nio__bind_listener_cb, nl, &l);
+  if (r < 0) return nio__bind_fail(L, r);
+  nl->l = l;
+  return 1;
+}
+
+static int listen_k(lua_State *L, int status, lua_KContext ctx) {
+  tcp_op *op = lua_touserdata(L, 3);
+  nb_task *t = nio__bind_task(L, NULL, "listen");
+  int r;
+  (void)status;
+  if ((r = resolve_step(L, t, op)) < 0) return -r;
+  if (r == 0) return nio__bind_yield(L, t, ctx, listen_k);
+  nio__bind_wait_end(t);
+  return listen_do(L, t->S, op);
+}
+
+int nio__bind_l_listen(lua_State *L) {
+  const char *addr = luaL_checkstring(L, 1);
+  char host[256];
+  int port, r;
+  nb_state *S;
+  nb_task *t;
+  tcp_op *op;
+  lua_Integer backlog = 511;
+  int reuseport = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (lua_getfield(L, 2, "backlog") != LUA_TNIL) {
+      int isint;
+      backlog = lua_tointegerx(L, -1, &isint);
+      luaL_argcheck(L, isint && backlog > 0 && backlog <= 65535, 2,
+                    "field 'backlog' must be a positive integer");
+    }
+    lua_getfield(L, 2, "reuseport");
+    reuseport = lua_toboolean(L, -1);
+  }
+  lua_settop(L, 2);
+  S = nio__bind_current(L);
+  if (S == NULL) {
+    lua_pushliteral(L, "netio: listen must be called from a netio task");
+    return lua_error(L);
+  }
+  op = lua_newuserdatauv(L, sizeof *op, 0);
+  memset(op, 0, sizeof *op);
+  op->backlog = (int)backlog;
+  op->reuseport = reuseport;
+  r = parse_addr(addr, host, sizeof host, &port, &op->addr);
+  if (r < 0) return malformed(L, addr);
+  if (r == 0) return listen_do(L, S, op);
+  /* A host name: resolving waits, so it needs a task. */
+  t = nio__bind_task(L, S, "listen");
+  nio__bind_wait_begin(t, -1);
+  if ((r = resolve_start(t, op, host, port)) < 0) {
+    nio__bind_wait_end(t);
+    return nio__bind_fail(L, r);
+  }
+  return nio__bind_yield(L, t, 0, listen_k);
+}
+
+/* ---- connect ---------------------------------------------------------- */
+
+static int connect_start(nb_task *t, nb_conn *nb, tcp_op *op) {
+  nio_conn *c;
+  int r = nio__conn_connect(t->S->e, &op->addr,
+                            op->has_bind ? &op->bind : NULL,
+                            nio__bind_conn_cb, nb, &c);
+  if (r < 0) return r;
+  nio__bind_conn_attach(nb, c);
+  nb->reader = t;
+  return 0;
+}
+
+static int connect_k(lua_State *L, int status, lua_KContext ctx) {
+  tcp_op *op = lua_touserdata(L, 3);
+  nb_conn *nb = lua_touserdata(L, 4);
+  nb_task *t = nio__bind_task(L, nb->S, "connect");
+  int r;
+  (void)status;
+  if (op->resolving) {
+    if ((r = resolve_step(L, t, op)) < 0) return -r;
+    if (r == 0) return nio__bind_yield(L, t, ctx, connect_k);
+    if ((r = connect_start(t, nb, op)) < 0) {
+      nio__bind_wait_end(t);
+      return nio__bind_fail(L, r);
+    }
+    return nio__bind_yield(L, t, ctx, connect_k);
+  }
+  nb->reader = NULL;
+  if (nb->c == NULL) { /* closed by another task meanwhile */
+    nio__bind_wait_end(t);
+    return nio__bind_fail(L, NIO_ECLOSED);
+  }
+  if (nb->connected) {
+    nio__bind_wait_end(t);
+    if ((r = nb->c->err) != 0) {
+      nio__bind_conn_close(nb, 0);
+      return nio__bind_fail(L, r);
+    }
+    lua_settop(L, 4);
+    return 1;
+  }
+  if (t->timedout) {
+    nio__bind_wait_end(t);
+    nio__bind_conn_close(nb, 0);
+    return timeout_fail(L);
+  }
+  nb->reader = t;
+  return nio__bind_yield(L, t, ctx, connect_k);
+}
+
+int nio__bind_l_connect(lua_State *L) {
+  const char *addr = luaL_checkstring(L, 1), *bind = NULL;
+  char host[256];
+  int port, r;
+  int64_t tmo = -1;
+  nb_task *t;
+  tcp_op *op;
+  nb_conn *nb;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    tmo = opt_timeout_field(L, 2, "timeout");
+    if (lua_getfield(L, 2, "bind") != LUA_TNIL) {
+      luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2,
+                    "field 'bind' must be a string");
+      bind = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1); /* the string stays alive in the table */
+  }
+  lua_settop(L, 2);
+  t = nio__bind_task(L, NULL, "connect");
+  op = lua_newuserdatauv(L, sizeof *op, 0); /* 3 */
+  memset(op, 0, sizeof *op);
+  nb = nio__bind_conn_new(L, t->S); /* 4 */
+  nb->tmo_connect = tmo;
+  if (bind != NULL) {
+    char bhost[256];
+    int bport;
+    if (parse_addr(bind, bhost, sizeof bhost, &bport, &op->bind) != 0)
+      return malformed(L, bind);
+    op->has_bind = 1;
+  }
+  r = parse_addr(addr, host, sizeof host, &port, &op->addr);
+  if (r < 0) return malformed(L, addr);
+  nio__bind_wait_begin(t, tmo);
+  r = r == 1 ? resolve_start(t, op, host, port) : connect_start(t, nb, op);
+  if (r < 0) {
+    nio__bind_wait_end(t);
+    return nio__bind_fail(L, r);
+  }
+  return nio__bind_yield(L, t, 0, connect_k);
+}

@@ -1,0 +1,91 @@
+/*
+** addr.c: address strings ("host:port", "[v6]:port", "*:port") split and
+** parsed into socket addresses; names go to resolve.c.
+*/
+#include <string.h>
+#include <arpa/inet.h>
+#include "internal.h"
+
+/* Host characters allowed outside brackets: names and IPv4 literals. Kept
+** strict so that junk is reported here rather than as a failed lookup. */
+static int addr_host_char(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+         (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_';
+}
+
+/* Inside brackets: an IPv6 literal, possibly with a zone ("fe80::1%eth0"). */
+static int addr_v6_char(unsigned char ch) {
+  return addr_host_char(ch) || ch == ':' || ch == '%';
+}
+
+static int addr_port(const char *s, int *port) {
+  long v = 0;
+  int n = 0;
+  if (*s == '\0') return NIO_EBADADDR;
+  for (; *s; s++, n++) {
+    if (*s < '0' || *s > '9' || n >= 5) return NIO_EBADADDR;
+    v = v * 10 + (*s - '0');
+  }
+  if (v > 65535) return NIO_EBADADDR;
+  *port = (int)v;
+  return 0;
+}
+
+int nio__addr_split(const char *s, char *host, size_t hostlen, int *port) {
+  const char *h, *end, *colon;
+  size_t n;
+  if (s == NULL || host == NULL || hostlen == 0 || port == NULL)
+    return NIO_EBADADDR;
+  if (s[0] == '[') {
+    h = s + 1;
+    if ((end = strchr(h, ']')) == NULL || end == h || end[1] != ':')
+      return NIO_EBADADDR;
+    for (const char *q = h; q < end; q++)
+      if (!addr_v6_char((unsigned char)*q)) return NIO_EBADADDR;
+    colon = end + 1;
+  } else {
+    if ((colon = strrchr(s, ':')) == NULL) return NIO_EBADADDR;
+    h = s;
+    end = colon;
+    if (end - h == 1 && h[0] == '*') {
+      end = h; /* "*" = any */
+    } else {
+      for (const char *q = h; q < end; q++)
+        if (!addr_host_char((unsigned char)*q)) return NIO_EBADADDR;
+    }
+  }
+  if (addr_port(colon + 1, port) < 0) return NIO_EBADADDR;
+  n = (size_t)(end - h);
+  if (n >= hostlen) return NIO_EBADADDR;
+  memcpy(host, h, n);
+  host[n] = '\0';
+  return 0;
+}
+
+int nio__addr_numeric(const char *host, int port, nio_addr *a) {
+  struct sockaddr_in *in4 = (struct sockaddr_in *)&a->ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->ss;
+  if (host == NULL || a == NULL || port < 0 || port > 65535)
+    return NIO_EBADADDR;
+  memset(a, 0, sizeof *a);
+  if (host[0] == '\0') {
+    in4->sin_family = AF_INET;
+    in4->sin_addr.s_addr = htonl(INADDR_ANY);
+    in4->sin_port = htons((uint16_t)port);
+    a->len = sizeof *in4;
+    return 0;
+  }
+  if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons((uint16_t)port);
+    a->len = sizeof *in4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    a->len = sizeof *in6;
+    return 0;
+  }
+  return NIO_EAI_NONAME;
+}

@@ -1,0 +1,632 @@
+/*
+** conn.c: connections -- the slot table and its generation-tagged ids, the
+** input buffer, the output queue, the receive and send requests, connect,
+** close and close-after-flush.
+**
+** Receiving: one single-shot receive is kept posted while the input buffer
+** holds fewer than `want` bytes and the stream is healthy; its completion
+** re-posts it. The port owns receive buffers (uring: a provided-buffer
+** ring; epoll: one buffer for the whole port), so an idle connection holds
+** none; the bytes are copied into the input buffer, which is freed as soon
+** as the owner consumed all of it. Single-shot keeps flow control trivial
+** (no cancel when the buffer passes `want`, nothing to resume), at the cost
+** of one submission per completion; a multishot receive is a later
+** optimisation that fits behind conn_recv_kick().
+**
+** Sending: a queue of chunks; small writes are copied into a tail chunk
+** (ping-pong messages coalesce), large ones referenced. One vectored send
+** is in flight at a time, over at most CONN_IOV chunks.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "../port/log.h"
+
+#define CONN_WANT (64u * 1024)
+#define CONN_LOWAT ((size_t)256 * 1024)
+/* Writes below this size are copied (and coalesced), larger referenced. */
+#define CONN_COPY_MAX 512
+/* A copy chunk's allocation: its header and data together. */
+#define CONN_CHUNK_ALLOC 2048
+#define CONN_IOV 64
+#define CONN_INPUT_MIN 512
+
+static void conn_on_recv(nio_req *req, int res, const char *data,
+                         unsigned flags);
+static void conn_on_send(nio_req *req, int res, const char *data,
+                         unsigned flags);
+static void conn_on_connect(nio_req *req, int res, const char *data,
+                            unsigned flags);
+
+/* ---- slot table ----------------------------------------------------- */
+
+static int slot_alloc(nio_engine *e, conn *c) {
+  uint32_t s;
+  if (e->free_slot == 0) {
+    uint32_t n = e->nslots ? e->nslots * 2 : 64, i;
+    nio_slot *t;
+    if (n > NIO_ID_MAX_SLOTS) n = NIO_ID_MAX_SLOTS;
+    if (n == e->nslots) return NIO_ENOMEM;
+    if ((t = realloc(e->slots, n * sizeof *t)) == NULL) return NIO_ENOMEM;
+    /* Push the new slots so that the lowest is handed out first. */
+    for (i = n; i-- > e->nslots;) {
+      t[i].c = NULL;
+      t[i].gen = 1;
+      t[i].next = e->free_slot;
+      e->free_slot = i + 1;
+    }
+    e->slots = t;
+    e->nslots = n;
+  }
+  s = e->free_slot - 1;
+  e->free_slot = e->slots[s].next;
+  e->slots[s].c = c;
+  c->slot = s;
+  c->pub.id = NIO_ID_MAKE(e->index, e->slots[s].gen, s);
+  return 0;
+}
+
+/* The slot is reusable at once: the bumped generation keeps the old id
+** from matching its next tenant. */
+static void slot_release(nio_engine *e, conn *c) {
+  nio_slot *s = &e->slots[c->slot];
+  s->c = NULL;
+  s->gen = (s->gen + 1) & NIO_ID_GEN_MASK;
+  if (s->gen == 0) s->gen = 1;
+  s->next = e->free_slot;
+  e->free_slot = c->slot + 1;
+}
+
+nio_conn *nio__conn_get(nio_engine *e, uint64_t id) {
+  uint32_t s = NIO_ID_SLOT(id);
+  if (e == NULL || NIO_ID_INDEX(id) != e->index || s >= e->nslots) return NULL;
+  if (e->slots[s].c == NULL || e->slots[s].gen != NIO_ID_GEN(id)) return NULL;
+  if (id != e->slots[s].c->pub.id) return NULL; /* stray high bits */
+  return &e->slots[s].c->pub;
+}
+
+/* ---- life ----------------------------------------------------------- */
+
+static conn *conn_new(nio_engine *e, nio_sock fd) {
+  conn *c = calloc(1, sizeof *c);
+  if (c == NULL) return NULL;
+  if (slot_alloc(e, c) < 0) {
+    free(c);
+    return NULL;
+  }
+  c->e = e;
+  c->pub.fd = fd;
+  c->want = CONN_WANT;
+  c->lowat = CONN_LOWAT;
+  c->rreq.fd = fd;
+  c->rreq.op = NIO_OP_RECV;
+  c->rreq.cb = conn_on_recv;
+  c->rreq.data = c;
+  c->wreq.fd = fd;
+  c->wreq.data = c;
+  e->stats.conns++;
+  return c;
+}
+
+int nio__conn_accepted(nio_engine *e, nio_sock fd, conn **out) {
+  conn *c = conn_new(e, fd);
+  *out = c;
+  if (c == NULL) return NIO_ENOMEM;
+  c->connected = 1;
+  return 0;
+}
+
+/* Owner callbacks. None after close; a connection forgotten by its owner
+** (close-after-flush) has no owner, and any failure ends it. */
+static void conn_fire(conn *c, int events) {
+  if (c->pub.closing) return;
+  if (c->caf) {
+    if (c->pub.err) nio__conn_close(&c->pub, 0);
+    return;
+  }
+  if (c->pub.cb) c->pub.cb(&c->pub, events);
+}
+
+void nio__conn_deliver(conn *c, int events) {
+  conn_fire(c, events);
+}
+
+static void conn_free_input(conn *c) {
+  free(c->pub.in);
+  c->pub.in = NULL;
+  c->pub.rpos = c->pub.wpos = c->pub.cap = 0;
+}
+
+/* Call the free callbacks of every queued chunk. Only when no send names
+** them: no send in flight, or after the connection's final completions. */
+static void conn_drop_queue(conn *c) {
+  nio_chunk *ch = c->qhead, *next;
+  for (; ch; ch = next) {
+    next = ch->next;
+    if (ch->free) ch->free(ch->ud, ch->p, ch->len);
+    free(ch);
+  }
+  c->qhead = c->qtail = NULL;
+  free(c->iov);
+  c->iov = NULL;
+}
+
+static void conn_caf_unlink(conn *c) {
+  nio_engine *e = c->e;
+  if (c->fprev)
+    c->fprev->fnext = c->fnext;
+  else if (e->fhead == c)
+    e->fhead = c->fnext;
+  if (c->fnext)
+    c->fnext->fprev = c->fprev;
+  else if (e->ftail == c)
+    e->ftail = c->fprev;
+  c->fprev = c->fnext = NULL;
+}
+
+static void conn_unpend(conn *c) {
+  listener *l = c->u.pl;
+  conn **pp = &l->phead, *prev = NULL;
+  while (*pp && *pp != c) {
+    prev = *pp;
+    pp = &(*pp)->next;
+  }
+  if (*pp == c) {
+    *pp = c->next;
+    if (l->ptail == c) l->ptail = prev;
+    l->npending--;
+  }
+  c->pending = 0;
+  c->u.pl = NULL;
+  c->next = NULL;
+}
+
+void nio__conn_close(nio_conn *pc, int reset) {
+  conn *c = (conn *)pc;
+  nio_engine *e = c->e;
+  if (c->pub.closing) return;
+  if (c->pending) conn_unpend(c);
+  c->pub.closing = 1;
+  c->pub.cb = NULL;
+  c->reset = reset != 0;
+  e->stats.dropped_bytes += c->pub.queued;
+  e->stats.conns--;
+  c->pub.queued = 0;
+  slot_release(e, c);
+  if (c->caf) conn_caf_unlink(c);
+  if (c->rreq.active) nio__port_cancel(e->port, &c->rreq);
+  if (c->wreq.active)
+    nio__port_cancel(e->port, &c->wreq);
+  else
+    conn_drop_queue(c);
+  conn_free_input(c);
+  c->zombie = 1;
+  c->next = e->zombies;
+  e->zombies = c;
+}
+
+/* Free the closed connections whose requests have all completed; their
+** sockets are closed here, after the port forgot them. */
+void nio__conns_sweep(nio_engine *e) {
+  conn **pp = &e->zombies, *c;
+  while ((c = *pp) != NULL) {
+    if (c->rreq.active || c->wreq.active || c->deferred) {
+      pp = &c->next;
+      continue;
+    }
+    *pp = c->next;
+    conn_drop_queue(c);
+    nio__port_remove(e->port, c->pub.fd);
+    if (c->reset)
+      nio__sock_close_reset(c->pub.fd);
+    else
+      nio__sock_close(c->pub.fd);
+    free(c);
+  }
+}
+
+int nio__conns_flushing(const nio_engine *e) {
+  return e->fhead != NULL;
+}
+
+void nio__conns_close_all(nio_engine *e) {
+  for (uint32_t s = 0; s < e->nslots; s++)
+    if (e->slots[s].c) nio__conn_close(&e->slots[s].c->pub, 0);
+}
+
+/* ---- receiving ------------------------------------------------------ */
+
+static void conn_recv_kick(conn *c) {
+  int r;
+  if (c->rreq.active || !c->connected || c->pending || c->pub.eof ||
+      c->pub.err || c->pub.closing)
+    return;
+  if (!c->caf && c->pub.wpos - c->pub.rpos >= c->want) return;
+  c->rreq.u.recv.max = 0;
+  if ((r = nio__port_submit(c->e->port, &c->rreq)) < 0) {
+    c->pub.err = r;
+    nio__engine_defer(c, NIO_EV_READ);
+  }
+}
+
+void nio__conn_start(conn *c) {
+  conn_recv_kick(c);
+}
+
+/* Append n bytes to the input buffer, compacting or growing it (doubling,
+** so a large recv(n) costs O(log n) reallocations). */
+static int conn_append(conn *c, const char *data, size_t n) {
+  nio_conn *p = &c->pub;
+  size_t avail = p->wpos - p->rpos, need = avail + n, cap;
+  if (need > UINT32_MAX) return NIO_ENOMEM;
+  if (p->cap - p->wpos < n) {
+    if (p->rpos > 0) {
+      memmove(p->in, p->in + p->rpos, avail);
+      p->rpos = 0;
+      p->wpos = (uint32_t)avail;
+    }
+    if (p->cap < need) {
+      char *in;
+      cap = p->cap ? p->cap : CONN_INPUT_MIN;
+      while (cap < need) cap *= 2;
+      if (cap > UINT32_MAX) cap = UINT32_MAX;
+      if ((in = realloc(p->in, cap)) == NULL) return NIO_ENOMEM;
+      p->in = in;
+      p->cap = (uint32_t)cap;
+    }
+  }
+  memcpy(p->in + p->wpos, data, n);
+  p->wpos += (uint32_t)n;
+  return 0;
+}
+
+static void conn_on_recv(nio_req *req, int res, const char *data,
+                         unsigned flags) {
+  conn *c = req->data;
+  if (c->pub.closing) return; /* the sweep frees it */
+  if (res > 0) {
+    c->pub.bytes_in += (uint64_t)res;
+    /* A connection nobody owns any more reads only to let its close be a
+    ** clean FIN rather than a reset for unread data. */
+    if (!c->caf && conn_append(c, data, (size_t)res) < 0 && !c->pub.err)
+      c->pub.err = NIO_ENOMEM;
+    if (!(flags & NIO_CQE_MORE)) conn_recv_kick(c);
+    if (!c->caf) conn_fire(c, NIO_EV_READ);
+  } else if (res == 0) {
+    c->pub.eof = 1;
+    conn_fire(c, NIO_EV_READ);
+  } else {
+    /* Only close cancels a receive, and closing returned above. */
+    if (res == NIO_ECANCELED) res = NIO_ECLOSED;
+    if (!c->pub.err) c->pub.err = res;
+    conn_fire(c, NIO_EV_READ);
+  }
+}
+
+const char *nio__conn_input(nio_conn *pc, size_t *len) {
+  *len = pc->wpos - pc->rpos;
+  return pc->in ? pc->in + pc->rpos : "";
+}
+
+void nio__conn_consume(nio_conn *pc, size_t n) {
+  conn *c = (conn *)pc;
+  size_t avail = pc->wpos - pc->rpos;
+  if (n > avail) n = avail;
+  pc->rpos += (uint32_t)n;
+  /* An idle connection holds no input buffer. */
+  if (pc->rpos == pc->wpos) conn_free_input(c);
+  conn_recv_kick(c);
+}
+
+void nio__conn_want(nio_conn *pc, size_t n) {
+  conn *c = (conn *)pc;
+  if (n == 0) n = 1;
+  if (n > UINT32_MAX / 2) n = UINT32_MAX / 2;
+  c->want = (uint32_t)n;
+  conn_recv_kick(c);
+}
+
+/* ---- sending -------------------------------------------------------- */
+
+static void conn_send_failed(conn *c, int err, int deferred) {
+  if (!c->pub.err) c->pub.err = err;
+  conn_drop_queue(c);
+  c->pub.queued = 0;
+  if (deferred)
+    nio__engine_defer(c, NIO_EV_WRITE | NIO_EV_READ);
+  else
+    conn_fire(c, NIO_EV_WRITE | NIO_EV_READ);
+}
+
+static void conn_do_shutdown(conn *c) {
+  int r;
+  if (!c->pub.shut || c->shut_done || c->qhead || c->wreq.active ||
+      !c->connected)
+    return;
+  c->shut_done = 1;
+  if ((r = nio__sock_shutdown_write(c->pub.fd)) < 0 && !c->pub.err)
+    c->pub.err = r;
+}
+
+/* Submit the next vectored send if none is in flight. */
+static void conn_send_kick(conn *c, int deferred) {
+  nio_chunk *ch = c->qhead;
+  nio_iov *iov;
+  int n = 0, r;
+  if (c->wreq.active || ch == NULL || !c->connected || c->pub.err ||
+      c->pub.closing)
+    return;
+  if (ch->next == NULL) {
+    iov = &c->iov1;
+  } else {
+    if (c->iov == NULL && (c->iov = malloc(CONN_IOV * sizeof *iov)) == NULL) {
+      conn_send_failed(c, NIO_ENOMEM, deferred);
+      return;
+    }
+    iov = c->iov;
+  }
+  for (; ch && n < CONN_IOV; ch = ch->next, n++) {
+    iov[n].base = (void *)(ch->p + ch->off);
+    iov[n].len = ch->len - ch->off;
+  }
+  c->wreq.op = NIO_OP_SEND;
+  c->wreq.cb = conn_on_send;
+  c->wreq.u.send.iov = iov;
+  c->wreq.u.send.iovcnt = n;
+  if ((r = nio__port_submit(c->e->port, &c->wreq)) < 0)
+    conn_send_failed(c, r, deferred);
+}
+
+static void conn_on_send(nio_req *req, int res, const char *data,
+                         unsigned flags) {
+  conn *c = req->data;
+  size_t before = c->pub.queued, left;
+  (void)data;
+  (void)flags;
+  if (c->pub.closing) return;
+  if (res < 0) {
+    conn_send_failed(c, res == NIO_ECANCELED ? NIO_ECLOSED : res, 0);
+    return;
+  }
+  /* The tail copy chunk may have grown since the submit; walking by bytes
+  ** pops exactly what was sent. */
+  left = (size_t)res;
+  while (left > 0 && c->qhead) {
+    nio_chunk *ch = c->qhead;
+    size_t rem = ch->len - ch->off;
+    if (left < rem) {
+      ch->off += left;
+      break;
+    }
+    left -= rem;
+    c->qhead = ch->next;
+    if (c->qhead == NULL) c->qtail = NULL;
+    if (ch->free) ch->free(ch->ud, ch->p, ch->len);
+    free(ch);
+  }
+  c->pub.bytes_out += (uint64_t)res;
+  c->pub.queued = before > (size_t)res ? before - (size_t)res : 0;
+  if (c->qhead == NULL) {
+    free(c->iov);
+    c->iov = NULL;
+    c->pub.queued = 0;
+  }
+  conn_send_kick(c, 0);
+  conn_do_shutdown(c);
+  if (c->pub.closing) return;
+  if (c->caf) {
+    if (c->qhead == NULL || c->pub.err) nio__conn_close(&c->pub, 0);
+    return;
+  }
+  if (c->pub.queued == 0 || (before > c->lowat && c->pub.queued <= c->lowat))
+    conn_fire(c, NIO_EV_WRITE);
+}
+
+static nio_chunk *conn_chunk_copy(size_t len) {
+  size_t cap = CONN_CHUNK_ALLOC - sizeof(nio_chunk);
+  nio_chunk *ch;
+  if (len > cap) cap = len;
+  if ((ch = malloc(sizeof *ch + cap)) == NULL) return NULL;
+  ch->p = ch->data;
+  ch->cap = cap;
+  ch->free = NULL;
+  ch->ud = NULL;
+  return ch;
+}
+
+int nio__conn_write(nio_conn *pc, const void *p, size_t len,
+                    nio_chunk_free freefn, void *ud) {
+  conn *c = (conn *)pc;
+  nio_chunk *ch, *t = c->qtail;
+  int r = 0;
+  if (c->pub.closing || c->caf)
+    r = NIO_ECLOSED;
+  else if (c->pub.err)
+    r = c->pub.err;
+  else if (c->pub.shut)
+    r = NIO_EPIPE;
+  if (r < 0 || len == 0) {
+    if (freefn) freefn(ud, p, len);
+    return r;
+  }
+  if (freefn == NULL || len < CONN_COPY_MAX) {
+    /* Appending behind bytes in flight is safe: a copy chunk never moves. */
+    if (t && t->cap && t->cap - t->len >= len) {
+      memcpy(t->data + t->len, p, len);
+      t->len += len;
+      ch = NULL;
+    } else if ((ch = conn_chunk_copy(len)) != NULL) {
+      memcpy(ch->data, p, len);
+      ch->len = len;
+    } else {
+      r = NIO_ENOMEM;
+    }
+    if (freefn) freefn(ud, p, len);
+  } else if ((ch = malloc(sizeof *ch)) != NULL) {
+    ch->p = p;
+    ch->len = len;
+    ch->cap = 0;
+    ch->free = freefn;
+    ch->ud = ud;
+  } else {
+    freefn(ud, p, len);
+    r = NIO_ENOMEM;
+  }
+  if (r < 0) return r;
+  if (ch) {
+    ch->next = NULL;
+    ch->off = 0;
+    if (t)
+      t->next = ch;
+    else
+      c->qhead = ch;
+    c->qtail = ch;
+  }
+  c->pub.queued += len;
+  conn_send_kick(c, 1);
+  return 0;
+}
+
+void nio__conn_set_lowat(nio_conn *pc, size_t lowat) {
+  ((conn *)pc)->lowat = lowat;
+}
+
+int nio__conn_shutdown(nio_conn *pc) {
+  conn *c = (conn *)pc;
+  if (c->pub.closing) return NIO_ECLOSED;
+  if (c->pub.err) return c->pub.err;
+  c->pub.shut = 1;
+  conn_do_shutdown(c);
+  return c->pub.err;
+}
+
+/* ---- close after flush ---------------------------------------------- */
+
+static void conn_caf_expire(nio_timer *t) {
+  nio_engine *e = t->data;
+  conn *c;
+  while ((c = e->fhead) != NULL && c->fdue <= e->now)
+    nio__conn_close(&c->pub, 0);
+  if (c) nio__timer_start(e, &e->ftimer, c->fdue - e->now, conn_caf_expire);
+}
+
+void nio__conn_close_after_flush(nio_conn *pc) {
+  conn *c = (conn *)pc;
+  nio_engine *e = c->e;
+  if (c->pub.closing || c->caf) return;
+  if (c->pending) conn_unpend(c);
+  c->caf = 1;
+  c->pub.cb = NULL;
+  conn_free_input(c);
+  if (c->qhead == NULL || c->pub.err) {
+    nio__conn_close(pc, 0);
+    return;
+  }
+  /* Bounded even while the engine runs: a peer that never reads cannot
+  ** keep a forgotten connection (and its output) forever. The grace is
+  ** the same for all, so appending keeps the list ordered by deadline. */
+  c->fdue = e->now + e->grace_ns;
+  c->fprev = e->ftail;
+  c->fnext = NULL;
+  if (e->ftail)
+    e->ftail->fnext = c;
+  else
+    e->fhead = c;
+  e->ftail = c;
+  if (!nio__timer_active(&e->ftimer)) {
+    e->ftimer.data = e;
+    nio__timer_start(e, &e->ftimer, e->grace_ns, conn_caf_expire);
+  }
+  conn_recv_kick(c);
+}
+
+/* ---- connect -------------------------------------------------------- */
+
+static void conn_on_connect(nio_req *req, int res, const char *data,
+                            unsigned flags) {
+  conn *c = req->data;
+  (void)data;
+  (void)flags;
+  free(c->u.caddr);
+  c->u.caddr = NULL;
+  c->connecting = 0;
+  if (c->pub.closing) return;
+  if (res < 0) {
+    c->pub.err = res == NIO_ECANCELED ? NIO_ECLOSED : res;
+    conn_fire(c, NIO_EV_CONNECT);
+    return;
+  }
+  c->connected = 1;
+  conn_recv_kick(c);
+  conn_send_kick(c, 0);
+  conn_do_shutdown(c);
+  if (c->caf && (c->qhead == NULL || c->pub.err)) {
+    nio__conn_close(&c->pub, 0);
+    return;
+  }
+  conn_fire(c, NIO_EV_CONNECT);
+}
+
+int nio__conn_connect(nio_engine *e, const nio_addr *addr,
+                      const nio_addr *bind, nio_conn_cb cb, void *udata,
+                      nio_conn **out) {
+  nio_sock fd;
+  conn *c;
+  int r;
+  *out = NULL;
+  if (addr == NULL || addr->len == 0 || addr->len > sizeof addr->ss)
+    return NIO_EINVAL;
+  if (e->ending) return NIO_ECLOSED;
+  if ((r = nio__sock_tcp(addr->ss.ss_family, &fd)) < 0) return r;
+  if (bind && (r = nio__sock_bind_reuse(fd, bind)) < 0) goto fail_close;
+  if ((r = nio__port_add(e->port, fd)) < 0) goto fail_close;
+  if ((c = conn_new(e, fd)) == NULL) {
+    r = NIO_ENOMEM;
+    goto fail_remove;
+  }
+  if ((c->u.caddr = malloc(sizeof *addr)) == NULL) {
+    r = NIO_ENOMEM;
+    goto fail_conn;
+  }
+  *c->u.caddr = *addr;
+  c->wreq.op = NIO_OP_CONNECT;
+  c->wreq.cb = conn_on_connect;
+  c->wreq.u.connect.addr = c->u.caddr;
+  if ((r = nio__port_submit(e->port, &c->wreq)) < 0) {
+    free(c->u.caddr);
+    c->u.caddr = NULL;
+    goto fail_conn;
+  }
+  c->connecting = 1;
+  c->pub.cb = cb;
+  c->pub.udata = udata;
+  *out = &c->pub;
+  return 0;
+fail_conn:
+  /* The sweep closes the socket and frees c (no request is active). */
+  nio__conn_close(&c->pub, 0);
+  return r;
+fail_remove:
+  nio__port_remove(e->port, fd);
+fail_close:
+  nio__sock_close(fd);
+  return r;
+}
+
+/* ---- socket queries ------------------------------------------------- */
+
+int nio__conn_getsockname(nio_conn *c, nio_addr *a) {
+  if (c->closing) return NIO_ECLOSED;
+  return nio__sock_getsockname(c->fd, a);
+}
+
+int nio__conn_getpeername(nio_conn *c, nio_addr *a) {
+  if (c->closing) return NIO_ECLOSED;
+  return nio__sock_getpeername(c->fd, a);
+}
+
+int nio__conn_setopt(nio_conn *c, const char *name, int value) {
+  if (c->closing) return NIO_ECLOSED;
+  if (name == NULL) return NIO_EINVAL;
+  return nio__sock_setopt(c->fd, name, value);
+}

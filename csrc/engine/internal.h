@@ -1,0 +1,182 @@
+/*
+** internal.h: the engine's private structures, shared by the files of
+** csrc/engine only (engine.c, timer.c, conn.c, listener.c, resolve.c).
+** Nothing outside csrc/engine includes this; the contract is engine.h.
+*/
+#ifndef NIO_ENGINE_INTERNAL_H
+#define NIO_ENGINE_INTERNAL_H
+
+#include <stdatomic.h>
+#include "engine.h"
+
+typedef struct nio_call nio_call;
+typedef struct conn conn;
+typedef struct listener listener;
+typedef struct nio_resolve_req nio_resolve_req;
+
+/*
+** Connection ids: bits 0..23 slot, 24..51 generation, 52..59 engine index.
+** The id stays positive (fits a Lua integer with room to spare) and is never
+** 0: engine indexes start at 1. A slot's generation is bumped when its
+** connection closes, so an old id never matches the slot's next tenant.
+*/
+#define NIO_ID_SLOT_BITS 24
+#define NIO_ID_GEN_BITS 28
+#define NIO_ID_MAX_SLOTS (1u << NIO_ID_SLOT_BITS)
+#define NIO_ID_GEN_MASK ((1u << NIO_ID_GEN_BITS) - 1)
+#define NIO_ID_MAKE(index, gen, slot)                                         \
+  (((uint64_t)(index) << (NIO_ID_SLOT_BITS + NIO_ID_GEN_BITS)) |              \
+   ((uint64_t)(gen) << NIO_ID_SLOT_BITS) | (uint64_t)(slot))
+#define NIO_ID_INDEX(id) ((unsigned)((id) >> (NIO_ID_SLOT_BITS + NIO_ID_GEN_BITS)))
+#define NIO_ID_GEN(id) ((uint32_t)((id) >> NIO_ID_SLOT_BITS) & NIO_ID_GEN_MASK)
+#define NIO_ID_SLOT(id) ((uint32_t)(id) & (NIO_ID_MAX_SLOTS - 1))
+
+/* One entry of the slot table. The table is engine-owned and may be
+** reallocated: nothing keeps pointers into it, only slot numbers. */
+typedef struct nio_slot {
+  conn *c;       /* live connection, NULL when free */
+  uint32_t gen;  /* generation of the current/next tenant, never 0 */
+  uint32_t next; /* free list link (slot + 1; 0 = end) */
+} nio_slot;
+
+/*
+** A queued output chunk. Copy chunks (cap > 0) hold their bytes in data[]
+** and may grow in place (len increases, the buffer never moves) while part
+** of them is in flight. Referenced chunks (cap == 0) point at the owner's
+** bytes and call free(ud, p, len) once, when sent or dropped. Chunks are
+** freed only when no send names them: after the send completion that covers
+** them, or by the sweep after the connection's final completions.
+*/
+typedef struct nio_chunk {
+  struct nio_chunk *next;
+  const char *p;
+  size_t len; /* bytes at p */
+  size_t off; /* bytes already sent */
+  size_t cap; /* capacity of data[], 0 for a referenced chunk */
+  nio_chunk_free free;
+  void *ud;
+  char data[];
+} nio_chunk;
+
+/*
+** The engine-private view of a connection. Allocated by conn.c, freed by
+** the sweep (engine turn) once it is closing and neither rreq nor wreq is
+** active; the socket is closed at that same point.
+*/
+struct conn {
+  nio_conn pub; /* first: a nio_conn * is a conn * */
+  nio_engine *e;
+  nio_req rreq; /* the one receive, re-posted while input < want */
+  nio_req wreq; /* connect, then the one vectored send in flight */
+  nio_chunk *qhead, *qtail;
+  /* iov of the send in flight: &iov1 for a single chunk, else a lazily
+  ** allocated array of NIO_CONN_IOV entries, freed when the queue empties. */
+  nio_iov *iov;
+  nio_iov iov1;
+  union {
+    nio_addr *caddr; /* connect target, while connecting (owned) */
+    listener *pl;    /* listener whose pending queue holds us */
+  } u;
+  conn *next;         /* listener pending queue, then zombie list */
+  conn *dnext;        /* deferred-event list */
+  conn *fprev, *fnext; /* close-after-flush list */
+  uint64_t fdue;      /* close-after-flush deadline */
+  size_t lowat;
+  uint32_t want;
+  uint32_t slot;
+  uint8_t devents; /* deferred events to deliver at the next turn */
+  unsigned connecting : 1, connected : 1, caf : 1, pending : 1, reset : 1,
+      shut_done : 1, deferred : 1, zombie : 1;
+};
+
+/* The engine-private view of a listener; freed by the sweep once closing
+** and its accept request had its final completion. */
+struct listener {
+  nio_listener pub;
+  nio_engine *e;
+  nio_req areq;
+  nio_timer retry; /* re-arm after an accept error (EMFILE...) */
+  conn *phead, *ptail;
+  int backlog, npending;
+  listener *lprev, *lnext; /* engine's open list, then zombie list */
+  unsigned closing : 1;
+};
+
+/* A cross-thread call waiting in the inbox. */
+struct nio_call {
+  nio_call *next;
+  nio_call_fn fn;
+  void *arg;
+};
+
+struct nio_engine {
+  /* Worker-only state. */
+  nio_port *port;
+  nio_thread *thread;
+  nio_engine_hooks hooks;
+  char backend[16];
+  uint64_t now;
+  uint64_t grace_ns;
+  void *udata;
+  int result;
+  unsigned quit : 1, stop_seen : 1, started : 1, ending : 1;
+  unsigned index; /* registry index, 1..255 */
+
+  /* Timers: a binary min-heap on due. */
+  nio_timer **heap;
+  uint32_t nheap, heapcap;
+
+  /* Connections. */
+  nio_slot *slots;
+  uint32_t nslots, free_slot; /* free_slot: slot + 1 of the first free */
+  conn *zombies;
+  conn *deferred, *deferred_tail;
+  conn *fhead, *ftail; /* close-after-flush, ordered by fdue */
+  nio_timer ftimer;
+  listener *listeners; /* open listeners */
+  listener *lzombies;
+  nio_resolve_req *resolving;
+  nio_engine_stats stats;
+
+  /* Inbox: shared with any thread, under mu. */
+  nio_mutex mu;
+  nio_call *ihead, *itail;
+  int iclosed;
+  atomic_int wake_pending;
+  atomic_int stop_req;
+  atomic_int posting; /* nio__engine_stop() calls inside their post */
+  _Atomic(nio_port *) wake_port;
+};
+
+/* engine.c */
+void nio__engine_defer(conn *c, int events);
+
+/* timer.c */
+/* Milliseconds until the first timer is due (-1: none), from now. */
+int nio__timers_timeout(nio_engine *e, uint64_t now);
+void nio__timers_run(nio_engine *e);
+void nio__timers_free(nio_engine *e);
+
+/* conn.c */
+/* Wrap an accepted socket (already added to the port). */
+int nio__conn_accepted(nio_engine *e, nio_sock fd, conn **out);
+/* Start receiving on a connection whose owner just took it. */
+void nio__conn_start(conn *c);
+void nio__conn_deliver(conn *c, int events);
+/* Free closed connections whose requests all completed. */
+void nio__conns_sweep(nio_engine *e);
+/* Whether close-after-flush connections still have output to send. */
+int nio__conns_flushing(const nio_engine *e);
+/* Close every open connection (end of the engine). */
+void nio__conns_close_all(nio_engine *e);
+
+/* listener.c */
+void nio__listeners_sweep(nio_engine *e);
+void nio__listeners_close_all(nio_engine *e);
+
+/* resolve.c */
+/* Cancel resolutions in flight: their callbacks run now with
+** NIO_ECANCELED, and the helper threads drop their results. */
+void nio__resolve_cancel_all(nio_engine *e);
+
+#endif /* NIO_ENGINE_INTERNAL_H */

@@ -1,0 +1,213 @@
+/*
+** listener.c: listening sockets -- one pre-posted multishot accept, the
+** queue of accepted connections waiting for their owner, and back-off on
+** accept errors.
+*/
+#include <stdlib.h>
+#include "internal.h"
+
+/* After an accept error such as EMFILE the accept is re-armed only after
+** this pause: re-arming at once would spin on the same error. */
+#define LISTEN_RETRY_NS (100ull * 1000000ull)
+#define LISTEN_BACKLOG 511
+
+static void listener_on_accept(nio_req *req, int res, const char *data,
+                               unsigned flags);
+
+static void listener_fire(listener *l) {
+  if (!l->closing && l->pub.cb) l->pub.cb(&l->pub, NIO_EV_READ);
+}
+
+static void listener_retry(nio_timer *t);
+
+/* Keep the accept armed unless closing, backing off, or the pending queue
+** is full (then nio__listener_accept() re-arms after taking one). */
+static void listener_arm(listener *l) {
+  int r;
+  if (l->closing || l->areq.active || nio__timer_active(&l->retry) ||
+      l->npending >= l->backlog)
+    return;
+  if ((r = nio__port_submit(l->e->port, &l->areq)) < 0) {
+    l->pub.err = r;
+    l->retry.data = l;
+    nio__timer_start(l->e, &l->retry, LISTEN_RETRY_NS, listener_retry);
+  }
+}
+
+static void listener_retry(nio_timer *t) {
+  listener_arm(t->data);
+}
+
+static int listener_transient(int err) {
+  return err == NIO_ECONNABORTED || err == NIO_EINTR || err == NIO_EAGAIN ||
+         err == NIO_ECONNRESET || err == NIO_EPERM;
+}
+
+static void listener_take(listener *l, nio_sock fd) {
+  nio_engine *e = l->e;
+  conn *c;
+  int r;
+  if ((r = nio__port_add(e->port, fd)) < 0) {
+    nio__sock_close(fd);
+    l->pub.err = r;
+    return;
+  }
+  if (nio__conn_accepted(e, fd, &c) < 0) {
+    nio__port_remove(e->port, fd);
+    nio__sock_close(fd);
+    l->pub.err = NIO_ENOMEM;
+    return;
+  }
+  c->pending = 1;
+  c->u.pl = l;
+  c->next = NULL;
+  if (l->ptail)
+    l->ptail->next = c;
+  else
+    l->phead = c;
+  l->ptail = c;
+  l->npending++;
+  l->pub.err = 0;
+}
+
+static void listener_on_accept(nio_req *req, int res, const char *data,
+                               unsigned flags) {
+  listener *l = req->data;
+  int more = (flags & NIO_CQE_MORE) != 0;
+  (void)data;
+  if (l->closing) {
+    if (res >= 0) nio__sock_close((nio_sock)res);
+    return;
+  }
+  if (res >= 0) {
+    /* Taken even past the backlog: accepts that completed before our
+    ** cancel took effect are real connections, not to be dropped. */
+    listener_take(l, (nio_sock)res);
+    if (more && l->npending >= l->backlog)
+      nio__port_cancel(l->e->port, &l->areq);
+    else if (!more)
+      listener_arm(l);
+    listener_fire(l);
+    return;
+  }
+  if (res == NIO_ECANCELED) {
+    /* Our own cancel (queue full): the queue's drain re-arms. */
+    if (!more) listener_arm(l);
+    return;
+  }
+  l->pub.err = res;
+  if (listener_transient(res)) {
+    if (!more) listener_arm(l);
+  } else {
+    /* EMFILE and friends: stop accepting for a while so the loop does not
+    ** spin on the error; the owner sees it in err meanwhile. */
+    if (more) nio__port_cancel(l->e->port, &l->areq);
+    l->retry.data = l;
+    nio__timer_start(l->e, &l->retry, LISTEN_RETRY_NS, listener_retry);
+  }
+  listener_fire(l);
+}
+
+int nio__listen(nio_engine *e, const nio_addr *addr, int backlog,
+                int reuseport, nio_listener_cb cb, void *udata,
+                nio_listener **out) {
+  listener *l;
+  nio_sock fd;
+  int r;
+  *out = NULL;
+  if (addr == NULL || addr->len == 0 || addr->len > sizeof addr->ss)
+    return NIO_EINVAL;
+  if (e->ending) return NIO_ECLOSED;
+  if (backlog <= 0) backlog = LISTEN_BACKLOG;
+  if (backlog > 65535) backlog = 65535;
+  if ((r = nio__sock_listen(addr, backlog, reuseport, &fd)) < 0) return r;
+  if ((r = nio__port_add(e->port, fd)) < 0) {
+    nio__sock_close(fd);
+    return r;
+  }
+  if ((l = calloc(1, sizeof *l)) == NULL) {
+    nio__port_remove(e->port, fd);
+    nio__sock_close(fd);
+    return NIO_ENOMEM;
+  }
+  l->e = e;
+  l->pub.fd = fd;
+  l->pub.cb = cb;
+  l->pub.udata = udata;
+  l->backlog = backlog;
+  l->areq.fd = fd;
+  l->areq.op = NIO_OP_ACCEPT;
+  l->areq.cb = listener_on_accept;
+  l->areq.data = l;
+  if ((r = nio__port_submit(e->port, &l->areq)) < 0) {
+    nio__port_remove(e->port, fd);
+    nio__sock_close(fd);
+    free(l);
+    return r;
+  }
+  l->lnext = e->listeners;
+  if (e->listeners) e->listeners->lprev = l;
+  e->listeners = l;
+  *out = &l->pub;
+  return 0;
+}
+
+nio_conn *nio__listener_accept(nio_listener *pl, nio_conn_cb cb, void *udata) {
+  listener *l = (listener *)pl;
+  conn *c = l->phead;
+  if (c == NULL || l->closing) return NULL;
+  l->phead = c->next;
+  if (l->phead == NULL) l->ptail = NULL;
+  l->npending--;
+  c->next = NULL;
+  c->pending = 0;
+  c->u.pl = NULL;
+  c->pub.cb = cb;
+  c->pub.udata = udata;
+  nio__conn_start(c);
+  listener_arm(l);
+  return &c->pub;
+}
+
+int nio__listener_getsockname(nio_listener *l, nio_addr *a) {
+  if (((listener *)l)->closing) return NIO_ECLOSED;
+  return nio__sock_getsockname(l->fd, a);
+}
+
+void nio__listener_close(nio_listener *pl) {
+  listener *l = (listener *)pl;
+  nio_engine *e = l->e;
+  if (l->closing) return;
+  l->closing = 1;
+  l->pub.cb = NULL;
+  while (l->phead) nio__conn_close(&l->phead->pub, 0);
+  nio__timer_stop(e, &l->retry);
+  if (l->areq.active) nio__port_cancel(e->port, &l->areq);
+  if (l->lprev)
+    l->lprev->lnext = l->lnext;
+  else
+    e->listeners = l->lnext;
+  if (l->lnext) l->lnext->lprev = l->lprev;
+  l->lprev = NULL;
+  l->lnext = e->lzombies;
+  e->lzombies = l;
+}
+
+/* Free closed listeners whose accept had its final completion. */
+void nio__listeners_sweep(nio_engine *e) {
+  listener **pp = &e->lzombies, *l;
+  while ((l = *pp) != NULL) {
+    if (l->areq.active) {
+      pp = &l->lnext;
+      continue;
+    }
+    *pp = l->lnext;
+    nio__port_remove(e->port, l->pub.fd);
+    nio__sock_close(l->pub.fd);
+    free(l);
+  }
+}
+
+void nio__listeners_close_all(nio_engine *e) {
+  while (e->listeners) nio__listener_close(&e->listeners->pub);
+}

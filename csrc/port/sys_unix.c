@@ -1,0 +1,315 @@
+/*
+** sys_unix.c: the per-OS layer of sys.h for Linux (pthreads, monotonic
+** clock, non-blocking close-on-exec sockets and their options).
+*/
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include "sys.h"
+
+/* Backends hand the nio_iov array straight to writev/sendmsg/io_uring. */
+_Static_assert(sizeof(nio_iov) == sizeof(struct iovec),
+               "nio_iov must have the size of struct iovec");
+_Static_assert(offsetof(nio_iov, base) == offsetof(struct iovec, iov_base),
+               "nio_iov.base must sit where struct iovec.iov_base does");
+_Static_assert(offsetof(nio_iov, len) == offsetof(struct iovec, iov_len),
+               "nio_iov.len must sit where struct iovec.iov_len does");
+_Static_assert(sizeof(((nio_iov *)0)->len) ==
+                   sizeof(((struct iovec *)0)->iov_len),
+               "nio_iov.len must have the width of iov_len");
+
+/* ---- time ---------------------------------------------------------- */
+
+uint64_t nio__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- threads ------------------------------------------------------- */
+
+/* Allocated by nio__thread_start/detach_start; freed by nio__thread_join,
+** or by the thread itself when detached. */
+struct nio_thread {
+  pthread_t t;
+  nio_thread_fn fn;
+  void *arg;
+  int detached;
+};
+
+static void *thread_main(void *ud) {
+  struct nio_thread *t = ud;
+  nio_thread_fn fn = t->fn;
+  void *arg = t->arg;
+  /* A detached thread owns its record; nobody else will read it. */
+  if (t->detached) free(t);
+  fn(arg);
+  return NULL;
+}
+
+static int thread_create(struct nio_thread *t) {
+  pthread_attr_t attr;
+  int r = pthread_attr_init(&attr);
+  if (r != 0) return nio_translate_sys_error(r);
+  if (t->detached) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  r = pthread_create(&t->t, &attr, thread_main, t);
+  pthread_attr_destroy(&attr);
+  return r == 0 ? 0 : nio_translate_sys_error(r);
+}
+
+int nio__thread_start(nio_thread **out, nio_thread_fn fn, void *arg) {
+  struct nio_thread *t;
+  int r;
+  *out = NULL;
+  if ((t = calloc(1, sizeof *t)) == NULL) return NIO_ENOMEM;
+  t->fn = fn;
+  t->arg = arg;
+  if ((r = thread_create(t)) != 0) {
+    free(t);
+    return r;
+  }
+  *out = t;
+  return 0;
+}
+
+int nio__thread_join(nio_thread *t) {
+  int r = pthread_join(t->t, NULL);
+  free(t);
+  return r == 0 ? 0 : nio_translate_sys_error(r);
+}
+
+int nio__thread_detach_start(nio_thread_fn fn, void *arg) {
+  struct nio_thread *t;
+  int r;
+  if ((t = calloc(1, sizeof *t)) == NULL) return NIO_ENOMEM;
+  t->fn = fn;
+  t->arg = arg;
+  t->detached = 1;
+  /* On success the thread frees t, possibly before pthread_create returns. */
+  if ((r = thread_create(t)) != 0) free(t);
+  return r;
+}
+
+void nio__thread_block_signals(void) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+uint64_t nio__thread_self_id(void) {
+  static _Thread_local pid_t tid;
+  if (tid == 0) tid = gettid();
+  return (uint64_t)tid;
+}
+
+/* ---- locks --------------------------------------------------------- */
+
+int nio__mutex_init(nio_mutex *m) {
+  int r = pthread_mutex_init(&m->m, NULL);
+  return r == 0 ? 0 : nio_translate_sys_error(r);
+}
+
+void nio__mutex_destroy(nio_mutex *m) {
+  pthread_mutex_destroy(&m->m);
+}
+
+void nio__mutex_lock(nio_mutex *m) {
+  pthread_mutex_lock(&m->m);
+}
+
+void nio__mutex_unlock(nio_mutex *m) {
+  pthread_mutex_unlock(&m->m);
+}
+
+/* Condition variables time out on the monotonic clock, like nio__now_ns(),
+** so a wall-clock jump cannot stretch or cut a wait. */
+int nio__cond_init(nio_cond *c) {
+  pthread_condattr_t attr;
+  int r = pthread_condattr_init(&attr);
+  if (r != 0) return nio_translate_sys_error(r);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  r = pthread_cond_init(&c->c, &attr);
+  pthread_condattr_destroy(&attr);
+  return r == 0 ? 0 : nio_translate_sys_error(r);
+}
+
+void nio__cond_destroy(nio_cond *c) {
+  pthread_cond_destroy(&c->c);
+}
+
+void nio__cond_signal(nio_cond *c) {
+  pthread_cond_signal(&c->c);
+}
+
+void nio__cond_broadcast(nio_cond *c) {
+  pthread_cond_broadcast(&c->c);
+}
+
+int nio__cond_wait(nio_cond *c, nio_mutex *m, int64_t timeout_ns) {
+  struct timespec ts;
+  uint64_t due;
+  int r;
+  if (timeout_ns < 0) {
+    pthread_cond_wait(&c->c, &m->m);
+    return 0;
+  }
+  due = nio__now_ns() + (uint64_t)timeout_ns;
+  ts.tv_sec = (time_t)(due / 1000000000u);
+  ts.tv_nsec = (long)(due % 1000000000u);
+  r = pthread_cond_timedwait(&c->c, &m->m, &ts);
+  if (r == ETIMEDOUT) return NIO_ETIMEDOUT;
+  return r == 0 ? 0 : nio_translate_sys_error(r);
+}
+
+/* ---- sockets ------------------------------------------------------- */
+
+static int sock_err(void) {
+  return nio_translate_sys_error(errno);
+}
+
+static int sock_setint(nio_sock s, int level, int name, int value) {
+  if (setsockopt(s, level, name, &value, sizeof value) != 0) return sock_err();
+  return 0;
+}
+
+int nio__sock_tcp(int family, nio_sock *out) {
+  int s = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  *out = NIO_BAD_SOCK;
+  if (s < 0) return sock_err();
+  *out = s;
+  return 0;
+}
+
+int nio__sock_close(nio_sock s) {
+  /* On Linux the descriptor is released even when close() reports EINTR;
+  ** retrying could close a descriptor another thread just got. */
+  if (close(s) != 0 && errno != EINTR) return sock_err();
+  return 0;
+}
+
+/* An IPv6 listener is dual-stack (IPV6_V6ONLY off): "[::]:port" also takes
+** IPv4 clients, which is what "*:port" users expect whichever family the
+** resolver picked. Binding 0.0.0.0 and :: to one port then conflicts, as on
+** most Linux defaults (net.ipv6.bindv6only=0). */
+int nio__sock_listen(const nio_addr *a, int backlog, int reuseport,
+                     nio_sock *out) {
+  nio_sock s;
+  int r;
+  *out = NIO_BAD_SOCK;
+  if ((r = nio__sock_tcp(a->ss.ss_family, &s)) != 0) return r;
+  if ((r = sock_setint(s, SOL_SOCKET, SO_REUSEADDR, 1)) != 0) goto fail;
+  if (reuseport && (r = sock_setint(s, SOL_SOCKET, SO_REUSEPORT, 1)) != 0)
+    goto fail;
+  if (a->ss.ss_family == AF_INET6 &&
+      (r = sock_setint(s, IPPROTO_IPV6, IPV6_V6ONLY, 0)) != 0)
+    goto fail;
+  if (bind(s, (const struct sockaddr *)&a->ss, a->len) != 0 ||
+      listen(s, backlog) != 0) {
+    r = sock_err();
+    goto fail;
+  }
+  *out = s;
+  return 0;
+fail:
+  close(s);
+  return r;
+}
+
+int nio__sock_bind_reuse(nio_sock s, const nio_addr *a) {
+  int r;
+  if ((r = sock_setint(s, SOL_SOCKET, SO_REUSEADDR, 1)) != 0) return r;
+  if ((r = sock_setint(s, SOL_SOCKET, SO_REUSEPORT, 1)) != 0) return r;
+  if (bind(s, (const struct sockaddr *)&a->ss, a->len) != 0) return sock_err();
+  return 0;
+}
+
+int nio__sock_getsockname(nio_sock s, nio_addr *a) {
+  socklen_t len = sizeof a->ss;
+  if (getsockname(s, (struct sockaddr *)&a->ss, &len) != 0) return sock_err();
+  a->len = len;
+  return 0;
+}
+
+int nio__sock_getpeername(nio_sock s, nio_addr *a) {
+  socklen_t len = sizeof a->ss;
+  if (getpeername(s, (struct sockaddr *)&a->ss, &len) != 0) return sock_err();
+  a->len = len;
+  return 0;
+}
+
+int nio__sock_error(nio_sock s) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return sock_err();
+  return err == 0 ? 0 : nio_translate_sys_error(err);
+}
+
+int nio__sock_setopt(nio_sock s, const char *name, int value) {
+  struct linger l;
+  if (strcmp(name, "tcp-nodelay") == 0)
+    return sock_setint(s, IPPROTO_TCP, TCP_NODELAY, value != 0);
+  if (strcmp(name, "keepalive") == 0)
+    return sock_setint(s, SOL_SOCKET, SO_KEEPALIVE, value != 0);
+  if (strcmp(name, "reuseaddr") == 0)
+    return sock_setint(s, SOL_SOCKET, SO_REUSEADDR, value != 0);
+  if (strcmp(name, "linger") == 0) {
+    l.l_onoff = value >= 0;
+    l.l_linger = value >= 0 ? value : 0;
+    if (setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l) != 0)
+      return sock_err();
+    return 0;
+  }
+  return NIO_EINVAL;
+}
+
+int nio__sock_shutdown_write(nio_sock s) {
+  if (shutdown(s, SHUT_WR) != 0) return sock_err();
+  return 0;
+}
+
+int nio__sock_close_reset(nio_sock s) {
+  struct linger l = {1, 0};
+  /* Even if the option fails the descriptor must not leak. */
+  setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  return nio__sock_close(s);
+}
+
+int nio__sock_last_error(void) {
+  return errno == 0 ? 0 : sock_err();
+}
+
+/* IPv4 clients of a dual-stack listener arrive as ::ffff:a.b.c.d; they are
+** shown as plain IPv4, the form users compare against. */
+int nio__addr_format(const nio_addr *a, char *ip, size_t iplen, int *port) {
+  const struct sockaddr_in *s4;
+  const struct sockaddr_in6 *s6;
+  const void *src;
+  int family = a->ss.ss_family;
+  if (family == AF_INET) {
+    s4 = (const struct sockaddr_in *)&a->ss;
+    src = &s4->sin_addr;
+    *port = ntohs(s4->sin_port);
+  } else if (family == AF_INET6) {
+    s6 = (const struct sockaddr_in6 *)&a->ss;
+    src = &s6->sin6_addr;
+    *port = ntohs(s6->sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+      family = AF_INET;
+      src = &s6->sin6_addr.s6_addr[12];
+    }
+  } else {
+    return NIO_EAFNOSUPPORT;
+  }
+  if (inet_ntop(family, src, ip, (socklen_t)iplen) == NULL) return sock_err();
+  return 0;
+}

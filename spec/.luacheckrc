@@ -1,0 +1,3 @@
+-- luacheck settings for the busted specs (run from spec/: luacheck .).
+std = "lua54+busted"
+max_line_length = 100

@@ -1,0 +1,179 @@
+-- connect_spec.lua: netio.connect and its failures.
+local H = require "helper"
+local netio = H.netio
+
+-- A loopback port nobody listens on (listened on, then closed). The short
+-- sleep keeps these tests independent of how soon close() releases the
+-- port (listen_spec pins that).
+local function dead_port()
+  local l, port = H.listen("127.0.0.1:0")
+  l:close()
+  netio.sleep(0.05)
+  return port
+end
+
+describe("netio.connect", function()
+  it("connect_returns_a_connection_that_carries_data_both_ways", function()
+    local reply = H.run(function()
+      local _, port = H.server(H.echo)
+      local c = H.connect("127.0.0.1:" .. port)
+      assert(c:send("ping\n"))
+      return c:recv("*l", 2)
+    end)
+    assert.are.equal("ping", reply)
+  end)
+
+  it("connect_to_a_closed_port_returns_nil_message_ECONNREFUSED", function()
+    local c, msg, code = H.run(function()
+      return netio.connect("127.0.0.1:" .. dead_port())
+    end)
+    assert.is_nil(c)
+    assert.is_string(msg)
+    assert.is_true(#msg > 0)
+    assert.are.equal("ECONNREFUSED", code)
+  end)
+
+  it("connect_to_ipv6_loopback", function()
+    if not H.has_ipv6() then
+      pending("no IPv6 loopback on this machine")
+      return
+    end
+    local reply, ip = H.run(function()
+      local l, port = H.listen("[::1]:0")
+      netio.spawn(function()
+        local s = l:accept(5)
+        if s then H.track(s) H.echo(s) end
+      end)
+      local c = H.connect("[::1]:" .. port)
+      assert(c:send("six"))
+      return c:recv(3, 2), c:getpeername()
+    end)
+    assert.are.equal("six", reply)
+    assert.are.equal("::1", ip)
+  end)
+
+  it("connect_resolves_localhost", function()
+    local reply, port_ok = H.run(function()
+      local _, port = H.server(H.echo)
+      local c = H.connect("localhost:" .. port)
+      local _, pport = c:getpeername()
+      assert(c:send("name"))
+      return c:recv(4, 2), pport == port
+    end)
+    assert.are.equal("name", reply)
+    assert.is_true(port_ok)
+  end)
+
+  it("connect_to_an_unknown_host_returns_nil_message_code", function()
+    local dt, c, msg, code = H.run(function()
+      return H.timed(netio.connect, "no-such-host.invalid:80", { timeout = 5 })
+    end)
+    assert.is_nil(c)
+    assert.is_string(msg)
+    assert.is_string(code)
+    assert.truthy(code:match("^E[A-Z_]+$"), code)
+    assert.is_true(dt < 6)
+  end)
+
+  for _, addr in ipairs({ "", "nohostport", "1.2.3.4:99999", "[::1", ":",
+                          "host:-1", "host:abc", "127.0.0.1:", "[::1]:",
+                          "127.0.0.1:65536", "[::1]x:80", "a:b:c" }) do
+    it("connect_to_malformed_address_" .. ("%q"):format(addr)
+       .. "_returns_nil_message_code", function()
+      local dt, c, msg, code = H.run(function()
+        return H.timed(netio.connect, addr, { timeout = 2 })
+      end)
+      if c then c:close() end
+      assert.is_nil(c, "connect(" .. addr .. ") should fail")
+      assert.is_string(msg)
+      assert.is_string(code)
+      assert.truthy(code:match("^E[A-Z_]+$"), "code " .. tostring(code))
+      assert.is_true(dt < 2.5, "connect took " .. dt .. " s")
+    end)
+  end
+
+  it("connect_with_a_bind_option_uses_that_local_address", function()
+    local want, got_local, got_peer, reply = H.run(function()
+      local _, port = H.server(H.echo)
+      local bport = dead_port()
+      local c = H.connect("127.0.0.1:" .. port,
+        { bind = "127.0.0.1:" .. bport })
+      local _, lport = c:getsockname()
+      assert(c:send("bound"))
+      local r = c:recv(5, 2)
+      return bport, lport, select(2, c:getpeername()), r
+    end)
+    assert.are.equal(want, got_local)
+    assert.is_number(got_peer)
+    assert.are.equal("bound", reply)
+  end)
+
+  it("connect_with_bind_port_zero_gets_some_local_port", function()
+    local ip, port = H.run(function()
+      local _, sport = H.server(H.echo)
+      local c = H.connect("127.0.0.1:" .. sport, { bind = "127.0.0.1:0" })
+      return c:getsockname()
+    end)
+    assert.are.equal("127.0.0.1", ip)
+    assert.is_true(port > 0)
+  end)
+
+  it("connect_with_a_malformed_bind_returns_nil_message_code", function()
+    local c, msg, code = H.run(function()
+      local _, port = H.server(H.echo)
+      return netio.connect("127.0.0.1:" .. port, { bind = "not an address" })
+    end)
+    if c then c:close() end
+    assert.is_nil(c)
+    assert.is_string(msg)
+    assert.is_string(code)
+  end)
+
+  it("connect_timeout_option_gives_nil_timeout", function()
+    -- A listener with a tiny backlog that never accepts: once its queues
+    -- are full the kernel drops further SYNs, so a connect hangs.
+    local results = H.run(function()
+      local _, port = H.listen("127.0.0.1:0", { backlog = 1 })
+      local r = { tries = 0 }
+      for i = 1, 64 do
+        r.tries = i
+        local dt, c, err = H.timed(netio.connect, "127.0.0.1:" .. port,
+          { timeout = 0.1 })
+        if c then
+          H.track(c)
+        else
+          r.err, r.dt = err, dt
+          break
+        end
+      end
+      return r
+    end, 30)
+    assert.are.equal("timeout", results.err,
+      "no connect timed out in " .. results.tries .. " tries")
+    assert.is_true(results.dt >= 0.08 and results.dt < 1,
+      "connect gave up after " .. tostring(results.dt) .. " s")
+  end)
+
+  it("connect_many_in_parallel_tasks", function()
+    local n = H.run(function()
+      local _, port = H.server(H.echo)
+      local ts = {}
+      for i = 1, 20 do
+        ts[i] = netio.spawn(function()
+          local c = H.connect("127.0.0.1:" .. port)
+          assert(c:send("n" .. i .. "\n"))
+          local r = c:recv("*l", 2)
+          c:close()
+          return r == "n" .. i
+        end)
+      end
+      local good = 0
+      for _, t in ipairs(ts) do
+        local ok, r = t:join(5)
+        if ok and r then good = good + 1 end
+      end
+      return good
+    end)
+    assert.are.equal(20, n)
+  end)
+end)

@@ -1,0 +1,287 @@
+-- spec/helper.lua: what every netio spec shares. Loads netio, skips the
+-- whole file (exit 77) when NETIO_BACKEND names a backend this machine cannot
+-- run, and gives bounded ways to run a test body on the engine, start
+-- servers on loopback, make connection pairs and compare large payloads.
+--
+-- Every helper that starts something (listener, connection, server task)
+-- records it so that H.run closes it once the body returns: no server
+-- outlives its test, and no test waits on a task it forgot.
+
+local netio = require "netio"
+
+local H = { netio = netio }
+
+H.backend = os.getenv("NETIO_BACKEND")
+if H.backend == "" then H.backend = nil end
+
+-- Whether the engine can run on the backend named `name` here.
+local function available(name)
+  if type(netio.available) == "function" then
+    return netio.available(name) and true or false
+  end
+  -- No netio.available(): try to run an engine (NETIO_BACKEND forces it).
+  local ok, ran, got = pcall(netio.run, function() return netio.backend() end)
+  return ok and ran == true and got == name
+end
+
+if H.backend and not available(H.backend) then
+  io.stderr:write(("netio spec: backend %q is not available on this machine;"
+    .. " skipping\n"):format(H.backend))
+  os.exit(77)
+end
+
+-- The repository root (the parent of spec/), absolute.
+do
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  local dir = src:match("^(.*)/spec/[^/]*$") or "."
+  if dir:sub(1, 1) ~= "/" then
+    local p = io.popen("pwd")
+    local cwd = p:read("l")
+    p:close()
+    dir = (dir == "." and cwd) or (cwd .. "/" .. dir)
+  end
+  H.root = dir
+end
+
+-- Things to close when the current H.run body ends (LIFO).
+local closers = {}
+
+-- Remember a listener or connection so H.run closes it after the body.
+function H.track(obj)
+  closers[#closers + 1] = obj
+  return obj
+end
+
+local function close_all()
+  for i = #closers, 1, -1 do
+    local obj = closers[i]
+    closers[i] = nil
+    -- A connection whose peer stopped reading must not hold the close
+    -- (which flushes, bounded by the send timeout) forever.
+    if obj.settimeout then pcall(obj.settimeout, obj, 0.2) end
+    pcall(obj.close, obj)
+  end
+end
+
+-- Run body() as a task on a fresh engine and return its results.
+-- The body is bounded by `limit` seconds (default 10): past it, everything
+-- it tracked is closed, netio.stop() is called and H.run raises. An error
+-- in the body is re-raised here with the task's traceback.
+function H.run(body, limit)
+  limit = limit or 10
+  local expired = false
+  -- The body runs in a task of its own that the first task joins with a
+  -- timeout: nothing polls, so the engine sleeps exactly as it would
+  -- without the harness.
+  local ok, res = netio.run(function()
+    local t = netio.spawn(function()
+      return table.pack(xpcall(body, debug.traceback))
+    end)
+    local joined, r = t:join(limit)
+    if joined ~= true then
+      expired = true
+      close_all()
+      netio.stop()
+      return { n = 2, false, "(no result)" }
+    end
+    close_all()
+    return r
+  end)
+  if expired then
+    error(("test body did not finish within %g s"):format(limit), 2)
+  end
+  if ok ~= true or type(res) ~= "table" then
+    error(("netio.run returned %s, %s instead of true, results")
+      :format(tostring(ok), tostring(res)), 2)
+  end
+  if not res[1] then error(res[2], 0) end
+  return table.unpack(res, 2, res.n)
+end
+
+-- Listen (default "127.0.0.1:0"), tracked; returns listener, port.
+function H.listen(addr, opts)
+  local l, err, code = netio.listen(addr or "127.0.0.1:0", opts)
+  if not l then
+    error(("listen(%s) failed: %s (%s)"):format(addr or "127.0.0.1:0",
+      tostring(err), tostring(code)), 2)
+  end
+  H.track(l)
+  local _, port = l:getsockname()
+  return l, port
+end
+
+-- Connect, tracked; raises on failure.
+function H.connect(addr, opts)
+  local c, err, code = netio.connect(addr, opts)
+  if not c then
+    error(("connect(%s) failed: %s (%s)"):format(addr, tostring(err),
+      tostring(code)), 2)
+  end
+  return H.track(c)
+end
+
+-- A server on 127.0.0.1:0 running handler(conn) in its own task for each
+-- connection and closing the connection when handler returns. Returns
+-- listener, port. It stops when the listener is closed (at the latest when
+-- the H.run body ends).
+function H.server(handler, opts)
+  local l, port = H.listen("127.0.0.1:0", opts)
+  netio.spawn(function()
+    while true do
+      local c = l:accept()
+      if not c then break end
+      H.track(c)
+      netio.spawn(function()
+        handler(c)
+        c:close()
+      end)
+    end
+  end)
+  return l, port
+end
+
+-- Echo everything back until the peer closes.
+function H.echo(c)
+  while true do
+    local d = c:recv()
+    if not d then return end
+    if not c:send(d) then return end
+  end
+end
+
+-- A connected pair on loopback: client, server (accepted), both tracked.
+function H.pair(addr)
+  local l, port = H.listen(addr)
+  local host = (addr and addr:match("^%[")) and "[::1]" or "127.0.0.1"
+  local c = H.connect(host .. ":" .. port)
+  local s, err = l:accept(5)
+  if not s then error("accept failed: " .. tostring(err), 2) end
+  H.track(s)
+  l:close()
+  return c, s
+end
+
+-- Run fn() and return the seconds it took followed by its results.
+function H.timed(fn, ...)
+  local t0 = netio.now()
+  local r = table.pack(fn(...))
+  return netio.now() - t0, table.unpack(r, 1, r.n)
+end
+
+-- Deterministic pseudo-random bytes: n bytes from seed (no period shorter
+-- than 64 KiB, all 256 byte values, NULs, CRs and LFs included).
+local blocks = {}
+local function block(seed)
+  if not blocks[seed] then
+    local x, t = seed * 2654435761 % 4294967296 + 1, {}
+    for i = 1, 65536 do
+      x = (x * 1103515245 + 12345) % 2147483648
+      t[i] = string.char((x >> 16) & 255)
+    end
+    blocks[seed] = table.concat(t)
+  end
+  return blocks[seed]
+end
+
+function H.data(n, seed)
+  local b = block(seed or 1)
+  local parts, have, i = {}, 0, 0
+  while have < n do
+    local k = (i * 7919) % 65536
+    local piece = b:sub(k + 1) .. b:sub(1, k)
+    if have + #piece > n then piece = piece:sub(1, n - have) end
+    parts[#parts + 1] = piece
+    have = have + #piece
+    i = i + 1
+  end
+  return table.concat(parts)
+end
+
+-- Raise unless a == b, saying where two large strings first differ instead
+-- of printing them.
+function H.same(a, b, what)
+  if a == b then return true end
+  what = what or "data"
+  if type(a) ~= "string" or type(b) ~= "string" then
+    error(("%s: expected a string of %s bytes, got %s"):format(what,
+      type(a) == "string" and #a or "?", tostring(b)), 2)
+  end
+  local n = math.min(#a, #b)
+  local at = n + 1
+  for i = 1, n, 4096 do
+    if a:sub(i, i + 4095) ~= b:sub(i, i + 4095) then
+      for j = i, math.min(i + 4095, n) do
+        if a:byte(j) ~= b:byte(j) then at = j break end
+      end
+      break
+    end
+  end
+  error(("%s: expected %d bytes, got %d; first difference at byte %d")
+    :format(what, #a, #b, at), 2)
+end
+
+-- Read exactly n bytes in chunks of whatever arrives (for big payloads).
+function H.recv_all(c, n, timeout)
+  local parts, have = {}, 0
+  while have < n do
+    local d, err, partial = c:recv(math.min(n - have, 65536), timeout)
+    if not d then
+      if partial and #partial > 0 then parts[#parts + 1] = partial end
+      return nil, err, table.concat(parts)
+    end
+    parts[#parts + 1] = d
+    have = have + #d
+  end
+  return table.concat(parts)
+end
+
+-- Run a shell command, bounded by `limit` seconds (default 20) through
+-- coreutils timeout. Returns exit code, stdout, stderr.
+function H.sh(cmd, limit, stdin)
+  local out, err, inp = os.tmpname(), os.tmpname(), nil
+  local full = ("timeout -k 2 %g sh -c %s >%s 2>%s"):format(limit or 20,
+    H.quote(cmd), out, err)
+  if stdin then
+    inp = os.tmpname()
+    H.write(inp, stdin)
+    full = full .. " <" .. inp
+  else
+    full = full .. " </dev/null"
+  end
+  local _, _, code = os.execute(full)
+  local o, e = H.read(out), H.read(err)
+  os.remove(out)
+  os.remove(err)
+  if inp then os.remove(inp) end
+  return code, o, e
+end
+
+function H.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+function H.write(path, s)
+  local f = assert(io.open(path, "wb"))
+  f:write(s)
+  f:close()
+  return path
+end
+
+function H.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Whether IPv6 loopback is configured (no listen needed).
+function H.has_ipv6()
+  local f = io.open("/proc/net/if_inet6", "r")
+  if not f then return false end
+  local s = f:read("a")
+  f:close()
+  return s:find("00000000000000000000000000000001", 1, true) ~= nil
+end
+
+return H

@@ -1,0 +1,421 @@
+-- host_spec.lua: the `netio` executable (NETIO_HOST): options, arg, exit
+-- codes, tracebacks, signals, the demo.
+local H = require "helper"
+local netio = H.netio
+
+local HOST = os.getenv("NETIO_HOST")
+local Q = H.quote
+
+-- Scripts written for a test, removed at the end of the file.
+local temps = {}
+local function script(src)
+  local path = os.tmpname()
+  temps[#temps + 1] = path
+  return H.write(path, src)
+end
+
+-- Run the host with a shell-quoted argument string.
+local function host(args, limit, stdin)
+  return H.sh(Q(HOST) .. " " .. args, limit or 20, stdin)
+end
+
+local function sleep(sec)
+  os.execute("sleep " .. sec)
+end
+
+-- Start the host in the background on `path`. Returns a handle with the
+-- host's pid and files for stdout, stderr and the exit status (written by
+-- the waiting sh when the host exits).
+local function start(path)
+  local h = { out = os.tmpname(), err = os.tmpname(), pidf = os.tmpname(),
+              rcf = os.tmpname() }
+  for _, f in ipairs({ h.pidf, h.rcf }) do os.remove(f) end
+  -- A non-interactive sh starts background commands with SIGINT ignored;
+  -- env --default-signal gives the host the default dispositions back.
+  local inner = ("env --default-signal=INT,TERM %s %s >%s 2>%s </dev/null & "
+    .. "echo $! >%s; wait $!; echo $? >%s")
+    :format(Q(HOST), Q(path), h.out, h.err, h.pidf, h.rcf)
+  os.execute("sh -c " .. Q(inner) .. " >/dev/null 2>&1 </dev/null &")
+  for _ = 1, 100 do
+    local p = H.read(h.pidf)
+    if p and p:match("%d+") then h.pid = tonumber(p:match("%d+")) break end
+    sleep(0.02)
+  end
+  assert(h.pid, "the host did not start")
+  return h
+end
+
+-- Wait up to `limit` seconds for the host started by start() to exit;
+-- returns its exit status or nil.
+local function wait_exit(h, limit)
+  local deadline = os.time() + limit + 1
+  local tries = math.ceil(limit / 0.05)
+  for _ = 1, tries do
+    local rc = H.read(h.rcf)
+    if rc and rc:match("%d+") then return tonumber(rc:match("%d+")) end
+    if os.time() > deadline then break end
+    sleep(0.05)
+  end
+  return nil
+end
+
+-- Wait until the host's stdout contains `what`.
+local function wait_output(h, what, limit)
+  for _ = 1, math.ceil(limit / 0.05) do
+    local o = H.read(h.out) or ""
+    if o:find(what, 1, true) then return o end
+    if wait_exit(h, 0) then break end
+    sleep(0.05)
+  end
+  return nil
+end
+
+-- Kill the host if it is still running (by its pid only) and remove files.
+local function finish(h)
+  if not H.read(h.rcf) or H.read(h.rcf) == "" then
+    os.execute("kill -KILL " .. h.pid .. " 2>/dev/null")
+    wait_exit(h, 2)
+  end
+  for _, f in ipairs({ h.out, h.err, h.pidf, h.rcf }) do os.remove(f) end
+end
+
+describe("the netio host", function()
+  if not HOST or HOST == "" then
+    it("needs NETIO_HOST", function() pending("NETIO_HOST is not set") end)
+    return
+  end
+
+  teardown(function()
+    for _, p in ipairs(temps) do os.remove(p) end
+  end)
+
+  describe("options", function()
+    it("e_runs_a_string", function()
+      local code, out = host("-e " .. Q("print(6 * 7)"))
+      assert.are.equal(0, code)
+      assert.are.equal("42\n", out)
+    end)
+
+    it("e_may_call_yielding_functions_directly", function()
+      local code, out, err = host("-e " ..
+        Q("local n = require 'netio'; n.sleep(0.01); print('slept', n.now() > 0)"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("slept\ttrue\n", out)
+    end)
+
+    it("several_e_run_in_order_before_the_script", function()
+      local s = script("print(A .. B)")
+      local code, out, err = host("-e " .. Q("A = 'x'") .. " -e " .. Q("B = 'y'")
+        .. " " .. Q(s))
+      assert.are.equal(0, code, err)
+      assert.are.equal("xy\n", out)
+    end)
+
+    it("l_requires_a_module_into_a_global", function()
+      local code, out, err = host("-l netio -e " ..
+        Q("print(type(netio), type(netio.run), type(netio.connect))"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("table\tfunction\tfunction\n", out)
+    end)
+
+    it("l_of_a_missing_module_fails_with_status_1", function()
+      local code, _, err = host("-l no_such_module_xyz -e " .. Q("print(1)"))
+      assert.are.equal(1, code)
+      assert.truthy(err:find("no_such_module_xyz", 1, true), err)
+    end)
+
+    it("b_forces_a_backend", function()
+      -- -b wins over NETIO_BACKEND; epoll is always available on Linux.
+      local code, out, err = H.sh("NETIO_BACKEND=uring " .. Q(HOST)
+        .. " -b epoll -e " .. Q("print(require('netio').backend())"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("epoll\n", out)
+    end)
+
+    it("b_with_the_backend_of_this_run", function()
+      if not H.backend then pending("NETIO_BACKEND is not set") return end
+      local code, out, err = host("-b " .. H.backend .. " -e "
+        .. Q("print(require('netio').backend())"))
+      assert.are.equal(0, code, err)
+      assert.are.equal(H.backend .. "\n", out)
+    end)
+
+    it("b_with_an_unknown_backend_fails", function()
+      local code, _, err = host("-b nosuchbackend -e " .. Q("print(1)"))
+      assert.are_not.equal(0, code)
+      assert.truthy(#err > 0, "no message on stderr")
+    end)
+
+    it("host_follows_NETIO_BACKEND", function()
+      if not H.backend then pending("NETIO_BACKEND is not set") return end
+      local code, out, err = host("-e " .. Q("print(require('netio').backend())"))
+      assert.are.equal(0, code, err)
+      assert.are.equal(H.backend .. "\n", out)
+    end)
+
+    it("v_prints_netio_lua_and_backend_versions", function()
+      local code, out, err = host("-v")
+      local text = out .. err
+      assert.are.equal(0, code)
+      assert.truthy(text:find("netio", 1, true), text)
+      assert.truthy(text:find("Lua 5.4", 1, true), text)
+      assert.truthy(text:find("0.1.0", 1, true), text)
+      if H.backend then
+        assert.truthy(text:find(H.backend, 1, true),
+          "backend " .. H.backend .. " not in: " .. text)
+      else
+        assert.truthy(text:find("uring", 1, true) or text:find("epoll", 1, true),
+          "no backend in: " .. text)
+      end
+    end)
+
+    it("h_prints_usage_and_exits_0", function()
+      local code, out, err = host("-h")
+      local text = out .. err
+      assert.are.equal(0, code)
+      for _, opt in ipairs({ "-e", "-l", "-b", "-v", "-h" }) do
+        assert.truthy(text:find(opt, 1, true), opt .. " missing from: " .. text)
+      end
+    end)
+
+    it("dash_reads_the_script_from_stdin", function()
+      local code, out, err = host("- one two", 20,
+        "local n = require 'netio'\nn.sleep(0.01)\nprint('stdin', ...)\n")
+      assert.are.equal(0, code, err)
+      assert.are.equal("stdin\tone\ttwo\n", out)
+    end)
+  end)
+
+  describe("bad usage exits with status 2", function()
+    for _, args in ipairs({ "-Z", "-e", "-l", "-b", "--bogus" }) do
+      it("usage_error_for_" .. args, function()
+        local code, out, err = host(args)
+        assert.are.equal(2, code, "stdout: " .. out .. " stderr: " .. err)
+        assert.truthy(#err > 0, "no message on stderr")
+      end)
+    end
+  end)
+
+  describe("scripts", function()
+    it("script_args_are_in_arg_and_in_dots", function()
+      local s = script([[
+        print(arg[0], #arg, arg[1], arg[2])
+        print(select("#", ...), ...)
+      ]])
+      local code, out, err = host(Q(s) .. " a " .. Q("b c"))
+      assert.are.equal(0, code, err)
+      assert.are.equal(("%s\t2\ta\tb c\n2\ta\tb c\n"):format(s), out)
+    end)
+
+    it("arg_negative_indices_hold_the_host_and_its_options", function()
+      local s = script("print(arg[-1], arg[-2] ~= nil)")
+      local code, out, err = host("-b epoll " .. Q(s))
+      assert.are.equal(0, code, err)
+      assert.are.equal("epoll\ttrue\n", out)
+    end)
+
+    it("top_level_of_a_script_may_call_yielding_functions", function()
+      local s = script([[
+        local netio = require "netio"
+        local l = assert(netio.listen("127.0.0.1:0"))
+        local _, port = l:getsockname()
+        netio.spawn(function()
+          local c = assert(netio.connect("127.0.0.1:" .. port))
+          c:send("hello from a task\n")
+          c:close()
+        end)
+        local s = assert(l:accept(5))
+        print(s:recv("*l", 5))
+        s:close()
+        l:close()
+      ]])
+      local code, out, err = host(Q(s))
+      assert.are.equal(0, code, err)
+      assert.are.equal("hello from a task\n", out)
+    end)
+
+    it("the_host_returns_when_every_task_has_ended", function()
+      local s = script([[
+        local netio = require "netio"
+        netio.spawn(function()
+          netio.sleep(0.2)
+          print("late task")
+        end)
+        print("main done")
+      ]])
+      local code, out, err = host(Q(s))
+      assert.are.equal(0, code, err)
+      assert.are.equal("main done\nlate task\n", out)
+    end)
+
+    it("an_error_in_the_main_chunk_exits_1_with_a_traceback", function()
+      local s = script([[
+        local function deeper() error("main-chunk-boom") end
+        deeper()
+      ]])
+      local code, _, err = host(Q(s))
+      assert.are.equal(1, code)
+      assert.truthy(err:find("main-chunk-boom", 1, true), err)
+      assert.truthy(err:find("traceback", 1, true), err)
+      assert.truthy(err:find("deeper", 1, true), "traceback without the function: " .. err)
+    end)
+
+    it("an_error_in_e_exits_1", function()
+      local code, _, err = host("-e " .. Q("error('e-boom')"))
+      assert.are.equal(1, code)
+      assert.truthy(err:find("e-boom", 1, true), err)
+    end)
+
+    it("a_non_string_error_exits_1_without_crashing", function()
+      local s = script("error(setmetatable({}, {}))")
+      local code, _, err = host(Q(s))
+      assert.are.equal(1, code)
+      assert.truthy(#err > 0)
+    end)
+
+    it("a_syntax_error_exits_1", function()
+      local s = script("this is not lua")
+      local code, _, err = host(Q(s))
+      assert.are.equal(1, code)
+      assert.truthy(#err > 0)
+    end)
+
+    it("a_missing_script_exits_1_naming_it", function()
+      local code, _, err = host(Q("/nonexistent/netio-spec-missing.lua"))
+      assert.are.equal(1, code)
+      assert.truthy(err:find("netio-spec-missing", 1, true), err)
+    end)
+
+    it("an_error_in_a_task_is_logged_with_a_traceback_and_the_engine_goes_on", function()
+      local s = script([[
+        local netio = require "netio"
+        local function failing() error("task-boom-42") end
+        netio.spawn(failing)
+        netio.sleep(0.05)
+        print("still running")
+      ]])
+      local code, out, err = host(Q(s))
+      assert.are.equal(0, code, err)
+      assert.are.equal("still running\n", out)
+      assert.truthy(err:find("task-boom-42", 1, true), err)
+      assert.truthy(err:find("traceback", 1, true), err)
+    end)
+
+    it("the_host_runs_from_any_directory_without_lua_paths", function()
+      local code, out, err = H.sh("cd / && env -u LUA_PATH -u LUA_PATH_5_4 "
+        .. "-u LUA_CPATH -u LUA_CPATH_5_4 " .. Q(HOST) .. " -e "
+        .. Q("local n = require 'netio' print(type(n.run), type(n.connect))"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("function\tfunction\n", out)
+    end)
+
+    it("run_inside_the_host_runs_fn_as_a_task_and_waits", function()
+      local code, out, err = host("-e " .. Q([[
+        local netio = require "netio"
+        local ok, v = netio.run(function() netio.sleep(0.01) return "inner" end)
+        print(ok, v)
+      ]]))
+      assert.are.equal(0, code, err)
+      assert.are.equal("true\tinner\n", out)
+    end)
+  end)
+
+  describe("signals", function()
+    it("sigterm_stops_a_running_server_gracefully", function()
+      local s = script([[
+        local netio = require "netio"
+        local l = assert(netio.listen("127.0.0.1:0"))
+        netio.spawn(function()
+          while true do
+            local c, err = l:accept()
+            if not c then
+              print("accept:", err)
+              io.stdout:flush()
+              return
+            end
+            c:send("hi\n")
+            c:close()
+          end
+        end)
+        print("ready", (select(2, l:getsockname())))
+        io.stdout:flush()
+      ]])
+      local h = start(s)
+      local ok, why = pcall(function()
+        local out = wait_output(h, "ready", 10)
+        assert(out, "the server did not start: " .. tostring(H.read(h.err)))
+        local port = tonumber(out:match("ready%s+(%d+)"))
+        -- The main chunk has returned; the server task keeps it running.
+        sleep(0.2)
+        assert.is_nil(wait_exit(h, 0), "the host exited while a task was alive")
+        local line = H.run(function()
+          local c = H.connect("127.0.0.1:" .. port)
+          return c:recv("*l", 5)
+        end)
+        assert.are.equal("hi", line)
+        os.execute("kill -TERM " .. h.pid)
+        local rc = wait_exit(h, 10)
+        assert.are.equal(0, rc, "exit status after SIGTERM; stderr: "
+          .. tostring(H.read(h.err)))
+        assert.truthy(H.read(h.out):find("accept:\tclosed", 1, true), H.read(h.out))
+      end)
+      finish(h)
+      assert(ok, why)
+    end)
+
+    it("a_second_sigterm_exits_at_once", function()
+      local s = script([[
+        local netio = require "netio"
+        print("ready")
+        io.stdout:flush()
+        for _ = 1, 600 do netio.sleep(0.05) end
+      ]])
+      local h = start(s)
+      local ok, why = pcall(function()
+        assert(wait_output(h, "ready", 10), "the script did not start")
+        os.execute("kill -TERM " .. h.pid)
+        sleep(0.2)
+        local early = wait_exit(h, 0)
+        if not early then os.execute("kill -TERM " .. h.pid) end
+        local rc = early or wait_exit(h, 3)
+        assert(rc, "the host was still running 3 s after a second SIGTERM")
+      end)
+      finish(h)
+      assert(ok, why)
+    end)
+
+    it("sigint_stops_gracefully_too", function()
+      local s = script([[
+        local netio = require "netio"
+        local l = assert(netio.listen("127.0.0.1:0"))
+        print("ready")
+        io.stdout:flush()
+        print("accept:", select(2, l:accept()))
+      ]])
+      local h = start(s)
+      local ok, why = pcall(function()
+        assert(wait_output(h, "ready", 10), "the script did not start")
+        os.execute("kill -INT " .. h.pid)
+        local rc = wait_exit(h, 10)
+        assert.are.equal(0, rc)
+        assert.truthy(H.read(h.out):find("accept:\tclosed", 1, true), H.read(h.out))
+      end)
+      finish(h)
+      assert(ok, why)
+    end)
+  end)
+
+  describe("examples", function()
+    it("demo_exits_0_within_seconds", function()
+      local t0 = os.time()
+      local code, out, err = H.sh("cd " .. Q(H.root) .. " && " .. Q(HOST)
+        .. " examples/demo.lua", 30)
+      assert.are.equal(0, code, "stdout: " .. out .. "\nstderr: " .. err)
+      assert.is_true(os.time() - t0 <= 15, "the demo ran " .. os.time() - t0 .. " s")
+      assert.truthy(#out > 0, "the demo printed nothing")
+    end)
+  end)
+end)
+
+-- Keep `netio` referenced: the helper loaded it and checked the backend.
+assert(netio)

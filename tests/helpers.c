@@ -1,0 +1,231 @@
+/*
+** helpers.c: shared helpers of the cmocka tests (see helpers.h).
+*/
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include "helpers.h"
+
+const char *th_backend(void) {
+  const char *b = getenv("NETIO_BACKEND");
+  return b ? b : "";
+}
+
+void th_init(int nofile) {
+  const char *b = th_backend();
+  struct rlimit rl;
+  if (b[0] != '\0' && !nio__port_available(b)) {
+    fprintf(stderr, "SKIP: backend \"%s\" cannot be opened here\n", b);
+    exit(77);
+  }
+  if (nofile > 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+      rl.rlim_cur < (rlim_t)nofile) {
+    rl.rlim_cur = rl.rlim_max < (rlim_t)nofile ? rl.rlim_max : (rlim_t)nofile;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+nio_port *th_port_open(void) {
+  nio_port *p = NULL;
+  int r = nio__port_open(&p, th_backend());
+  if (r != 0)
+    th_fail("expected nio__port_open(\"%s\") to succeed, got %s", th_backend(),
+            nio_err_name(r));
+  if (th_backend()[0] != '\0' &&
+      strcmp(nio__port_backend(p), th_backend()) != 0)
+    th_fail("expected backend \"%s\", got \"%s\"", th_backend(),
+            nio__port_backend(p));
+  return p;
+}
+
+void th_addr_loopback(nio_addr *a, int port) {
+  struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
+  memset(a, 0, sizeof *a);
+  sin->sin_family = AF_INET;
+  sin->sin_port = htons((uint16_t)port);
+  sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a->len = sizeof *sin;
+}
+
+int th_addr_port(const nio_addr *a) {
+  char ip[64];
+  int port = -1;
+  if (nio__addr_format(a, ip, sizeof ip, &port) != 0) return -1;
+  return port;
+}
+
+nio_sock th_listen(nio_addr *a) {
+  nio_addr any;
+  nio_sock s;
+  int r;
+  th_addr_loopback(&any, 0);
+  if ((r = nio__sock_listen(&any, 1024, 0, &s)) != 0)
+    th_fail("expected a loopback listener, got %s", nio_err_name(r));
+  if ((r = nio__sock_getsockname(s, a)) != 0)
+    th_fail("expected getsockname on the listener, got %s", nio_err_name(r));
+  return s;
+}
+
+void th_addr_closed(nio_addr *a) {
+  nio_sock s = th_listen(a);
+  nio__sock_close(s);
+}
+
+int th_client(const nio_addr *a) {
+  int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) th_fail("socket(): %s", strerror(errno));
+  if (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0)
+    th_fail("expected a blocking connect to succeed: %s", strerror(errno));
+  th_sock_timeout(fd, 10000);
+  return fd;
+}
+
+void th_set_blocking(int fd, int blocking) {
+  int fl = fcntl(fd, F_GETFL);
+  fl = blocking ? (fl & ~O_NONBLOCK) : (fl | O_NONBLOCK);
+  fcntl(fd, F_SETFL, fl);
+}
+
+void th_sock_timeout(int fd, int ms) {
+  struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+void th_pair(nio_port *p, int *client, nio_sock *server) {
+  nio_addr a;
+  nio_sock l = th_listen(&a);
+  int fd, r;
+  int64_t deadline = th_now_ms() + 5000;
+  *client = th_client(&a);
+  th_set_blocking(l, 1);
+  th_sock_timeout(l, 5000);
+  do fd = accept4(l, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  while (fd < 0 && errno == EINTR && th_now_ms() < deadline);
+  if (fd < 0)
+    th_fail("expected to accept the test client: %s", strerror(errno));
+  nio__sock_close(l);
+  *server = fd;
+  if (p && (r = nio__port_add(p, fd)) != 0)
+    th_fail("expected nio__port_add to succeed, got %s", nio_err_name(r));
+}
+
+void th_write_all(int fd, const void *buf, size_t len) {
+  const char *c = buf;
+  ssize_t n;
+  while (len > 0) {
+    n = send(fd, c, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      th_fail("expected to write %zu more bytes: %s", len,
+              n < 0 ? strerror(errno) : "wrote 0");
+    c += n;
+    len -= (size_t)n;
+  }
+}
+
+size_t th_read_some(int fd, void *buf, size_t len) {
+  ssize_t n;
+  do n = recv(fd, buf, len, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    th_fail("expected to read up to %zu bytes: %s", len, strerror(errno));
+  return (size_t)n;
+}
+
+int64_t th_now_ms(void) {
+  return (int64_t)(nio__now_ns() / 1000000u);
+}
+
+void th_run_until(nio_port *p, int (*pred)(void *), void *ud, int ms,
+                  const char *what) {
+  int64_t deadline = th_now_ms() + ms, left;
+  int r;
+  while (!pred(ud)) {
+    left = deadline - th_now_ms();
+    if (left <= 0) th_fail("timed out after %d ms waiting for %s", ms, what);
+    r = nio__port_wait(p, left > 50 ? 50 : (int)left);
+    if (r < 0)
+      th_fail("expected nio__port_wait to succeed while waiting for %s, got "
+              "%s",
+              what, nio_err_name(r));
+  }
+}
+
+void th_run_for(nio_port *p, int ms) {
+  int64_t deadline = th_now_ms() + ms, left;
+  int r;
+  while ((left = deadline - th_now_ms()) > 0) {
+    r = nio__port_wait(p, (int)left);
+    if (r < 0)
+      th_fail("expected nio__port_wait to succeed, got %s", nio_err_name(r));
+  }
+}
+
+void th_log_init(th_log *l) {
+  memset(l, 0, sizeof *l);
+  l->hash = TH_HASH_INIT;
+}
+
+void th_log_cb(nio_req *r, int res, const char *data, unsigned flags) {
+  th_log *l = r->data;
+  if (l->ncqe == 0) l->first_res = res;
+  l->ncqe++;
+  l->last_res = res;
+  l->last_flags = flags;
+  if (flags & NIO_CQE_MORE)
+    l->nmore++;
+  else {
+    l->nfinal++;
+    l->active_seen = r->active;
+  }
+  if (res < 0) l->nerr++;
+  if (res == 0) l->neof++;
+  if (res > l->max_res) l->max_res = res;
+  if (res > 0) {
+    l->bytes += (uint64_t)res;
+    if (data) l->hash = th_hash(l->hash, data, (size_t)res);
+  }
+  if (r->op == NIO_OP_ACCEPT && res >= 0 &&
+      l->nfds < (int)(sizeof l->fds / sizeof l->fds[0]))
+    l->fds[l->nfds++] = res;
+}
+
+int th_log_final(void *log) {
+  return ((th_log *)log)->nfinal > 0;
+}
+
+void th_req(nio_req *r, nio_sock fd, int op, th_log *log) {
+  memset(r, 0, sizeof *r);
+  r->fd = fd;
+  r->op = (uint8_t)op;
+  r->cb = th_log_cb;
+  r->data = log;
+}
+
+uint64_t th_hash(uint64_t h, const void *p, size_t len) {
+  const unsigned char *c = p;
+  for (size_t i = 0; i < len; i++) {
+    h ^= c[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+void th_pattern(void *buf, size_t len, uint64_t off) {
+  unsigned char *c = buf;
+  for (size_t i = 0; i < len; i++) {
+    uint64_t x = off + i;
+    c[i] = (unsigned char)((x * 2654435761u) >> 13 ^ (x >> 8));
+  }
+}

@@ -1,0 +1,230 @@
+/*
+** test_engine_addr.c: address strings and name resolution -- splitting,
+** numeric parsing, resolving "localhost" off the loop.
+*/
+#include <unistd.h>
+#include <arpa/inet.h>
+#include "engine_helpers.h"
+
+static void split_accepts_valid_forms(void **state) {
+  static const struct {
+    const char *in, *host;
+    int port;
+  } ok[] = {
+      {"127.0.0.1:80", "127.0.0.1", 80},
+      {"[::1]:8080", "::1", 8080},
+      {"*:0", "", 0},
+      {":123", "", 123},
+      {"localhost:65535", "localhost", 65535},
+      {"example.com:443", "example.com", 443},
+      {"[fe80::1%lo]:1", "fe80::1%lo", 1},
+      {"[::]:7", "::", 7},
+      {"host:00080", "host", 80},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    char host[256];
+    int port = -1, r = nio__addr_split(ok[i].in, host, sizeof host, &port);
+    if (r != 0)
+      fail_msg("split(\"%s\"): expected 0, got %s", ok[i].in, nio_err_name(r));
+    if (strcmp(host, ok[i].host) != 0 || port != ok[i].port)
+      fail_msg("split(\"%s\"): expected \"%s\" %d, got \"%s\" %d", ok[i].in,
+               ok[i].host, ok[i].port, host, port);
+  }
+}
+
+static void split_rejects_malformed(void **state) {
+  static const char *bad[] = {
+      "",          "80",        "host",     "host:",      "host:65536",
+      "host:-1",   "host:8o",   "host:+80", "host: 80",   "host:123456",
+      "[::1]",     "[::1",      "[::1]80",  "[::1]:",     "::1:80",
+      "a b:1",     "[]:1",      "[a]b]:1",  "ho\tst:1",   "**:1",
+      "[::1]:1:2", "host:80 ",  ":",        "[:::1",      "h\xc3\xa9:1",
+  };
+  char host[256], tiny[4];
+  int port;
+  (void)state;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int r = nio__addr_split(bad[i], host, sizeof host, &port);
+    if (r != NIO_EBADADDR)
+      fail_msg("split(\"%s\"): expected EBADADDR, got %s", bad[i],
+               nio_err_name(r));
+  }
+  assert_int_equal(nio__addr_split(NULL, host, sizeof host, &port),
+                   NIO_EBADADDR);
+  /* A host longer than the caller's buffer is refused, not truncated. */
+  assert_int_equal(nio__addr_split("longhost:1", tiny, sizeof tiny, &port),
+                   NIO_EBADADDR);
+}
+
+static void numeric_parses_ip_literals_only(void **state) {
+  nio_addr a;
+  struct sockaddr_in *in4 = (struct sockaddr_in *)&a.ss;
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.ss;
+  (void)state;
+  assert_int_equal(nio__addr_numeric("", 80, &a), 0);
+  assert_int_equal(in4->sin_family, AF_INET);
+  assert_int_equal(in4->sin_addr.s_addr, htonl(INADDR_ANY));
+  assert_int_equal(ntohs(in4->sin_port), 80);
+  assert_int_equal(nio__addr_numeric("127.0.0.1", 65535, &a), 0);
+  assert_int_equal(in4->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+  assert_int_equal(ntohs(in4->sin_port), 65535);
+  assert_int_equal(a.len, sizeof *in4);
+  assert_int_equal(nio__addr_numeric("::1", 1, &a), 0);
+  assert_int_equal(in6->sin6_family, AF_INET6);
+  assert_int_equal(a.len, sizeof *in6);
+  assert_true(IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr));
+  assert_int_equal(nio__addr_numeric("localhost", 80, &a), NIO_EAI_NONAME);
+  assert_int_equal(nio__addr_numeric("256.1.1.1", 80, &a), NIO_EAI_NONAME);
+  assert_int_equal(nio__addr_numeric("127.0.0.1", 65536, &a), NIO_EBADADDR);
+  assert_int_equal(nio__addr_numeric("127.0.0.1", -1, &a), NIO_EBADADDR);
+  assert_int_equal(nio__addr_numeric(NULL, 1, &a), NIO_EBADADDR);
+}
+
+/* ---- resolution ------------------------------------------------------- */
+
+typedef struct res_state {
+  eh_test t;
+  int calls, res, in_call, turns_waiting, port;
+  int family, loopback;
+  nio_listener *l;
+  nio_conn *c;
+  int connected, conn_err;
+} res_state;
+
+static void res_conn_cb(nio_conn *c, int ev) {
+  res_state *s = c->udata;
+  if (ev & NIO_EV_CONNECT) {
+    s->connected = 1;
+    s->conn_err = c->err;
+    s->t.done = 1;
+  }
+}
+
+static void res_cb(void *arg, int res, const nio_addr *a) {
+  res_state *s = arg;
+  s->calls++;
+  s->res = res;
+  EH_CHECK(&s->t, !s->in_call,
+           "resolve callback: expected later, not inside nio__resolve");
+  EH_CHECK(&s->t, nio__engine_current() == s->t.e,
+           "resolve callback: expected on the worker thread");
+  if (res != 0) {
+    s->t.done = 1;
+    return;
+  }
+  s->family = a->ss.ss_family;
+  if (a->ss.ss_family == AF_INET) {
+    const struct sockaddr_in *in4 = (const struct sockaddr_in *)&a->ss;
+    s->loopback = (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+    s->port = ntohs(in4->sin_port);
+  } else if (a->ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->ss;
+    s->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    s->port = ntohs(in6->sin6_port);
+  }
+  /* The resolved address connects to a dual-stack listener. */
+  s->c = NULL;
+  if (nio__conn_connect(s->t.e, a, NULL, res_conn_cb, s, &s->c) < 0)
+    s->t.done = 1;
+}
+
+static void res_turn(eh_test *t) {
+  res_state *s = (res_state *)t;
+  if (s->calls == 0) s->turns_waiting++;
+}
+
+static void res_lcb(nio_listener *l, int ev) {
+  nio_conn *c;
+  (void)ev;
+  while ((c = nio__listener_accept(l, NULL, NULL)) != NULL)
+    nio__conn_close(c, 0);
+}
+
+static int res_start(eh_test *t) {
+  res_state *s = (res_state *)t;
+  nio_addr a;
+  int r;
+  /* "[::]" is dual-stack: whichever family localhost resolves to first
+  ** reaches it. */
+  r = nio__addr_numeric("::", 0, &a);
+  if (r == 0) r = nio__listen(t->e, &a, 0, 0, res_lcb, s, &s->l);
+  if (r == 0) r = nio__listener_getsockname(s->l, &a);
+  if (!EH_CHECK(t, r == 0, "listen on [::]:0: expected 0, got %s",
+                nio_err_name(r)))
+    return 0;
+  s->in_call = 1;
+  r = nio__resolve(t->e, "localhost", th_addr_port(&a), res_cb, s);
+  s->in_call = 0;
+  EH_CHECK(t, r == 0, "resolve: expected 0, got %s", nio_err_name(r));
+  t->stage = "localhost to resolve and connect";
+  return 0;
+}
+
+static void res_finish(eh_test *t) {
+  res_state *s = (res_state *)t;
+  if (s->c) nio__conn_close(s->c, 0);
+  if (s->l) nio__listener_close(s->l);
+}
+
+static void resolve_localhost_off_the_loop(void **state) {
+  res_state s;
+  (void)state;
+  memset(&s, 0, sizeof s);
+  s.t.start = res_start;
+  s.t.turn = res_turn;
+  s.t.finish = res_finish;
+  eh_run(&s.t);
+  assert_int_equal(s.calls, 1);
+  if (s.res != 0)
+    fail_msg("resolve localhost: expected 0, got %s", nio_err_name(s.res));
+  assert_true(s.loopback);
+  assert_int_not_equal(s.port, 0);
+  /* The loop kept turning while the helper thread looked the name up. */
+  assert_true(s.turns_waiting >= 1);
+  assert_true(s.connected);
+  if (s.conn_err != 0)
+    fail_msg("connect to resolved localhost: expected 0, got %s",
+             nio_err_name(s.conn_err));
+}
+
+/* The engine ends while a lookup runs: the callback still runs once (with
+** the result or NIO_ECANCELED) and the helper thread drops its result. */
+static void cancel_cb(void *arg, int res, const nio_addr *a) {
+  res_state *s = arg;
+  (void)a;
+  s->calls++;
+  s->res = res;
+}
+
+static int cancel_start(eh_test *t) {
+  res_state *s = (res_state *)t;
+  for (int i = 0; i < 8; i++)
+    EH_CHECK(t, nio__resolve(t->e, "localhost", 80, cancel_cb, s) == 0,
+             "resolve: expected 0");
+  t->done = 1;
+  return 0;
+}
+
+static void engine_end_cancels_pending_resolutions(void **state) {
+  res_state s;
+  (void)state;
+  memset(&s, 0, sizeof s);
+  s.t.start = cancel_start;
+  eh_run(&s.t);
+  assert_int_equal(s.calls, 8);
+  /* Let the helper threads finish their lookups and free their halves. */
+  usleep(300000);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(split_accepts_valid_forms),
+      cmocka_unit_test(split_rejects_malformed),
+      cmocka_unit_test(numeric_parses_ip_literals_only),
+      cmocka_unit_test(resolve_localhost_off_the_loop),
+      cmocka_unit_test(engine_end_cancels_pending_resolutions),
+  };
+  th_init(0);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

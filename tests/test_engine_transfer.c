@@ -1,0 +1,335 @@
+/*
+** test_engine_transfer.c: bulk data through the engine -- 64 MiB each way
+** with checksums, sends the kernel takes in parts, and the low-water
+** NIO_EV_WRITE.
+*/
+#include "engine_helpers.h"
+
+#define MIB (1024ull * 1024)
+#define HIGH_WATER (1 * MIB)
+
+/* The checksum of the first len bytes of th_pattern's stream. */
+static uint64_t pattern_hash(uint64_t len) {
+  static char buf[1 << 20];
+  uint64_t h = TH_HASH_INIT, off = 0;
+  while (off < len) {
+    size_t n = len - off < sizeof buf ? (size_t)(len - off) : sizeof buf;
+    th_pattern(buf, n, off);
+    h = th_hash(h, buf, n);
+    off += n;
+  }
+  return h;
+}
+
+/* One end of a bulk transfer: writes total bytes of the pattern, reads
+** and checksums what the other end writes. */
+typedef struct end {
+  struct xfer *x;
+  nio_conn *c;
+  uint64_t sent, total;
+  uint64_t got, hash;
+  int nwrites, nrefs, eof;
+  eh_frees frees;
+} end;
+
+typedef struct xfer {
+  eh_test t;
+  nio_listener *l;
+  end a, b; /* a: the connecting end, b: the accepted end */
+  uint64_t total;
+} xfer;
+
+/* Write sizes cycle through copies (< 512 bytes, coalesced) and
+** referenced chunks of several sizes. */
+static const size_t sizes[] = {100, 7, 300, 65536, 511, 200000, 512, 1,
+                               1000000, 4096, 33, 70000};
+
+static void end_pump(end *d) {
+  nio_conn *c = d->c;
+  while (c->queued < HIGH_WATER && d->sent < d->total) {
+    size_t n = sizes[d->nwrites % (sizeof sizes / sizeof sizes[0])];
+    int r;
+    if (n > d->total - d->sent) n = (size_t)(d->total - d->sent);
+    if (n < 512) {
+      char tmp[512];
+      th_pattern(tmp, n, d->sent);
+      r = nio__conn_write(c, tmp, n, NULL, NULL);
+    } else {
+      char *p = malloc(n);
+      th_pattern(p, n, d->sent);
+      d->nrefs++;
+      r = nio__conn_write(c, p, n, eh_free_cb, &d->frees);
+    }
+    if (!EH_CHECK(&d->x->t, r == 0, "write: expected 0, got %s",
+                  nio_err_name(r)))
+      return;
+    d->sent += n;
+    d->nwrites++;
+  }
+}
+
+static void xfer_check_done(xfer *x) {
+  if (x->a.got == x->total && x->b.got == x->total && x->a.c->queued == 0 &&
+      x->b.c->queued == 0)
+    x->t.done = 1;
+}
+
+static void end_cb(nio_conn *c, int ev) {
+  end *d = c->udata;
+  xfer *x = d->x;
+  if (!EH_CHECK(&x->t, c->err == 0, "transfer: expected no error, got %s",
+                nio_err_name(c->err)))
+    return;
+  if (ev & (NIO_EV_CONNECT | NIO_EV_WRITE)) end_pump(d);
+  if (ev & NIO_EV_READ) {
+    size_t n;
+    const char *p = nio__conn_input(c, &n);
+    EH_CHECK(&x->t, !c->eof, "transfer: unexpected EOF after %llu bytes",
+             (unsigned long long)d->got);
+    d->hash = th_hash(d->hash, p, n);
+    d->got += n;
+    nio__conn_consume(c, n);
+  }
+  xfer_check_done(x);
+}
+
+static void xfer_listener_cb(nio_listener *l, int ev) {
+  xfer *x = l->udata;
+  nio_conn *c = nio__listener_accept(l, end_cb, &x->b);
+  (void)ev;
+  if (c == NULL) return;
+  EH_CHECK(&x->t, x->b.c == NULL, "accept: expected one connection");
+  x->b.c = c;
+  end_pump(&x->b);
+}
+
+static int xfer_start(eh_test *t) {
+  xfer *x = (xfer *)t;
+  nio_addr a;
+  t->stage = "64 MiB each way";
+  if ((x->l = eh_listen(t, &a, 0, xfer_listener_cb, x)) == NULL) return 0;
+  x->a.c = eh_connect(t, &a, end_cb, &x->a);
+  return 0;
+}
+
+static void xfer_finish(eh_test *t) {
+  xfer *x = (xfer *)t;
+  if (x->a.c) nio__conn_close(x->a.c, 0);
+  if (x->b.c) nio__conn_close(x->b.c, 0);
+  if (x->l) nio__listener_close(x->l);
+}
+
+static void transfer_64mib_each_way_with_checksum(void **state) {
+  xfer *x = calloc(1, sizeof *x);
+  uint64_t want;
+  (void)state;
+  x->total = 64 * MIB;
+  x->a.x = x->b.x = x;
+  x->a.total = x->b.total = x->total;
+  x->a.hash = x->b.hash = TH_HASH_INIT;
+  x->t.start = xfer_start;
+  x->t.finish = xfer_finish;
+  x->t.timeout_ms = 120000;
+  eh_run(&x->t);
+  want = pattern_hash(x->total);
+  assert_int_equal(x->a.got, x->total);
+  assert_int_equal(x->b.got, x->total);
+  if (x->a.hash != want || x->b.hash != want)
+    fail_msg("checksum: expected %llx both ways, got a %llx, b %llx",
+             (unsigned long long)want, (unsigned long long)x->a.hash,
+             (unsigned long long)x->b.hash);
+  /* Every referenced chunk was released exactly once. */
+  assert_int_equal(x->a.frees.calls, x->a.nrefs);
+  assert_int_equal(x->b.frees.calls, x->b.nrefs);
+  free(x);
+}
+
+/* ---- a large send the kernel takes in parts ------------------------- */
+
+#define BIG (16 * MIB)
+
+typedef struct part {
+  eh_test t;
+  nio_listener *l;
+  nio_conn *a, *b;
+  nio_timer resume;
+  eh_frees frees;
+  int frees_before_flushed, flushed, resumed;
+  uint64_t queued_while_paused, got, hash;
+  int write_events;
+  size_t lowat;
+  int over_lowat_events, zero_events;
+} part;
+
+static void part_b_cb(nio_conn *c, int ev) {
+  part *s = c->udata;
+  size_t n;
+  const char *p;
+  if (!(ev & NIO_EV_READ) || !s->resumed) return;
+  p = nio__conn_input(c, &n);
+  s->hash = th_hash(s->hash, p, n);
+  s->got += n;
+  nio__conn_consume(c, n);
+  if (s->flushed && s->got == BIG) s->t.done = 1;
+}
+
+static void part_resume(nio_timer *tm) {
+  part *s = tm->data;
+  s->queued_while_paused = s->a->queued;
+  s->resumed = 1;
+  nio__conn_want(s->b, 64 * 1024);
+  part_b_cb(s->b, NIO_EV_READ);
+  s->t.stage = "the paused reader to drain the send";
+}
+
+static void part_a_cb(nio_conn *c, int ev) {
+  part *s = c->udata;
+  if (!EH_CHECK(&s->t, c->err == 0, "writer: expected no error, got %s",
+                nio_err_name(c->err)))
+    return;
+  if (ev & NIO_EV_CONNECT) {
+    char *p = malloc(BIG);
+    int r;
+    th_pattern(p, BIG, 0);
+    nio__conn_set_lowat(c, s->lowat);
+    r = nio__conn_write(c, p, BIG, eh_free_cb, &s->frees);
+    EH_CHECK(&s->t, r == 0, "write 16 MiB: expected 0, got %s",
+             nio_err_name(r));
+  }
+  if (ev & NIO_EV_WRITE) {
+    s->write_events++;
+    if (c->queued > s->lowat) s->over_lowat_events++;
+    if (c->queued == 0 && !s->flushed) {
+      s->zero_events++;
+      s->flushed = 1;
+      s->frees_before_flushed = s->frees.calls;
+      if (s->got == BIG) s->t.done = 1;
+    }
+  }
+}
+
+static void part_listener_cb(nio_listener *l, int ev) {
+  part *s = l->udata;
+  (void)ev;
+  if ((s->b = nio__listener_accept(l, part_b_cb, s)) == NULL) return;
+  /* Hold the reader back: want 1 byte means one receive, then nothing. */
+  nio__conn_want(s->b, 1);
+  s->resume.data = s;
+  nio__timer_start(s->t.e, &s->resume, 200 * 1000000ull, part_resume);
+}
+
+static int part_start(eh_test *t) {
+  part *s = (part *)t;
+  nio_addr a;
+  t->stage = "the reader to resume";
+  if ((s->l = eh_listen(t, &a, 0, part_listener_cb, s)) == NULL) return 0;
+  s->a = eh_connect(t, &a, part_a_cb, s);
+  return 0;
+}
+
+static void part_finish(eh_test *t) {
+  part *s = (part *)t;
+  nio__timer_stop(t->e, &s->resume);
+  if (s->a) nio__conn_close(s->a, 0);
+  if (s->b) nio__conn_close(s->b, 0);
+  if (s->l) nio__listener_close(s->l);
+}
+
+static void large_send_resumes_across_short_writes(void **state) {
+  part s;
+  (void)state;
+  memset(&s, 0, sizeof s);
+  s.hash = TH_HASH_INIT;
+  s.lowat = 256 * 1024;
+  s.t.start = part_start;
+  s.t.finish = part_finish;
+  s.t.timeout_ms = 60000;
+  eh_run(&s.t);
+  if (s.queued_while_paused == 0)
+    fail_msg("paused reader: expected the 16 MiB send to be partly queued, "
+             "it was all taken");
+  assert_int_equal(s.got, BIG);
+  if (s.hash != pattern_hash(BIG))
+    fail_msg("checksum of the 16 MiB send: expected the pattern's");
+  /* The chunk is released once, when all of it went, before the flush
+  ** event. */
+  assert_int_equal(s.frees.calls, 1);
+  assert_int_equal(s.frees_before_flushed, 1);
+  if (s.over_lowat_events)
+    fail_msg("NIO_EV_WRITE: expected only at or below the low-water mark, "
+             "%d came above it",
+             s.over_lowat_events);
+  assert_int_equal(s.zero_events, 1);
+}
+
+/* ---- water mark: many chunks, events only at/below lowat ------------- */
+
+static void lowat_a_cb(nio_conn *c, int ev) {
+  part *s = c->udata;
+  if (!EH_CHECK(&s->t, c->err == 0, "writer: expected no error, got %s",
+                nio_err_name(c->err)))
+    return;
+  if (ev & NIO_EV_CONNECT) {
+    uint64_t off = 0;
+    nio__conn_set_lowat(c, s->lowat);
+    /* 256 referenced chunks of 64 KiB: sends span many chunks, and the
+    ** queue passes the mark in steps. */
+    for (int i = 0; i < 256; i++, off += 65536) {
+      char *p = malloc(65536);
+      th_pattern(p, 65536, off);
+      nio__conn_write(c, p, 65536, eh_free_cb, &s->frees);
+    }
+  }
+  if (ev & NIO_EV_WRITE) {
+    s->write_events++;
+    if (c->queued > s->lowat) s->over_lowat_events++;
+    if (!s->resumed && c->queued > 0) s->over_lowat_events += 1000;
+    if (c->queued == 0 && !s->flushed) {
+      s->zero_events++;
+      s->flushed = 1;
+      s->frees_before_flushed = s->frees.calls;
+      if (s->got == BIG) s->t.done = 1;
+    }
+  }
+}
+
+static int lowat_start(eh_test *t) {
+  part *s = (part *)t;
+  nio_addr a;
+  t->stage = "the paused reader to resume";
+  if ((s->l = eh_listen(t, &a, 0, part_listener_cb, s)) == NULL) return 0;
+  s->a = eh_connect(t, &a, lowat_a_cb, s);
+  return 0;
+}
+
+static void write_event_at_low_water_mark_and_flush(void **state) {
+  part s;
+  (void)state;
+  memset(&s, 0, sizeof s);
+  s.hash = TH_HASH_INIT;
+  s.lowat = 1 * MIB;
+  s.t.start = lowat_start;
+  s.t.finish = part_finish;
+  s.t.timeout_ms = 60000;
+  eh_run(&s.t);
+  assert_int_equal(s.got, BIG);
+  if (s.hash != pattern_hash(BIG))
+    fail_msg("checksum of 256 chunks: expected the pattern's");
+  assert_int_equal(s.frees.calls, 256);
+  assert_int_equal(s.frees_before_flushed, 256);
+  if (s.over_lowat_events)
+    fail_msg("NIO_EV_WRITE: expected only at or below the 1 MiB mark and "
+             "not while the reader was paused (%d bad events)",
+             s.over_lowat_events);
+  assert_int_equal(s.zero_events, 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(transfer_64mib_each_way_with_checksum),
+      cmocka_unit_test(large_send_resumes_across_short_writes),
+      cmocka_unit_test(write_event_at_low_water_mark_and_flush),
+  };
+  th_init(0);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,291 @@
+/*
+** test_port_accept.c: multishot accept -- many clients, flags of accepted
+** sockets, cancel giving exactly one final completion.
+*/
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include "helpers.h"
+
+typedef struct want_fds {
+  th_log *log;
+  int n;
+} want_fds;
+
+static int has_fds(void *ud) {
+  want_fds *w = ud;
+  return w->log->nfds >= w->n || w->log->nfinal > 0;
+}
+
+static void close_accepted(th_log *log) {
+  for (int i = 0; i < log->nfds; i++) nio__sock_close(log->fds[i]);
+}
+
+#define MANY 300
+
+static void accept_delivers_every_client_with_more(void **state) {
+  nio_port *p = th_port_open();
+  nio_addr a;
+  nio_sock l = th_listen(&a);
+  nio_req r;
+  static th_log log;
+  static int clients[MANY];
+  want_fds w = {&log, MANY};
+  (void)state;
+  assert_int_equal(nio__port_add(p, l), 0);
+  th_log_init(&log);
+  th_req(&r, l, NIO_OP_ACCEPT, &log);
+  assert_int_equal(nio__port_submit(p, &r), 0);
+  /* Half before the first turn, half while the accept is armed. */
+  for (int i = 0; i < MANY / 2; i++) clients[i] = th_client(&a);
+  th_run_for(p, 10);
+  for (int i = MANY / 2; i < MANY; i++) clients[i] = th_client(&a);
+  th_run_until(p, has_fds, &w, 10000, "every client to be accepted");
+  if (log.nfds != MANY)
+    th_fail("expected %d accepted sockets, got %d", MANY, log.nfds);
+  if (log.nfinal != 0 || log.nmore != MANY)
+    th_fail("expected %d MORE completions and no final one, got %d more, %d "
+            "final (last %s)",
+            MANY, log.nmore, log.nfinal, nio_err_name(log.last_res));
+  assert_true(r.active);
+  assert_int_equal(nio__port_cancel(p, &r), 0);
+  th_run_until(p, th_log_final, &log, 5000, "the final accept completion");
+  assert_int_equal(log.last_res, NIO_ECANCELED);
+  close_accepted(&log);
+  for (int i = 0; i < MANY; i++) close(clients[i]);
+  nio__port_remove(p, l);
+  nio__sock_close(l);
+  nio__port_close(p);
+}
+
+static void accepted_socket_is_nonblocking_and_cloexec(void **state) {
+  nio_port *p = th_port_open();
+  nio_addr a;
+  nio_sock l = th_listen(&a);
+  nio_req r;
+  static th_log log;
+  want_fds w = {&log, 1};
+  int c, fl;
+  (void)state;
+  assert_int_equal(nio__port_add(p, l), 0);
+  th_log_init(&log);
+  th_req(&r, l, NIO_OP_ACCEPT, &log);
+  assert_int_equal(nio__port_submit(p, &r), 0);
+  c = th_client(&a);
+  th_run_until(p, has_fds, &w, 5000, "one accepted client");
+  assert_int_equal(log.nfds, 1);
+  fl = fcntl(log.fds[0], F_GETFL);
+  if (!(fl & O_NONBLOCK)) th_fail("expected the accepted socket non-blocking");
+  fl = fcntl(log.fds[0], F_GETFD);
+  if (!(fl & FD_CLOEXEC)) th_fail("expected the accepted socket close-on-exec");
+  nio__port_cancel(p, &r);
+  th_run_until(p, th_log_final, &log, 5000, "the final accept completion");
+  close_accepted(&log);
+  close(c);
+  nio__port_remove(p, l);
+  nio__sock_close(l);
+  nio__port_close(p);
+}
+
+static void accept_cancel_gives_exactly_one_final_completion(void **state) {
+  nio_port *p = th_port_open();
+  nio_addr a;
+  nio_sock l = th_listen(&a);
+  nio_req r;
+  static th_log log;
+  (void)state;
+  assert_int_equal(nio__port_add(p, l), 0);
+  th_log_init(&log);
+  th_req(&r, l, NIO_OP_ACCEPT, &log);
+  assert_int_equal(nio__port_submit(p, &r), 0);
+  th_run_for(p, 20);
+  assert_int_equal(log.ncqe, 0);
+  assert_int_equal(nio__port_cancel(p, &r), 0);
+  if (log.ncqe != 0) th_fail("expected no callback from inside cancel");
+  th_run_until(p, th_log_final, &log, 5000, "the canceled accept's completion");
+  th_run_for(p, 50);
+  if (log.ncqe != 1 || log.nfinal != 1)
+    th_fail("expected exactly one completion after cancel, got %d (%d final)",
+            log.ncqe, log.nfinal);
+  if (log.last_res != NIO_ECANCELED)
+    th_fail("expected ECANCELED, got %s", nio_err_name(log.last_res));
+  assert_false(r.active);
+  assert_false(log.active_seen);
+  nio__port_remove(p, l);
+  nio__sock_close(l);
+  nio__port_close(p);
+}
+
+static void accept_cancel_before_first_turn_with_clients_waiting(void **state) {
+  nio_port *p = th_port_open();
+  nio_addr a;
+  nio_sock l = th_listen(&a);
+  nio_req r;
+  static th_log log;
+  int c[5];
+  (void)state;
+  assert_int_equal(nio__port_add(p, l), 0);
+  for (int i = 0; i < 5; i++) c[i] = th_client(&a);
+  th_log_init(&log);
+  th_req(&r, l, NIO_OP_ACCEPT, &log);
+  assert_int_equal(nio__port_submit(p, &r), 0);
+  assert_int_equal(nio__port_cancel(p, &r), 0);
+  th_run_until(p, th_log_final, &log, 5000, "the canceled accept's completion");
+  th_run_for(p, 50);
+  /* Clients accepted before the cancel took effect are allowed; after the
+  ** final completion nothing else may come. */
+  if (log.nfinal != 1 || log.ncqe != log.nfds + 1)
+    th_fail("expected accepted sockets then exactly one final completion, "
+            "got %d completions, %d sockets, %d final",
+            log.ncqe, log.nfds, log.nfinal);
+  if (log.last_res != NIO_ECANCELED)
+    th_fail("expected the final completion to be ECANCELED, got %s",
+            nio_err_name(log.last_res));
+  close_accepted(&log);
+  for (int i = 0; i < 5; i++) close(c[i]);
+  nio__port_remove(p, l);
+  nio__sock_close(l);
+  nio__port_close(p);
+}
+
+/* Canceling from inside a MORE callback: the final completion follows,
+** never from inside the cancel and never twice. */
+typedef struct cancel_in_cb {
+  th_log log;
+  nio_port *p;
+  int cqe_at_cancel;
+} cancel_in_cb;
+
+static void cancel_in_more_cb(nio_req *r, int res, const char *data,
+                              unsigned flags) {
+  cancel_in_cb *x = r->data;
+  th_log_cb(r, res, data, flags);
+  if ((flags & NIO_CQE_MORE) && x->log.nmore == 1) {
+    x->cqe_at_cancel = x->log.ncqe;
+    nio__port_cancel(x->p, r);
+    if (x->log.ncqe != x->cqe_at_cancel)
+      fail_msg("expected no callback from inside cancel");
+  }
+}
+
+static void accept_canceled_from_its_callback_ends_once(void **state) {
+  nio_port *p = th_port_open();
+  nio_addr a;
+  nio_sock l = th_listen(&a);
+  nio_req r;
+  static cancel_in_cb x;
+  int c[3];
+  (void)state;
+  assert_int_equal(nio__port_add(p, l), 0);
+  th_log_init(&x.log);
+  x.p = p;
+  th_req(&r, l, NIO_OP_ACCEPT, &x.log);
+  r.cb = cancel_in_more_cb;
+  r.data = &x;
+  assert_int_equal(nio__port_submit(p, &r), 0);
+  for (int i = 0; i < 3; i++) c[i] = th_client(&a);
+  th_run_until(p, th_log_final, &x.log, 5000,
+               "the final completion of an accept canceled in its callback");
+  th_run_for(p, 50);
+  if (x.log.nfinal != 1)
+    th_fail("expected one final completion, got %d", x.log.nfinal);
+  if (x.log.last_res != NIO_ECANCELED)
+    th_fail("expected ECANCELED last, got %s", nio_err_name(x.log.last_res));
+  close_accepted(&x.log);
+  for (int i = 0; i < 3; i++) close(c[i]);
+  nio__port_remove(p, l);
+  nio__sock_close(l);
+  nio__port_close(p);
+}
+
+static void accept_on_a_socket_not_listening_fails(void **state) {
+  nio_port *p = th_port_open();
+  nio_sock s;
+  nio_req r;
+  static th_log log;
+  (void)state;
+  assert_int_equal(nio__sock_tcp(AF_INET, &s), 0);
+  assert_int_equal(nio__port_add(p, s), 0);
+  th_log_init(&log);
+  th_req(&r, s, NIO_OP_ACCEPT, &log);
+  assert_int_equal(nio__port_submit(p, &r), 0);
+  th_run_until(p, th_log_final, &log, 5000,
+               "accept on a non-listening socket to fail");
+  if (log.last_res != NIO_EINVAL)
+    th_fail("expected EINVAL from accept on a socket not listening, got %s",
+            nio_err_name(log.last_res));
+  nio__port_remove(p, s);
+  nio__sock_close(s);
+  nio__port_close(p);
+}
+
+static int fds_or_final(void *ud) {
+  th_log *log = ud;
+  return log->nfds >= 3 || log->nfinal > 0;
+}
+
+/* Out of descriptors, a multishot accept reports EMFILE without ending,
+** does not spin on the backlog it cannot drain, and accepts again once
+** descriptors are free. */
+static void accept_out_of_fds_reports_emfile_and_recovers(void **state) {
+  nio_port *p = th_port_open();
+  nio_addr a;
+  nio_sock l = th_listen(&a);
+  nio_req r;
+  static th_log log;
+  struct rlimit old, low;
+  int c[3], next;
+  (void)state;
+  assert_int_equal(nio__port_add(p, l), 0);
+  for (int i = 0; i < 3; i++) c[i] = th_client(&a);
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+  /* The lowest free number becomes the limit: no new descriptor fits. */
+  next = dup(0);
+  assert_true(next >= 0);
+  close(next);
+  low = old;
+  low.rlim_cur = (rlim_t)next;
+  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+  th_log_init(&log);
+  th_req(&r, l, NIO_OP_ACCEPT, &log);
+  assert_int_equal(nio__port_submit(p, &r), 0);
+  th_run_for(p, 300);
+  setrlimit(RLIMIT_NOFILE, &old);
+  if (log.nfinal != 0)
+    th_fail("expected EMFILE not to end the accept, got a final %s",
+            nio_err_name(log.last_res));
+  if (log.nerr < 1 || log.first_res != NIO_EMFILE)
+    th_fail("expected a MORE completion with EMFILE, got %d completions, "
+            "first %s",
+            log.ncqe, nio_err_name(log.first_res));
+  if (log.ncqe > 20)
+    th_fail("expected the accept to back off on EMFILE, got %d completions "
+            "in 300 ms",
+            log.ncqe);
+  th_run_until(p, fds_or_final, &log, 5000,
+               "the 3 clients to be accepted once fds are free");
+  if (log.nfds != 3 || log.nfinal != 0)
+    th_fail("expected 3 clients accepted after EMFILE, got %d (final %d, %s)",
+            log.nfds, log.nfinal, nio_err_name(log.last_res));
+  nio__port_cancel(p, &r);
+  th_run_until(p, th_log_final, &log, 5000, "the final accept completion");
+  close_accepted(&log);
+  for (int i = 0; i < 3; i++) close(c[i]);
+  nio__port_remove(p, l);
+  nio__sock_close(l);
+  nio__port_close(p);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(accept_delivers_every_client_with_more),
+      cmocka_unit_test(accepted_socket_is_nonblocking_and_cloexec),
+      cmocka_unit_test(accept_cancel_gives_exactly_one_final_completion),
+      cmocka_unit_test(accept_cancel_before_first_turn_with_clients_waiting),
+      cmocka_unit_test(accept_canceled_from_its_callback_ends_once),
+      cmocka_unit_test(accept_on_a_socket_not_listening_fails),
+      cmocka_unit_test(accept_out_of_fds_reports_emfile_and_recovers),
+  };
+  th_init(4096);
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

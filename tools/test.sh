@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install, build, and run every test: the C tests and the busted specs, once
+# per backend (uring, epoll), in a release build with -Werror and again under
+# ASan+UBSan; the threaded tests once more under TSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/deps.sh
+jobs=$(nproc)
+
+run_suite() { # build-dir, cmake args..., then -- ctest args...
+  local dir=$1; shift
+  local cargs=() targs=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do cargs+=("$1"); shift; done
+  [ $# -gt 0 ] && shift
+  targs=("$@")
+  echo "=== $dir: ${cargs[*]:-default} ==="
+  cmake -S . -B "$dir" -DNETIO_WERROR=ON "${cargs[@]}" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+  ctest --test-dir "$dir" -j"$jobs" --output-on-failure "${targs[@]}"
+}
+
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_suite build-asan -DCMAKE_BUILD_TYPE=Debug "-DNETIO_SANITIZE=address;undefined"
+run_suite build-tsan -DCMAKE_BUILD_TYPE=Debug -DNETIO_SANITIZE=thread
+echo "=== all suites passed ==="
