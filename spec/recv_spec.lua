@@ -215,6 +215,32 @@ describe("conn:recv('*l')", function()
     H.same(line, got, "100 KiB line")
   end)
 
+  -- The binding caps "*l" lines at 1 MiB (its README and binding.h
+  -- NB_LINE_MAX): a longer line fails with "line too long" instead of
+  -- letting a peer grow the buffer without bound.
+  it("recv_line_of_exactly_1_MiB_is_returned", function()
+    local line = ("L"):rep(1024 * 1024)
+    local got = with_pair(function(c, s)
+      netio.spawn(function() s:send({ line, "\n" }) end)
+      return c:recv("*l", 5)
+    end)
+    H.same(line, got, "1 MiB line")
+  end)
+
+  it("recv_line_longer_than_1_MiB_fails_with_line_too_long", function()
+    local stream = ("L"):rep(1024 * 1024 + 4096) .. "\nnext\n"
+    local d, err, partial = with_pair(function(c, s)
+      netio.spawn(function() s:send(stream) end)
+      return c:recv("*l", 5)
+    end)
+    assert(d == nil, "expected nil, got a line of " .. tostring(d and #d) .. " bytes")
+    assert.are.equal("line too long", err)
+    assert.is_string(partial)
+    assert.is_true(#partial > 1024 * 1024, "partial of " .. #partial .. " bytes")
+    assert.is_true(stream:sub(1, #partial) == partial,
+      "the partial is not the start of the stream")
+  end)
+
   it("recv_line_of_many_lines_in_one_segment", function()
     local n, ok = with_pair(function(c, s)
       local t = {}

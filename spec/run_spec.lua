@@ -306,6 +306,13 @@ describe("netio.stop", function()
 end)
 
 describe("netio.backend", function()
+  it("available_says_epoll_works_and_unknown_names_do_not", function()
+    -- netio.available is the binding's addition (used by spec/helper.lua).
+    assert.is_function(netio.available)
+    assert.is_true(netio.available("epoll"))
+    assert.is_false(netio.available("no-such-backend"))
+  end)
+
   it("backend_names_the_backend_in_use", function()
     local b = H.run(function() return netio.backend() end)
     if H.backend then

@@ -36,7 +36,7 @@ typedef struct eh_test {
   void *ud;
 } eh_test;
 
-#define EH_CHECK(t, cond, ...)                                                \
+#define EH_CHECK(t, cond, ...)                                                 \
   ((cond) ? 1 : (eh_failf((t), __FILE__, __LINE__, __VA_ARGS__), 0))
 
 static inline void eh_failf(eh_test *t, const char *file, int line,

@@ -35,11 +35,11 @@ static void split_accepts_valid_forms(void **state) {
 
 static void split_rejects_malformed(void **state) {
   static const char *bad[] = {
-      "",          "80",        "host",     "host:",      "host:65536",
-      "host:-1",   "host:8o",   "host:+80", "host: 80",   "host:123456",
-      "[::1]",     "[::1",      "[::1]80",  "[::1]:",     "::1:80",
-      "a b:1",     "[]:1",      "[a]b]:1",  "ho\tst:1",   "**:1",
-      "[::1]:1:2", "host:80 ",  ":",        "[:::1",      "h\xc3\xa9:1",
+      "",          "80",       "host",     "host:",    "host:65536",
+      "host:-1",   "host:8o",  "host:+80", "host: 80", "host:123456",
+      "[::1]",     "[::1",     "[::1]80",  "[::1]:",   "::1:80",
+      "a b:1",     "[]:1",     "[a]b]:1",  "ho\tst:1", "**:1",
+      "[::1]:1:2", "host:80 ", ":",        "[:::1",    "h\xc3\xa9:1",
   };
   char host[256], tiny[4];
   int port;

@@ -102,8 +102,7 @@ static void calls_from_threads_run_on_worker_in_order(void **state) {
   assert_int_equal(atomic_load(&s->accepted), THREADS * CALLS);
   assert_int_equal(s->ran, THREADS * CALLS);
   if (s->wrong_thread)
-    fail_msg("calls: expected all on the worker, %d were not",
-             s->wrong_thread);
+    fail_msg("calls: expected all on the worker, %d were not", s->wrong_thread);
   if (s->out_of_order)
     fail_msg("calls: expected each thread's order kept, %d out of order",
              s->out_of_order);

@@ -382,8 +382,8 @@ static void listener_queue_bounded_by_backlog_then_rearms(void **state) {
   /* Accepts that completed before the cancel took effect (uring's
   ** multishot) may overshoot the backlog a little, never take everyone. */
   if (s.maxpending > 2 * BL_BACKLOG)
-    fail_msg("pending queue: expected at most ~%d waiting, saw %d",
-             BL_BACKLOG, s.maxpending);
+    fail_msg("pending queue: expected at most ~%d waiting, saw %d", BL_BACKLOG,
+             s.maxpending);
 }
 
 /* ---- listener close --------------------------------------------------- */

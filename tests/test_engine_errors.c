@@ -248,8 +248,7 @@ static void half_listener_cb(nio_listener *l, int ev) {
 
 static int half_start(eh_test *t) {
   err_state *s = (err_state *)t;
-  if ((s->l = eh_listen(t, &s->addr, 0, half_listener_cb, s)) == NULL)
-    return 0;
+  if ((s->l = eh_listen(t, &s->addr, 0, half_listener_cb, s)) == NULL) return 0;
   s->a = eh_connect(t, &s->addr, half_a_cb, s);
   t->stage = "ping, EOF, pong, EOF";
   return 0;

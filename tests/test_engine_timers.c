@@ -112,8 +112,8 @@ static int rearm_start(eh_test *t) {
   return 0;
 }
 
-static void rearmed_timer_uses_new_delay_and_zero_delay_waits_a_turn(
-    void **state) {
+static void
+rearmed_timer_uses_new_delay_and_zero_delay_waits_a_turn(void **state) {
   tm_state s;
   uint64_t ms;
   (void)state;

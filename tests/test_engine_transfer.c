@@ -41,8 +41,8 @@ typedef struct xfer {
 
 /* Write sizes cycle through copies (< 512 bytes, coalesced) and
 ** referenced chunks of several sizes. */
-static const size_t sizes[] = {100, 7, 300, 65536, 511, 200000, 512, 1,
-                               1000000, 4096, 33, 70000};
+static const size_t sizes[] = {100, 7, 300,     65536, 511, 200000,
+                               512, 1, 1000000, 4096,  33,  70000};
 
 static void end_pump(end *d) {
   nio_conn *c = d->c;

@@ -62,14 +62,15 @@ enum {
 };
 struct nb_task {
   lua_State *co;
-  nb_state *S;               /* NULL once the run ended */
-  nb_task *next;             /* ready list */
-  nb_task *wnext;            /* a nb_waitq, while in one */
-  nb_waitq *wq;              /* the queue it is in, or NULL */
+  nb_state *S;                  /* NULL once the run ended */
+  nb_task *next;                /* ready list */
+  nb_task *wnext;               /* a nb_waitq, while in one */
+  nb_waitq *wq;                 /* the queue it is in, or NULL */
+  nb_task **slot;               /* the conn reader/writer slot it holds */
   nb_task *prev_all, *next_all; /* S->tasks: every task not ended */
-  nio_timer timer;           /* the timeout of the current wait */
-  int nargs;                 /* arguments for the first resume */
-  int nres;                  /* results (NB_T_DONE) */
+  nio_timer timer;              /* the timeout of the current wait */
+  int nargs;                    /* arguments for the first resume */
+  int nres;                     /* results (NB_T_DONE) */
   uint8_t status;
   uint8_t queued;   /* on the ready list */
   uint8_t started;  /* resumed at least once */
@@ -99,8 +100,8 @@ struct nb_conn {
   unsigned connected : 1; /* connect completed (NIO_EV_CONNECT seen) */
   size_t want;            /* input wanted, when raised above the default */
   /* Reader state kept across yields of one recv call. */
-  size_t scan;  /* "*l": input bytes already searched for LF */
-  char *acc;    /* large recv(n) and "*a": bytes collected so far */
+  size_t scan; /* "*l": input bytes already searched for LF */
+  char *acc;   /* large recv(n) and "*a": bytes collected so far */
   size_t acclen, acccap;
 };
 
@@ -132,16 +133,16 @@ struct nb_state {
   nb_task *ready_head, *ready_tail;
   nb_task *current; /* the task being resumed */
   nb_task *main_task;
-  nb_task *tasks;   /* every task not ended (for the end of the run) */
+  nb_task *tasks; /* every task not ended (for the end of the run) */
   size_t ntasks;
   nb_conn *conns;
   nb_listener *listeners;
   nb_sendref *unrefs; /* strings the engine no longer needs */
   nio_timer grace;    /* the stop's deadline */
-  uint8_t stopping; /* netio.stop() or a signal */
-  uint8_t draining; /* every task ended: the loop is ending */
-  uint8_t forced;   /* the stop grace passed: quit at the next turn */
-  uint8_t failed;   /* the main task raised */
+  uint8_t stopping;   /* netio.stop() or a signal */
+  uint8_t draining;   /* every task ended: the loop is ending */
+  uint8_t forced;     /* the stop grace passed: quit at the next turn */
+  uint8_t failed;     /* the main task raised */
 };
 
 /* ---- core.c ---------------------------------------------------------- */
@@ -190,6 +191,24 @@ void nio__bind_wait_begin(nb_task *t, int64_t timeout_ns);
 int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,
                     lua_KFunction k);
 void nio__bind_wait_end(nb_task *t);
+/* A conn's reader/writer slot: taken by a waiting task, given back when
+** the wait ends -- or when the task ends or the conn is collected, so
+** neither side keeps a dangling pointer to the other. */
+static inline void nio__bind_occupy(nb_task **slot, nb_task *t) {
+  *slot = t;
+  t->slot = slot;
+}
+static inline void nio__bind_vacate(nb_task **slot) {
+  if (*slot) (*slot)->slot = NULL;
+  *slot = NULL;
+}
+/* In a continuation: the task L runs, or NULL when L was resumed by
+** something else than the loop (coroutine.resume on a task's coroutine);
+** the continuation then yields again and the wait goes on. */
+nb_task *nio__bind_k_task(lua_State *L, nb_state *hint);
+#define NB_K_GUARD(t, L, hint, ctx, k)                                         \
+  if (((t) = nio__bind_k_task((L), (hint))) == NULL)                           \
+  return lua_yieldk((L), 0, (ctx), (k))
 /* Wait queues. */
 void nio__bind_waitq_add(nb_waitq *q, nb_task *t);
 void nio__bind_waitq_remove(nb_task *t);

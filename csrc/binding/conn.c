@@ -94,7 +94,8 @@ void nio__bind_close_conns(nb_state *S, int flush, int detach) {
     next = nb->next;
     nio__bind_conn_close(nb, flush);
     if (detach) {
-      nb->reader = nb->writer = NULL;
+      nio__bind_vacate(&nb->reader);
+      nio__bind_vacate(&nb->writer);
       nb->prev = nb->next = NULL;
       nb->S = NULL;
     }
@@ -108,6 +109,8 @@ static int l_conn_gc(lua_State *L) {
   nb_conn *nb = conn_check(L);
   nio__bind_conn_close(nb, 1);
   if (lua_gettop(L) == 1) { /* __gc (__close gets the error too) */
+    nio__bind_vacate(&nb->reader);
+    nio__bind_vacate(&nb->writer);
     conn_unlink(nb);
     acc_reset(nb);
   }
@@ -211,7 +214,8 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
     k = n - nb->acclen;
     if (k > len) k = len;
     if (k > 0) {
-      if (acc_append(nb, p, k) != 0) return recv_fail(L, nb, "not enough memory");
+      if (acc_append(nb, p, k) != 0)
+        return recv_fail(L, nb, "not enough memory");
       nio__conn_consume(c, k);
       p = nio__conn_input(c, &len);
     }
@@ -245,7 +249,8 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
   }
   default: /* RM_ALL */
     if (len > 0) {
-      if (acc_append(nb, p, len) != 0) return recv_fail(L, nb, "not enough memory");
+      if (acc_append(nb, p, len) != 0)
+        return recv_fail(L, nb, "not enough memory");
       nio__conn_consume(c, len);
     }
     if (c->eof && !c->err) {
@@ -265,11 +270,12 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   nb_conn *nb = lua_touserdata(L, 1);
-  nb_task *t = nio__bind_task(L, nb->S, "recv");
+  nb_task *t;
   int r;
   (void)status;
+  NB_K_GUARD(t, L, nb->S, ctx, recv_k);
   /* Cleared first, so an error raised below (memory) frees the slot. */
-  nb->reader = NULL;
+  nio__bind_vacate(&nb->reader);
   if (nb->c == NULL) {
     nio__bind_wait_end(t);
     return recv_fail(L, nb, "closed");
@@ -282,7 +288,7 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
     nio__bind_wait_end(t);
     return recv_fail(L, nb, "timeout");
   }
-  nb->reader = t;
+  nio__bind_occupy(&nb->reader, t);
   return nio__bind_yield(L, t, ctx, recv_k);
 }
 
@@ -330,7 +336,7 @@ static int l_conn_recv(lua_State *L) {
   nb->scan = 0;
   if ((r = recv_step(L, nb, mode, n)) >= 0) return r;
   lua_settop(L, 3);
-  nb->reader = t;
+  nio__bind_occupy(&nb->reader, t);
   nio__bind_wait_begin(t, tmo);
   return nio__bind_yield(L, t, ctx, recv_k);
 }
@@ -382,9 +388,10 @@ static int send_failed(lua_State *L, int err) {
 
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
   nb_conn *nb = lua_touserdata(L, 1);
-  nb_task *t = nio__bind_task(L, nb->S, "send");
+  nb_task *t;
   (void)status;
-  nb->writer = NULL;
+  NB_K_GUARD(t, L, nb->S, ctx, send_k);
+  nio__bind_vacate(&nb->writer);
   if (nb->c == NULL || nb->c->err) {
     nio__bind_wait_end(t);
     return send_failed(L, nb->c ? nb->c->err : NIO_ECLOSED);
@@ -401,7 +408,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushinteger(L, (lua_Integer)ctx);
     return 3;
   }
-  nb->writer = t;
+  nio__bind_occupy(&nb->writer, t);
   return nio__bind_yield(L, t, ctx, send_k);
 }
 
@@ -452,16 +459,17 @@ static int l_conn_send(lua_State *L) {
   }
   /* Above the high-water mark: wait for the low one. */
   lua_settop(L, 2);
-  nb->writer = t;
+  nio__bind_occupy(&nb->writer, t);
   nio__bind_wait_begin(t, nb->tmo_send);
   return nio__bind_yield(L, t, (lua_KContext)total, send_k);
 }
 
 static int flush_k(lua_State *L, int status, lua_KContext ctx) {
   nb_conn *nb = lua_touserdata(L, 1);
-  nb_task *t = nio__bind_task(L, nb->S, "flush");
+  nb_task *t;
   (void)status;
-  nb->writer = NULL;
+  NB_K_GUARD(t, L, nb->S, ctx, flush_k);
+  nio__bind_vacate(&nb->writer);
   if (nb->c == NULL || nb->c->err) {
     nio__bind_wait_end(t);
     return send_failed(L, nb->c ? nb->c->err : NIO_ECLOSED);
@@ -477,7 +485,7 @@ static int flush_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushliteral(L, "timeout");
     return 2;
   }
-  nb->writer = t;
+  nio__bind_occupy(&nb->writer, t);
   return nio__bind_yield(L, t, ctx, flush_k);
 }
 
@@ -497,7 +505,7 @@ static int l_conn_flush(lua_State *L) {
     return 2;
   }
   lua_settop(L, 2);
-  nb->writer = t;
+  nio__bind_occupy(&nb->writer, t);
   nio__bind_wait_begin(t, tmo);
   return nio__bind_yield(L, t, 0, flush_k);
 }
@@ -586,8 +594,7 @@ static int l_conn_setoption(lua_State *L) {
   } else {
     luaL_argexpected(L, lua_isboolean(L, 3) || lua_isnumber(L, 3), 3,
                      "boolean");
-    value = lua_isboolean(L, 3) ? lua_toboolean(L, 3)
-                                : lua_tonumber(L, 3) != 0;
+    value = lua_isboolean(L, 3) ? lua_toboolean(L, 3) : lua_tonumber(L, 3) != 0;
   }
   if (nb->c == NULL) return conn_closed(L);
   if ((r = nio__conn_setopt(nb->c, names[opt], value)) < 0)

@@ -36,6 +36,13 @@ nb_task *nio__bind_task(lua_State *L, nb_state *hint, const char *name) {
   return NULL;
 }
 
+nb_task *nio__bind_k_task(lua_State *L, nb_state *hint) {
+  nb_state *S;
+  if (hint && hint->current && hint->current->co == L) return hint->current;
+  S = nio__bind_current(L);
+  return S && S->current && S->current->co == L ? S->current : NULL;
+}
+
 int64_t nio__bind_opt_timeout(lua_State *L, int arg, int64_t dflt) {
   lua_Number n;
   if (lua_isnoneornil(L, arg)) return dflt;
@@ -223,8 +230,9 @@ static int l_run(lua_State *L) {
 /* ---- sleep, now, stop, backend, available ------------------------- */
 
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
-  nb_task *t = (nb_task *)ctx;
+  nb_task *t;
   (void)status;
+  NB_K_GUARD(t, L, NULL, ctx, sleep_k);
   if (!t->timedout) return nio__bind_yield(L, t, ctx, sleep_k);
   nio__bind_wait_end(t);
   return 0;
@@ -295,13 +303,17 @@ static int l_intask(lua_State *L) {
 int luaopen_netio_core(lua_State *L);
 
 int luaopen_netio_core(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-      {"run", l_run},         {"spawn", nio__bind_l_spawn},
-      {"sleep", l_sleep},     {"now", l_now},
-      {"stop", l_stop},       {"backend", l_backend},
-      {"available", l_available}, {"intask", l_intask},
-      {"listen", nio__bind_l_listen}, {"connect", nio__bind_l_connect},
-      {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"run", l_run},
+                                   {"spawn", nio__bind_l_spawn},
+                                   {"sleep", l_sleep},
+                                   {"now", l_now},
+                                   {"stop", l_stop},
+                                   {"backend", l_backend},
+                                   {"available", l_available},
+                                   {"intask", l_intask},
+                                   {"listen", nio__bind_l_listen},
+                                   {"connect", nio__bind_l_connect},
+                                   {NULL, NULL}};
   luaL_checkversion(L);
   nio__bind_task_open(L);
   nio__bind_conn_open(L);

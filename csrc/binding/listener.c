@@ -81,8 +81,9 @@ static int accept_closed(lua_State *L) {
 
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
   nb_listener *nl = lua_touserdata(L, 1);
-  nb_task *t = nio__bind_task(L, nl->S, "accept");
+  nb_task *t;
   (void)status;
+  NB_K_GUARD(t, L, nl->S, ctx, accept_k);
   if (nl->l == NULL) {
     nio__bind_waitq_remove(t);
     nio__bind_wait_end(t);

@@ -39,8 +39,7 @@ void nio__bind_wait_begin(nb_task *t, int64_t timeout_ns) {
     ** long since (a big string.rep): count from now instead. */
     uint64_t late = nio__now_ns() - nio__engine_now(e);
     t->timer.data = t;
-    nio__timer_start(e, &t->timer, (uint64_t)timeout_ns + late,
-                     task_timer_cb);
+    nio__timer_start(e, &t->timer, (uint64_t)timeout_ns + late, task_timer_cb);
   }
 }
 
@@ -51,8 +50,7 @@ int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,
 }
 
 void nio__bind_wait_end(nb_task *t) {
-  if (nio__timer_active(&t->timer) && t->S)
-    nio__timer_stop(t->S->e, &t->timer);
+  if (nio__timer_active(&t->timer) && t->S) nio__timer_stop(t->S->e, &t->timer);
   t->timedout = 0;
 }
 
@@ -165,16 +163,23 @@ static int task_failed_p(lua_State *L) {
   lua_setiuservalue(L, -3, 2);
   if (!t->is_main && t->joiners.head == NULL && !t->joined) {
     msg = lua_tostring(L, -1);
-    if (msg == NULL) msg = lua_pushfstring(L, "(error object is a %s value)",
-                                           luaL_typename(L, -1));
+    if (msg == NULL)
+      msg = lua_pushfstring(L, "(error object is a %s value)",
+                            luaL_typename(L, -1));
     nio__log(NIO_LOG_ERROR, "netio: uncaught error in task: %s", msg);
   }
   lua_resetthread(co);
   return 0;
 }
 
+static void task_vacate(nb_task *t) {
+  if (t->slot && *t->slot == t) *t->slot = NULL;
+  t->slot = NULL;
+}
+
 static void task_end(nb_state *S, nb_task *t, int status, int nres) {
   if (nio__timer_active(&t->timer)) nio__timer_stop(S->e, &t->timer);
+  task_vacate(t);
   nio__bind_waitq_remove(t);
   if (status == LUA_OK) {
     t->status = NB_T_DONE;
@@ -236,6 +241,7 @@ void nio__bind_abandon_tasks(nb_state *S) {
   while ((t = S->tasks) != NULL) {
     if (nio__timer_active(&t->timer)) nio__timer_stop(S->e, &t->timer);
     nio__bind_waitq_remove(t);
+    task_vacate(t);
     t->status = NB_T_ABANDONED;
     t->queued = 0;
     t->joiners.head = NULL;
@@ -283,16 +289,17 @@ static int join_results(lua_State *L, int idx, int raise) {
   }
 }
 
-#define task_ended(t)                                                        \
-  ((t)->status == NB_T_DONE || (t)->status == NB_T_FAILED ||                 \
+#define task_ended(t)                                                          \
+  ((t)->status == NB_T_DONE || (t)->status == NB_T_FAILED ||                   \
    (t)->status == NB_T_ABANDONED)
 
 /* ctx: the stack index of the target's userdata * 2 + raise. */
 static int join_k(lua_State *L, int status, lua_KContext ctx) {
   int idx = (int)(ctx >> 1), raise = (int)(ctx & 1);
   nb_task *target = lua_touserdata(L, idx);
-  nb_task *t = nio__bind_task(L, NULL, "join");
+  nb_task *t;
   (void)status;
+  NB_K_GUARD(t, L, NULL, ctx, join_k);
   if (task_ended(target)) {
     nio__bind_waitq_remove(t);
     nio__bind_wait_end(t);

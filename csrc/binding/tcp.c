@@ -106,15 +106,19 @@ static int64_t opt_timeout_field(lua_State *L, int arg, const char *name) {
   int64_t v;
   lua_Number n;
   int tp = lua_getfield(L, arg, name);
-  if (tp == LUA_TNIL) v = -1;
+  if (tp == LUA_TNIL)
+    v = -1;
   else {
     if (tp != LUA_TNUMBER)
-      luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' must be a number",
-                                            name));
+      luaL_argerror(L, arg,
+                    lua_pushfstring(L, "field '%s' must be a number", name));
     n = lua_tonumber(L, -1);
     if (!(n >= 0))
-      luaL_argerror(L, arg, lua_pushfstring(L, "field '%s' must not be "
-                                               "negative", name));
+      luaL_argerror(L, arg,
+                    lua_pushfstring(L,
+                                    "field '%s' must not be "
+                                    "negative",
+                                    name));
     v = n >= 1e9 ? -1 : (int64_t)(n * 1e9);
   }
   lua_pop(L, 1);
@@ -138,9 +142,10 @@ static int listen_do(lua_State *L, nb_state *S, tcp_op *op) {
 
 static int listen_k(lua_State *L, int status, lua_KContext ctx) {
   tcp_op *op = lua_touserdata(L, 3);
-  nb_task *t = nio__bind_task(L, NULL, "listen");
+  nb_task *t;
   int r;
   (void)status;
+  NB_K_GUARD(t, L, NULL, ctx, listen_k);
   if ((r = resolve_step(L, t, op)) < 0) return -r;
   if (r == 0) return nio__bind_yield(L, t, ctx, listen_k);
   nio__bind_wait_end(t);
@@ -194,21 +199,21 @@ int nio__bind_l_listen(lua_State *L) {
 
 static int connect_start(nb_task *t, nb_conn *nb, tcp_op *op) {
   nio_conn *c;
-  int r = nio__conn_connect(t->S->e, &op->addr,
-                            op->has_bind ? &op->bind : NULL,
+  int r = nio__conn_connect(t->S->e, &op->addr, op->has_bind ? &op->bind : NULL,
                             nio__bind_conn_cb, nb, &c);
   if (r < 0) return r;
   nio__bind_conn_attach(nb, c);
-  nb->reader = t;
+  nio__bind_occupy(&nb->reader, t);
   return 0;
 }
 
 static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   tcp_op *op = lua_touserdata(L, 3);
   nb_conn *nb = lua_touserdata(L, 4);
-  nb_task *t = nio__bind_task(L, nb->S, "connect");
+  nb_task *t;
   int r;
   (void)status;
+  NB_K_GUARD(t, L, nb->S, ctx, connect_k);
   if (op->resolving) {
     if ((r = resolve_step(L, t, op)) < 0) return -r;
     if (r == 0) return nio__bind_yield(L, t, ctx, connect_k);
@@ -218,7 +223,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
     }
     return nio__bind_yield(L, t, ctx, connect_k);
   }
-  nb->reader = NULL;
+  nio__bind_vacate(&nb->reader);
   if (nb->c == NULL) { /* closed by another task meanwhile */
     nio__bind_wait_end(t);
     return nio__bind_fail(L, NIO_ECLOSED);
@@ -237,7 +242,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
     nio__bind_conn_close(nb, 0);
     return timeout_fail(L);
   }
-  nb->reader = t;
+  nio__bind_occupy(&nb->reader, t);
   return nio__bind_yield(L, t, ctx, connect_k);
 }
 

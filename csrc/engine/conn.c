@@ -341,7 +341,7 @@ static void conn_send_failed(conn *c, int err, int deferred) {
 static void conn_do_shutdown(conn *c) {
   int r;
   if (!c->pub.shut || c->shut_done || c->qhead || c->wreq.active ||
-      !c->connected)
+      !c->connected || c->pub.closing)
     return;
   c->shut_done = 1;
   if ((r = nio__sock_shutdown_write(c->pub.fd)) < 0 && !c->pub.err)
@@ -567,9 +567,8 @@ static void conn_on_connect(nio_req *req, int res, const char *data,
   conn_fire(c, NIO_EV_CONNECT);
 }
 
-int nio__conn_connect(nio_engine *e, const nio_addr *addr,
-                      const nio_addr *bind, nio_conn_cb cb, void *udata,
-                      nio_conn **out) {
+int nio__conn_connect(nio_engine *e, const nio_addr *addr, const nio_addr *bind,
+                      nio_conn_cb cb, void *udata, nio_conn **out) {
   nio_sock fd;
   conn *c;
   int r;

@@ -22,8 +22,8 @@ static atomic_flag registry_lock = ATOMIC_FLAG_INIT;
 static nio_engine *registry[ENGINE_MAX + 1];
 
 static void registry_acquire(void) {
-  while (atomic_flag_test_and_set_explicit(&registry_lock,
-                                           memory_order_acquire))
+  while (
+      atomic_flag_test_and_set_explicit(&registry_lock, memory_order_acquire))
     ;
 }
 
@@ -219,14 +219,17 @@ static void engine_loop(nio_engine *e) {
     engine_check_stop(e);
     ready = e->hooks.turn ? e->hooks.turn(e, e->hooks.arg) : 0;
     if (e->quit) break;
+    /* What the turn closed with nothing in flight is closed now, not when
+    ** the wait next returns (the peer must see the close at once). */
+    nio__conns_sweep(e);
+    nio__listeners_sweep(e);
     if (ready || e->deferred || atomic_load(&e->stop_req) != e->stop_seen)
       timeout = 0;
     else
       timeout = nio__timers_timeout(e, nio__now_ns());
     n = engine_poll(e, timeout, 1);
     if (n < 0 && n != NIO_EINTR) {
-      nio__log(NIO_LOG_ERROR, "netio: port wait failed: %s",
-               nio_strerror(n));
+      nio__log(NIO_LOG_ERROR, "netio: port wait failed: %s", nio_strerror(n));
       e->result = n;
       break;
     }

@@ -24,10 +24,11 @@ typedef struct nio_resolve_req nio_resolve_req;
 #define NIO_ID_GEN_BITS 28
 #define NIO_ID_MAX_SLOTS (1u << NIO_ID_SLOT_BITS)
 #define NIO_ID_GEN_MASK ((1u << NIO_ID_GEN_BITS) - 1)
-#define NIO_ID_MAKE(index, gen, slot)                                         \
-  (((uint64_t)(index) << (NIO_ID_SLOT_BITS + NIO_ID_GEN_BITS)) |              \
+#define NIO_ID_MAKE(index, gen, slot)                                          \
+  (((uint64_t)(index) << (NIO_ID_SLOT_BITS + NIO_ID_GEN_BITS)) |               \
    ((uint64_t)(gen) << NIO_ID_SLOT_BITS) | (uint64_t)(slot))
-#define NIO_ID_INDEX(id) ((unsigned)((id) >> (NIO_ID_SLOT_BITS + NIO_ID_GEN_BITS)))
+#define NIO_ID_INDEX(id)                                                       \
+  ((unsigned)((id) >> (NIO_ID_SLOT_BITS + NIO_ID_GEN_BITS)))
 #define NIO_ID_GEN(id) ((uint32_t)((id) >> NIO_ID_SLOT_BITS) & NIO_ID_GEN_MASK)
 #define NIO_ID_SLOT(id) ((uint32_t)(id) & (NIO_ID_MAX_SLOTS - 1))
 
@@ -77,10 +78,10 @@ struct conn {
     nio_addr *caddr; /* connect target, while connecting (owned) */
     listener *pl;    /* listener whose pending queue holds us */
   } u;
-  conn *next;         /* listener pending queue, then zombie list */
-  conn *dnext;        /* deferred-event list */
+  conn *next;          /* listener pending queue, then zombie list */
+  conn *dnext;         /* deferred-event list */
   conn *fprev, *fnext; /* close-after-flush list */
-  uint64_t fdue;      /* close-after-flush deadline */
+  uint64_t fdue;       /* close-after-flush deadline */
   size_t lowat;
   uint32_t want;
   uint32_t slot;

@@ -108,9 +108,8 @@ static void listener_on_accept(nio_req *req, int res, const char *data,
   listener_fire(l);
 }
 
-int nio__listen(nio_engine *e, const nio_addr *addr, int backlog,
-                int reuseport, nio_listener_cb cb, void *udata,
-                nio_listener **out) {
+int nio__listen(nio_engine *e, const nio_addr *addr, int backlog, int reuseport,
+                nio_listener_cb cb, void *udata, nio_listener **out) {
   listener *l;
   nio_sock fd;
   int r;
@@ -182,6 +181,10 @@ void nio__listener_close(nio_listener *pl) {
   l->pub.cb = NULL;
   while (l->phead) nio__conn_close(&l->phead->pub, 0);
   nio__timer_stop(e, &l->retry);
+  /* The socket is freed only after the accept's final completion (next
+  ** wait), but the caller expects the port to be free now: stop
+  ** listening first. */
+  nio__sock_stop_listening(l->pub.fd);
   if (l->areq.active) nio__port_cancel(e->port, &l->areq);
   if (l->lprev)
     l->lprev->lnext = l->lnext;

@@ -85,8 +85,7 @@ static int resolve_lookup(const char *host, int port, nio_addr *a) {
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_protocol = IPPROTO_TCP;
-  if ((r = getaddrinfo(host, NULL, &hints, &res)) != 0)
-    return resolve_error(r);
+  if ((r = getaddrinfo(host, NULL, &hints, &res)) != 0) return resolve_error(r);
   r = NIO_EAI_NONAME;
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
     if (ai->ai_addrlen > sizeof a->ss) continue;
@@ -136,8 +135,7 @@ int nio__resolve(nio_engine *e, const char *host, int port, nio_resolve_cb cb,
   nio_resolve_req *q;
   size_t n;
   int r;
-  if (host == NULL || cb == NULL || port < 0 || port > 65535)
-    return NIO_EINVAL;
+  if (host == NULL || cb == NULL || port < 0 || port > 65535) return NIO_EINVAL;
   if ((n = strlen(host)) == 0 || n > 1024) return NIO_EBADADDR;
   if (e->ending) return NIO_ECLOSED;
   if ((q = calloc(1, sizeof *q + n + 1)) == NULL) return NIO_ENOMEM;

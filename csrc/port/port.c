@@ -23,7 +23,7 @@ static const nio_port_ops *port_find(const char *name) {
 
 int nio__port_open(nio_port **out, const char *backend) {
   const nio_port_ops *ops;
-  int r;
+  int r = NIO_ENOSYS;
   *out = NULL;
   if (backend == NULL || backend[0] == '\0') backend = getenv("NETIO_BACKEND");
   if (backend != NULL && backend[0] != '\0') {

@@ -1,16 +1,45 @@
 -- netio: the public shape of the netio module. The work is done by the C
--- module netio.core; this file re-exports it and documents the API.
+-- module netio.core (csrc/binding); this file re-exports it. DESIGN.md §2
+-- is the contract; below are the choices made where it is silent.
 --
---   netio.run(fn, ...)            run fn as the first task; true, results
---   netio.spawn(fn, ...)          -> task; task:join([timeout])
+-- Running
+--   netio.run(fn, ...)      true, fn's results once every task ended (or
+--                           after netio.stop()); fn's error is re-raised
+--                           with the task's traceback, and then the run
+--                           ends at once (other tasks are abandoned).
+--                           Inside a task (e.g. under the host) it runs fn
+--                           as a task and waits for it.
+--   netio.spawn(fn, ...)    -> task; task:join([timeout]) -> true, results
+--                           | nil, err ("timeout"; the error + traceback;
+--                           "closed" if the run ended first).
+--                           task:status() -> "running", "ready", "waiting",
+--                           "done", "failed" or "abandoned".
 --   netio.sleep(sec), netio.now(), netio.stop(), netio.backend()
---   netio.available(name)         whether backend `name` works here
---   netio.intask()                whether the caller is a netio task
---   netio.listen(addr[, opts])    -> listener | nil, err, code
---   netio.connect(addr[, opts])   -> conn | nil, err, code
+--   netio.available(name)   whether backend `name` can run here
+--   netio.intask()          whether the caller is a netio task
+--   A bare coroutine.yield() in a task lets the others run (like sleep(0)).
+--   netio.stop(): listeners close (waiting accepts get nil, "closed"),
+--   tasks get 2 s to end, then connections close and the run ends.
 --
--- See DESIGN.md §2 for the contract and README.md for the choices made
--- where it is silent (line limit of "*l", aliases, close semantics).
+-- TCP (conn:receive is an alias of conn:recv)
+--   recv failures always return three values: nil, err, partial ("" when
+--   nothing was consumed); err is "closed" (either side closed, a reset
+--   included), "timeout", "busy" (another task is reading), "line too
+--   long", or readable text.
+--   "*l" lines are limited to 1 MiB (without the EOL): a longer line gives
+--   nil, "line too long", partial (the buffered bytes, consumed), and the
+--   connection stays usable.
+--   send accepts strings, numbers and arrays of them; it returns the bytes
+--   queued; above 1 MiB queued it waits for 256 KiB (send timeout: nil,
+--   "timeout", bytes queued). A second task that would have to wait too
+--   gets nil, "busy" (flush likewise).
+--   close() never waits: queued output is sent by the engine afterwards
+--   (within its NETIO_GRACE period, default 5 s), then the socket closes.
+--   `<close>` and __gc do the same.
+--   Connections start with TCP_NODELAY on (as Go does): setoption(
+--   "tcp-nodelay", false) turns Nagle back on.
+--   Methods of a closed conn or listener return nil, "closed", except
+--   close() (true) and id() (the old id).
 local core = require "netio.core"
 
 local netio = {}
