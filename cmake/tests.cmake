@@ -6,19 +6,16 @@ find_program(LUA54 lua5.4)
 
 set(NETIO_TEST_BACKENDS uring epoll CACHE STRING "Backends the tests run on")
 
-# A stock lua5.4 loading a sanitized module needs the runtime preloaded.
-set(NETIO_PRELOAD "")
+# A stock lua5.4 cannot load a sanitized module without the runtime
+# preloaded, and a preloaded TSan crashes the shells the specs start. So
+# sanitizer builds run busted on luarun, a minimal lua5.4 linked with the
+# runtime; plain builds use the stock lua5.4.
+add_executable(luarun ${CMAKE_SOURCE_DIR}/tests/luarun.c)
+target_link_libraries(luarun PRIVATE PkgConfig::LUA)
 if(NETIO_SANITIZE)
-  foreach(rt asan ubsan tsan)
-    if((rt STREQUAL "asan" AND NETIO_SANITIZE MATCHES "address") OR
-       (rt STREQUAL "ubsan" AND NETIO_SANITIZE MATCHES "undefined") OR
-       (rt STREQUAL "tsan" AND NETIO_SANITIZE MATCHES "thread"))
-      execute_process(COMMAND ${CMAKE_C_COMPILER} -print-file-name=lib${rt}.so
-                      OUTPUT_VARIABLE _lib OUTPUT_STRIP_TRAILING_WHITESPACE)
-      list(APPEND NETIO_PRELOAD ${_lib})
-    endif()
-  endforeach()
-  string(REPLACE ";" ":" NETIO_PRELOAD "${NETIO_PRELOAD}")
+  set(NETIO_SPEC_LUA $<TARGET_FILE:luarun>)
+else()
+  set(NETIO_SPEC_LUA ${LUA54})
 endif()
 set(NETIO_SAN_ENV
   "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0"
@@ -41,7 +38,9 @@ foreach(src ${NETIO_C_TESTS})
 endforeach()
 
 # Lua specs: spec/<feature>_spec.lua, run by busted on lua5.4 against the
-# module just built.
+# module just built. busted's script runs straight on the interpreter (the
+# same as `busted --lua=lua5.4` without the hop through Debian's Lua 5.1,
+# which would also turn the skip status 77 into 1).
 if(BUSTED AND LUA54)
   file(GLOB NETIO_SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
   set(_path "${CMAKE_SOURCE_DIR}/lua/?.lua\;${CMAKE_SOURCE_DIR}/lua/?/init.lua\;${CMAKE_SOURCE_DIR}/spec/?.lua\;\;")
@@ -50,10 +49,10 @@ if(BUSTED AND LUA54)
     get_filename_component(name ${spec} NAME_WE)
     foreach(be ${NETIO_TEST_BACKENDS})
       add_test(NAME lua.${name}.${be}
-        COMMAND ${BUSTED} --lua=${LUA54} -o utfTerminal ${spec}
+        COMMAND ${NETIO_SPEC_LUA} ${BUSTED} -o utfTerminal ${spec}
         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
       set_tests_properties(lua.${name}.${be} PROPERTIES
-        ENVIRONMENT "NETIO_BACKEND=${be};LUA_PATH_5_4=${_path};LUA_CPATH_5_4=${_cpath};NETIO_HOST=$<TARGET_FILE:netio>;LD_PRELOAD=${NETIO_PRELOAD};${NETIO_SAN_ENV}"
+        ENVIRONMENT "NETIO_BACKEND=${be};LUA_PATH_5_4=${_path};LUA_CPATH_5_4=${_cpath};NETIO_HOST=$<TARGET_FILE:netio>;${NETIO_SAN_ENV}"
         SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "lua;${be}")
     endforeach()
   endforeach()

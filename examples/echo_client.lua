@@ -3,15 +3,17 @@
 --
 --   netio examples/echo_client.lua [address [messages [connections [size]]]]
 --   defaults: 127.0.0.1:7000, 1000 messages, 1 connection, 64 bytes
+--   lua5.4 -e 'require"netio".run(loadfile"examples/echo_client.lua", "127.0.0.1:7000", 1000)'
 --
 -- Each connection does ping-pong: send one message, read exactly its size
 -- back, compare. Exits with status 1 (an error) if an echo was wrong.
 local netio = require "netio"
 
-local address = arg and arg[1] or "127.0.0.1:7000"
-local messages = math.tointeger(tonumber(arg and arg[2] or 1000)) or 1000
-local connections = math.tointeger(tonumber(arg and arg[3] or 1)) or 1
-local size = math.max(16, math.tointeger(tonumber(arg and arg[4] or 64)) or 64)
+local address, messages, connections, size = ...
+address = address or "127.0.0.1:7000"
+messages = math.tointeger(tonumber(messages or 1000)) or 1000
+connections = math.tointeger(tonumber(connections or 1)) or 1
+size = math.max(16, math.tointeger(tonumber(size or 64)) or 64)
 
 local echoed, wrong = 0, 0
 

@@ -45,29 +45,27 @@ describe("many tasks", function()
   end)
 
   it("1000_sleeping_tasks_all_wake_and_join", function()
-    local n, in_order = H.run(function()
-      local tasks, woke, order_ok = {}, 0, true
-      local last = -1
+    -- Wake order across tasks is pinned in run_spec (a few tasks, far
+    -- apart); here 1000 timers in 10 groups must all fire, each once.
+    local r = H.run(function()
+      local tasks, woke = {}, {}
       for i = 1, 1000 do
         tasks[i] = netio.spawn(function()
-          -- Deadlines in 10 groups; each group wakes after the previous.
-          local group = i % 10
-          netio.sleep(0.005 * group)
-          if group < last then order_ok = false end
-          last = group
-          woke = woke + 1
+          netio.sleep(0.005 * (i % 10))
+          woke[i] = (woke[i] or 0) + 1
           return i
         end)
       end
-      local sum = 0
+      local joined, once = 0, 0
       for i = 1, 1000 do
-        local ok, v = tasks[i]:join(5)
-        if ok and v == i then sum = sum + 1 end
+        local ok, v = tasks[i]:join(10)
+        if ok and v == i then joined = joined + 1 end
+        if woke[i] == 1 then once = once + 1 end
       end
-      return woke == 1000 and sum or -sum, order_ok
-    end, 20)
-    assert.are.equal(1000, n)
-    assert.is_true(in_order, "a task with a later deadline woke first")
+      return { joined = joined, once = once }
+    end, 30)
+    assert.are.equal(1000, r.joined)
+    assert.are.equal(1000, r.once)
   end)
 
   it("500_tasks_wait_on_one_listener_and_each_gets_one_connection", function()

@@ -79,6 +79,28 @@ describe("full duplex", function()
     assert.are.equal("next", r.next)
   end)
 
+  it("a_second_writer_that_would_wait_gets_nil_busy", function()
+    -- DESIGN allows one writing task; the binding answers a second one
+    -- that would have to wait at the high-water mark with nil, "busy"
+    -- (lua/netio/init.lua).
+    local r = with_pair(function(c)
+      c:settimeouts(nil, 0.5, nil)
+      local big = H.data(16 * 1024 * 1024, 44)
+      local first = netio.spawn(function() return c:send(big) end)
+      netio.sleep(0.02)
+      local out = {}
+      out.dt, out.n, out.err = H.timed(c.send, c, big)
+      out.first = table.pack(first:join(3))
+      return out
+    end, 20)
+    assert.is_nil(r.n)
+    assert.are.equal("busy", r.err)
+    assert.is_true(r.dt < 0.3, "busy came after " .. r.dt .. " s")
+    assert.is_true(r.first[1], "the first writer did not end")
+    assert.is_nil(r.first[2])
+    assert.are.equal("timeout", r.first[3])
+  end)
+
   it("a_reader_after_a_finished_reader_is_not_busy", function()
     local a, b = with_pair(function(c, s)
       assert(s:send("onetwo"))

@@ -77,6 +77,19 @@ describe("argument errors", function()
     assert_argerr(r[4], "connect", 2, "connect(addr, 5)")
   end)
 
+  it("options_of_the_wrong_type_raise", function()
+    local r = H.run(function()
+      return {
+        backlog = err_of(function() netio.listen("127.0.0.1:0", { backlog = "x" }) end),
+        timeout = err_of(function() netio.connect("127.0.0.1:1", { timeout = "x" }) end),
+        bind = err_of(function() netio.connect("127.0.0.1:1", { bind = {} }) end),
+      }
+    end)
+    assert_argerr(r.backlog, "listen", 2, "listen backlog='x'")
+    assert_argerr(r.timeout, "connect", 2, "connect timeout='x'")
+    assert_argerr(r.bind, "connect", 2, "connect bind={}")
+  end)
+
   it("accept_with_a_bad_timeout_raises", function()
     local err = H.run(function()
       local l = H.listen()
@@ -217,6 +230,17 @@ describe("yielding calls outside a netio task", function()
       assert_rule(r[name], name)
     end
     assert.are.equal("still", r.after)
+  end)
+
+  it("intask_tells_tasks_from_other_coroutines", function()
+    -- netio.intask() is the binding's addition (lua/netio/init.lua).
+    local outside = netio.intask()
+    local in_task, in_co = H.run(function()
+      return netio.intask(), coroutine.wrap(function() return netio.intask() end)()
+    end)
+    assert.is_false(outside)
+    assert.is_true(in_task)
+    assert.is_false(in_co)
   end)
 
   it("a_coroutine_wrap_inside_a_task_gets_the_error_too", function()

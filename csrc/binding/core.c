@@ -280,7 +280,7 @@ static int l_backend(lua_State *L) {
     return 1;
   }
   for (int i = 0; names[i]; i++)
-    if (nio__port_available(names[i])) {
+    if (nio__engine_backend_available(names[i])) {
       lua_pushstring(L, names[i]);
       return 1;
     }
@@ -290,7 +290,7 @@ static int l_backend(lua_State *L) {
 
 static int l_available(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
-  lua_pushboolean(L, nio__port_available(name));
+  lua_pushboolean(L, nio__engine_backend_available(name));
   return 1;
 }
 

@@ -191,6 +191,10 @@ static void engine_run_deferred(nio_engine *e) {
   }
 }
 
+int nio__engine_backend_available(const char *name) {
+  return nio__port_available(name);
+}
+
 /* ---- the loop ------------------------------------------------------- */
 
 static void engine_check_stop(nio_engine *e) {

@@ -59,6 +59,8 @@ int nio__engine_stopping(const nio_engine *e);
 ** or NIO_ECLOSED (the engine has ended; fn will not run). */
 typedef void (*nio_call_fn)(nio_engine *e, void *arg);
 int nio__engine_call(nio_engine *e, nio_call_fn fn, void *arg);
+/* Whether backend name ("uring", "epoll", "iocp") can run here. */
+int nio__engine_backend_available(const char *name);
 /* The backend in use ("uring"/"epoll"), valid once the worker started. */
 const char *nio__engine_backend(const nio_engine *e);
 /* Monotonic time of the current loop turn, in ns (cheap; no syscall). */

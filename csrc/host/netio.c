@@ -210,7 +210,7 @@ static const char *host_backend(const char *forced) {
   if (forced) return forced;
   if (env && env[0]) return env;
   for (int i = 0; names[i]; i++)
-    if (nio__port_available(names[i])) return names[i];
+    if (nio__engine_backend_available(names[i])) return names[i];
   return "none";
 }
 
