@@ -6,9 +6,19 @@
 **
 **   loadgen -a 127.0.0.1:7000 -c 100 -s 64 -d 5 [-p depth] [-w warmup]
 **           [-S 127.0.0.2,127.0.0.3]   (source addresses, round robin)
+**           [-P pid[,pid]] [-C cpu]    (CPU used in the measured window)
+**           [-H histfile]              (write the latency histogram)
 **           [-i]                       (idle: hold connections, no traffic)
+**   loadgen -M histfile...             (merge histograms of several loaders)
 **
-** Output, one line: msgs=N secs=D msgs_per_sec=R p50_us=A p99_us=B errors=E
+** Output, one line:
+**   msgs=N secs=D msgs_per_sec=R p50_us=A p99_us=B errors=E
+**   [cpu_busy_us=X] [srv_cpu_us=Y]
+** cpu_busy_us is the busy time of CPU `-C` (user+nice+system+irq+softirq+
+** steal from /proc/stat) and srv_cpu_us the utime+stime of the `-P`
+** processes, both over exactly the measured window (after the warm-up).
+** Idle mode prints "ready conns=N" once every connection is established and
+** then holds them for D seconds (or until killed).
 */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -27,6 +37,7 @@
 #include <unistd.h>
 
 #define MAX_US 1000000 /* latency histogram: 1 us buckets up to 1 s */
+#define MAX_PIDS 8
 
 typedef struct lg_conn {
   int fd;
@@ -38,6 +49,7 @@ typedef struct lg_conn {
 static uint32_t lg_hist[MAX_US + 1];
 static char *lg_out, lg_in[1 << 16];
 static size_t lg_size, lg_depth = 1;
+static int lg_pids[MAX_PIDS], lg_npids, lg_cpu = -1;
 
 static uint64_t lg_now(void) {
   struct timespec ts;
@@ -62,7 +74,50 @@ static int lg_parse(const char *s, struct sockaddr_in *sa) {
   return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
-/* Write what is left of the current batch; 0 ok, -1 error. */
+/* Busy ticks of CPU lg_cpu from /proc/stat (0 when not asked for). */
+static uint64_t lg_cpu_ticks(void) {
+  char line[512], name[16];
+  uint64_t busy = 0;
+  FILE *f;
+  if (lg_cpu < 0 || !(f = fopen("/proc/stat", "r"))) return 0;
+  snprintf(name, sizeof name, "cpu%d ", lg_cpu);
+  while (fgets(line, sizeof line, f)) {
+    unsigned long long v[8] = {0};
+    if (strncmp(line, name, strlen(name)) != 0) continue;
+    sscanf(line + strlen(name), "%llu %llu %llu %llu %llu %llu %llu %llu",
+           &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+    /* user nice system idle iowait irq softirq steal: all but idle/iowait */
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    break;
+  }
+  fclose(f);
+  return busy;
+}
+
+/* utime + stime ticks of the -P processes (every thread is included). */
+static uint64_t lg_pid_ticks(void) {
+  uint64_t sum = 0;
+  for (int i = 0; i < lg_npids; i++) {
+    char path[64], buf[1024], *p;
+    unsigned long long ut = 0, st = 0;
+    FILE *f;
+    size_t n;
+    snprintf(path, sizeof path, "/proc/%d/stat", lg_pids[i]);
+    if (!(f = fopen(path, "r"))) continue;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* comm may hold spaces: fields count from the last ')' (field 2). */
+    if (!(p = strrchr(buf, ')'))) continue;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+               &ut, &st) == 2)
+      sum += ut + st;
+  }
+  return sum;
+}
+
+/* Write what is left of the current batch; 0 ok, -1 error. Partial writes
+** (16 KiB messages, pipelining) resume on the next EPOLLOUT edge. */
 static int lg_pump_out(lg_conn *c) {
   size_t total = lg_size * lg_depth;
   while (c->sent < total) {
@@ -74,35 +129,108 @@ static int lg_pump_out(lg_conn *c) {
   return 0;
 }
 
+static void lg_percentiles(uint64_t *total, uint64_t *p50, uint64_t *p99) {
+  uint64_t acc = 0;
+  int have50 = 0;
+  *total = *p50 = *p99 = 0;
+  for (int i = 0; i <= MAX_US; i++) *total += lg_hist[i];
+  for (int i = 0; i <= MAX_US && *total; i++) {
+    acc += lg_hist[i];
+    if (!have50 && acc * 2 >= *total) {
+      *p50 = (uint64_t)i;
+      have50 = 1;
+    }
+    if (acc * 100 >= *total * 99) {
+      *p99 = (uint64_t)i;
+      break;
+    }
+  }
+}
+
+/* -M: add up the histograms several loaders wrote with -H. */
+static int lg_merge(int n, char **files) {
+  uint64_t total, p50, p99;
+  for (int i = 0; i < n; i++) {
+    FILE *f = fopen(files[i], "r");
+    unsigned long us, cnt;
+    if (!f) lg_die(files[i]);
+    while (fscanf(f, "%lu %lu", &us, &cnt) == 2)
+      if (us <= MAX_US) lg_hist[us] += (uint32_t)cnt;
+    fclose(f);
+  }
+  lg_percentiles(&total, &p50, &p99);
+  printf("samples=%llu p50_us=%llu p99_us=%llu\n", (unsigned long long)total,
+         (unsigned long long)p50, (unsigned long long)p99);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  const char *addr = "127.0.0.1:7000", *srcs = NULL;
-  int nconn = 100, secs = 5, warm = 1, idle = 0, opt, ep;
+  const char *addr = "127.0.0.1:7000", *srcs = NULL, *histfile = NULL;
+  int nconn = 100, secs = 5, warm = 1, idle = 0, merge = 0, opt, ep;
   struct sockaddr_in sa, src[64];
   int nsrc = 0;
   lg_conn *conns;
   uint64_t msgs = 0, errors = 0, t_start, t_end, t_measure;
+  uint64_t cpu0 = 0, cpu1 = 0, pid0 = 0, pid1 = 0;
+  int sampled = 0;
   struct epoll_event evs[256];
 
-  while ((opt = getopt(argc, argv, "a:c:s:d:p:w:S:i")) != -1) {
+  while ((opt = getopt(argc, argv, "a:c:s:d:p:w:S:P:C:H:iM")) != -1) {
     switch (opt) {
-    case 'a': addr = optarg; break;
-    case 'c': nconn = atoi(optarg); break;
-    case 's': lg_size = (size_t)atol(optarg); break;
-    case 'd': secs = atoi(optarg); break;
-    case 'p': lg_depth = (size_t)atol(optarg); break;
-    case 'w': warm = atoi(optarg); break;
-    case 'S': srcs = optarg; break;
-    case 'i': idle = 1; break;
+    case 'a':
+      addr = optarg;
+      break;
+    case 'c':
+      nconn = atoi(optarg);
+      break;
+    case 's':
+      lg_size = (size_t)atol(optarg);
+      break;
+    case 'd':
+      secs = atoi(optarg);
+      break;
+    case 'p':
+      lg_depth = (size_t)atol(optarg);
+      break;
+    case 'w':
+      warm = atoi(optarg);
+      break;
+    case 'S':
+      srcs = optarg;
+      break;
+    case 'C':
+      lg_cpu = atoi(optarg);
+      break;
+    case 'H':
+      histfile = optarg;
+      break;
+    case 'i':
+      idle = 1;
+      break;
+    case 'M':
+      merge = 1;
+      break;
+    case 'P': {
+      char *dup = strdup(optarg), *tok, *save = NULL;
+      for (tok = strtok_r(dup, ",", &save); tok && lg_npids < MAX_PIDS;
+           tok = strtok_r(NULL, ",", &save))
+        lg_pids[lg_npids++] = atoi(tok);
+      free(dup);
+      break;
+    }
     default:
       fprintf(stderr, "usage: loadgen -a ip:port -c conns -s size -d secs "
-                      "[-p depth] [-w warmup] [-S src,src] [-i]\n");
+                      "[-p depth] [-w warmup] [-S src,src] [-P pid,pid] "
+                      "[-C cpu] [-H histfile] [-i]\n"
+                      "       loadgen -M histfile...\n");
       return 2;
     }
   }
+  if (merge) return lg_merge(argc - optind, argv + optind);
   if (lg_size == 0) lg_size = 64;
   if (lg_depth == 0) lg_depth = 1;
-  if (nconn <= 0 || lg_parse(addr, &sa) != 0) {
-    fprintf(stderr, "loadgen: bad address or connection count\n");
+  if (nconn <= 0 || secs <= 0 || lg_parse(addr, &sa) != 0) {
+    fprintf(stderr, "loadgen: bad address, connection count or duration\n");
     return 2;
   }
   if (srcs) {
@@ -117,19 +245,30 @@ int main(int argc, char **argv) {
   }
   signal(SIGPIPE, SIG_IGN);
   lg_out = malloc(lg_size);
+  if (!lg_out) lg_die("malloc");
   for (size_t i = 0; i < lg_size; i++) lg_out[i] = (char)('a' + i % 26);
   conns = calloc((size_t)nconn, sizeof *conns);
+  if (!conns) lg_die("calloc");
   if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) lg_die("epoll_create1");
 
-  /* Connect everything first (blocking connects keep this simple). */
+  /* Connect everything first (blocking connects keep this simple; the
+  ** kernel completes the handshake even before the server accepts). */
   for (int i = 0; i < nconn; i++) {
     int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
     if (fd < 0) lg_die("socket");
-    if (nsrc > 0 && bind(fd, (struct sockaddr *)&src[i % nsrc],
-                         sizeof src[0]) != 0)
-      lg_die("bind");
+    if (nsrc > 0) {
+      /* Many connections from one source address run out of ephemeral
+      ** ports; several 127.0.0.x sources multiply the range. */
+      setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+      if (bind(fd, (struct sockaddr *)&src[i % nsrc], sizeof src[0]) != 0)
+        lg_die("bind");
+    }
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) lg_die("connect");
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (idle) {
+      conns[i].fd = fd; /* idle connections never enter the epoll set */
+      continue;
+    }
     fcntl(fd, F_SETFL, O_NONBLOCK);
     conns[i].fd = fd;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET,
@@ -137,21 +276,32 @@ int main(int argc, char **argv) {
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) lg_die("epoll_ctl");
   }
   if (idle) {
-    printf("conns=%d idle=1 secs=%d\n", nconn, secs);
+    uint64_t until = lg_now() + (uint64_t)secs * 1000000000u;
+    printf("ready conns=%d\n", nconn);
     fflush(stdout);
-    sleep((unsigned)secs);
+    while (lg_now() < until) sleep(1); /* SIGTERM ends us at once */
     return 0;
   }
 
   t_start = lg_now();
   t_measure = t_start + (uint64_t)warm * 1000000000u;
   t_end = t_measure + (uint64_t)secs * 1000000000u;
+  if (warm == 0) {
+    cpu0 = lg_cpu_ticks();
+    pid0 = lg_pid_ticks();
+    sampled = 1;
+  }
   for (int i = 0; i < nconn; i++) {
     conns[i].t0 = t_start;
     if (lg_pump_out(&conns[i]) != 0) errors++;
   }
   for (;;) {
     uint64_t now = lg_now();
+    if (!sampled && now >= t_measure) {
+      cpu0 = lg_cpu_ticks();
+      pid0 = lg_pid_ticks();
+      sampled = 1;
+    }
     if (now >= t_end) break;
     int n = epoll_wait(ep, evs, 256, 100);
     for (int k = 0; k < n; k++) {
@@ -169,7 +319,7 @@ int main(int argc, char **argv) {
         c->recvd += (size_t)r;
         if (c->recvd >= lg_size * lg_depth) {
           uint64_t t = lg_now(), us = (t - c->t0) / 1000;
-          if (t >= t_measure) {
+          if (t >= t_measure && t < t_end) {
             msgs += lg_depth;
             lg_hist[us > MAX_US ? MAX_US : us]++;
           }
@@ -181,26 +331,29 @@ int main(int argc, char **argv) {
       }
     }
   }
+  cpu1 = lg_cpu_ticks();
+  pid1 = lg_pid_ticks();
   {
-    uint64_t total = 0, acc = 0, p50 = 0, p99 = 0;
-    int have50 = 0;
-    for (int i = 0; i <= MAX_US; i++) total += lg_hist[i];
-    for (int i = 0; i <= MAX_US && total; i++) {
-      acc += lg_hist[i];
-      if (!have50 && acc * 2 >= total) {
-        p50 = (uint64_t)i;
-        have50 = 1;
-      }
-      if (acc * 100 >= total * 99) {
-        p99 = (uint64_t)i;
-        break;
-      }
-    }
+    uint64_t total, p50, p99;
+    long hz = sysconf(_SC_CLK_TCK);
+    lg_percentiles(&total, &p50, &p99);
     printf("msgs=%llu secs=%d msgs_per_sec=%.0f p50_us=%llu p99_us=%llu "
-           "errors=%llu\n",
+           "errors=%llu",
            (unsigned long long)msgs, secs, (double)msgs / secs,
            (unsigned long long)p50, (unsigned long long)p99,
            (unsigned long long)errors);
+    if (lg_cpu >= 0)
+      printf(" cpu_busy_us=%.0f", (double)(cpu1 - cpu0) * 1e6 / (double)hz);
+    if (lg_npids > 0)
+      printf(" srv_cpu_us=%.0f", (double)(pid1 - pid0) * 1e6 / (double)hz);
+    printf("\n");
+  }
+  if (histfile) {
+    FILE *f = fopen(histfile, "w");
+    if (!f) lg_die(histfile);
+    for (int i = 0; i <= MAX_US; i++)
+      if (lg_hist[i]) fprintf(f, "%d %u\n", i, lg_hist[i]);
+    fclose(f);
   }
   return errors ? 1 : 0;
 }

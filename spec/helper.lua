@@ -11,6 +11,16 @@ local netio = require "netio"
 
 local H = { netio = netio }
 
+-- The same spec files run on Linux and, from the MinGW cross build, on
+-- Windows (under Wine in CI). The few helpers that touch the OS (shell
+-- commands, quoting, temporary files) have a Windows branch; a test that
+-- cannot apply on Windows says why with pending().
+H.windows = package.config:sub(1, 1) == "\\"
+
+-- A backend every machine of this OS can run: epoll on Linux (io_uring may
+-- be forbidden), IOCP on Windows.
+H.fallback_backend = H.windows and "iocp" or "epoll"
+
 H.backend = os.getenv("NETIO_BACKEND")
 if H.backend == "" then H.backend = nil end
 
@@ -33,14 +43,15 @@ end
 -- The repository root (the parent of spec/), absolute.
 do
   local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/spec/[^/]*$") or "."
-  if dir:sub(1, 1) ~= "/" then
-    local p = io.popen("pwd")
+  local dir = src:match("^(.*)[/\\]spec[/\\][^/\\]*$") or "."
+  if not (dir:match("^[/\\]") or dir:match("^%a:[/\\]")) then
+    local p = io.popen(H.windows and "cd" or "pwd")
     local cwd = p:read("l")
     p:close()
     dir = (dir == "." and cwd) or (cwd .. "/" .. dir)
   end
-  H.root = dir
+  -- cmd.exe's cd wants backslashes.
+  H.root = H.windows and dir:gsub("/", "\\") or dir
 end
 
 -- Things to close when the current H.run body ends (LIFO).
@@ -235,29 +246,101 @@ function H.recv_all(c, n, timeout)
   return table.concat(parts)
 end
 
+-- A temporary file name. On Windows the C runtime's tmpnam() names a file
+-- in the root of the current drive ("\s1a2."), so the name goes under %TEMP%.
+function H.tmpname()
+  local name = os.tmpname()
+  if H.windows then
+    name = (os.getenv("TEMP") or os.getenv("TMP") or ".") .. name
+  end
+  return name
+end
+
 -- Run a shell command, bounded by `limit` seconds (default 20) through
 -- coreutils timeout. Returns exit code, stdout, stderr.
+-- On Windows the command line is cmd.exe's (build it with H.quote, H.env
+-- and H.cd): there is no `timeout` to bound it, so CTest's per-file timeout
+-- does, and text output comes back with CRLF turned into LF.
 function H.sh(cmd, limit, stdin)
-  local out, err, inp = os.tmpname(), os.tmpname(), nil
-  local full = ("timeout -k 2 %g sh -c %s >%s 2>%s"):format(limit or 20,
-    H.quote(cmd), out, err)
-  if stdin then
-    inp = os.tmpname()
-    H.write(inp, stdin)
-    full = full .. " <" .. inp
+  local out, err, inp = H.tmpname(), H.tmpname(), nil
+  local full, rcf
+  if H.windows then
+    full = ("%s >%s 2>%s"):format(cmd, H.quote(out), H.quote(err))
   else
-    full = full .. " </dev/null"
+    full = ("timeout -k 2 %g sh -c %s >%s 2>%s"):format(limit or 20,
+      H.quote(cmd), out, err)
   end
-  local _, _, code = os.execute(full)
+  if stdin then
+    inp = H.tmpname()
+    H.write(inp, stdin)
+    full = full .. " <" .. H.quote(inp)
+  else
+    full = full .. (H.windows and " <NUL" or " </dev/null")
+  end
+  local code
+  if H.windows then
+    -- The C runtime's system() may leave errno set, and os.execute then
+    -- reports errno instead of the exit status: cmd.exe writes the status
+    -- to a file (%^errorlevel% is expanded only by `call`, after the
+    -- command ran). cmd /c drops the first and the last quote of the line,
+    -- so the whole line is wrapped to keep the command's own quotes.
+    rcf = H.tmpname()
+    os.execute(('"%s & call echo %%^errorlevel%% >%s"'):format(full, H.quote(rcf)))
+    code = tonumber((H.read(rcf) or ""):match("%-?%d+"))
+    os.remove(rcf)
+  else
+    code = select(3, os.execute(full))
+  end
   local o, e = H.read(out), H.read(err)
   os.remove(out)
   os.remove(err)
   if inp then os.remove(inp) end
+  if H.windows then
+    o, e = o and o:gsub("\r\n", "\n"), e and e:gsub("\r\n", "\n")
+  end
   return code, o, e
 end
 
+-- Quote one argument for H.sh: single quotes for sh; on Windows double
+-- quotes, with a run of backslashes at the end doubled so that the C
+-- runtime does not read it as escaping the closing quote. cmd.exe reads
+-- the line first: it ends a command at a line break and would take an
+-- escaped quote for the end of a quoted part, so neither may be in an
+-- argument there (the specs use single quotes inside Lua code).
 function H.quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+  s = tostring(s)
+  if not H.windows then
+    return "'" .. s:gsub("'", "'\\''") .. "'"
+  end
+  assert(not s:find('[\r\n"]'), "cmd.exe cannot pass a line break or a"
+    .. " double quote in an argument: " .. s)
+  return '"' .. s:gsub("(\\+)$", "%1%1") .. '"'
+end
+
+-- A prefix for an H.sh command line that sets environment variables for
+-- the command: vars maps a name to a string, or to false to unset it.
+function H.env(vars)
+  local names = {}
+  for name in pairs(vars) do names[#names + 1] = name end
+  table.sort(names)
+  local unset, set = {}, {}
+  for _, name in ipairs(names) do
+    local v = vars[name]
+    if H.windows then
+      set[#set + 1] = ("set %s&& "):format(H.quote(name .. "=" .. (v or "")))
+    elseif v then
+      set[#set + 1] = name .. "=" .. H.quote(v) .. " "
+    else
+      unset[#unset + 1] = "-u " .. name .. " "
+    end
+  end
+  -- env takes its options before the assignments.
+  return (H.windows and "" or "env ") .. table.concat(unset) .. table.concat(set)
+end
+
+-- A prefix for an H.sh command line that runs the command in `dir`.
+function H.cd(dir)
+  return (H.windows and "cd /d %s && " or "cd %s && "):format(H.quote(dir))
 end
 
 function H.write(path, s)
@@ -277,6 +360,15 @@ end
 
 -- Whether IPv6 loopback is configured (no listen needed).
 function H.has_ipv6()
+  if H.windows then
+    -- No /proc: see whether ::1 takes a listener.
+    local ok, ran, got = pcall(netio.run, function()
+      local l = netio.listen("[::1]:0")
+      if l then l:close() end
+      return l ~= nil
+    end)
+    return ok and ran == true and got == true
+  end
   local f = io.open("/proc/net/if_inet6", "r")
   if not f then return false end
   local s = f:read("a")

@@ -46,6 +46,30 @@ void th_write_all(int fd, const void *buf, size_t len);
 size_t th_read_some(int fd, void *buf, size_t len);
 /* Sets a receive timeout so that blocking reads in tests stay bounded. */
 void th_sock_timeout(int fd, int ms);
+/* One recv() on a blocking test socket, safe off the test thread: bytes
+** (0 at EOF) or a negative NIO_E*. */
+long th_recv(int fd, void *buf, size_t len);
+/* send() on a test socket without SIGPIPE: bytes or a negative NIO_E*. */
+long th_send(int fd, const void *buf, size_t len);
+/* Fails the test unless fd is non-blocking and not inherited by children
+** (what of it the OS lets one query). */
+void th_check_nonblock_cloexec(nio_sock fd, const char *what);
+/* Lower the open-files limit to the lowest free descriptor (no new one
+** fits) and restore it; -1 where the OS has no such limit. */
+int th_fds_limit_now(void);
+void th_fds_limit_restore(void);
+/* A new socket on the lowest free descriptor number, duplicating fd
+** (F_DUPFD_CLOEXEC); -2 where descriptors are not small numbers. */
+int th_dup_lowest(nio_sock fd);
+/* Start a non-blocking connect of s to a; 1 when it is still in progress
+** after ms milliseconds, 0 otherwise. */
+int th_connect_pending(nio_sock s, const nio_addr *a, int ms);
+/* Close a test client socket (close / closesocket). */
+void th_close(int fd);
+/* Sleep the calling thread. */
+void th_usleep(unsigned us);
+/* Set an environment variable; value NULL removes it. */
+void th_setenv(const char *name, const char *value);
 
 /* Monotonic milliseconds. */
 int64_t th_now_ms(void);

@@ -2,8 +2,6 @@
 ** test_engine_addr.c: address strings and name resolution -- splitting,
 ** numeric parsing, resolving "localhost" off the loop.
 */
-#include <unistd.h>
-#include <arpa/inet.h>
 #include "engine_helpers.h"
 
 static void split_accepts_valid_forms(void **state) {
@@ -214,7 +212,7 @@ static void engine_end_cancels_pending_resolutions(void **state) {
   eh_run(&s.t);
   assert_int_equal(s.calls, 8);
   /* Let the helper threads finish their lookups and free their halves. */
-  usleep(300000);
+  th_usleep(300000);
 }
 
 int main(void) {

@@ -4,7 +4,6 @@
 ** the engine ended.
 */
 #include <stdatomic.h>
-#include <unistd.h>
 #include "engine_helpers.h"
 
 #define THREADS 4
@@ -57,7 +56,7 @@ static void caller_thread(void *arg) {
       free(a);
       if (r != NIO_ECLOSED) break;
     }
-    if (i % 256 == 0) usleep(100);
+    if (i % 256 == 0) th_usleep(100);
   }
 }
 
@@ -86,7 +85,7 @@ static void run_callers(call_state *s, int before_start) {
   }
   if (before_start) {
     /* Calls queued before the worker exists run once it starts. */
-    usleep(20000);
+    th_usleep(20000);
     assert_int_equal(nio__engine_start(s->t.e, &h), 0);
   }
   for (int i = 0; i < THREADS; i++) nio__thread_join(th[i]);

@@ -4,7 +4,6 @@
 ** what it drops.
 */
 #include <stdatomic.h>
-#include <unistd.h>
 #include "engine_helpers.h"
 
 #define MIB (1024ull * 1024)
@@ -83,22 +82,22 @@ static void reader_thread(void *arg) {
   size_t n;
   int fd = th_client(&s->addr);
   th_sock_timeout(fd, 20000);
-  while (!atomic_load(&s->queued)) usleep(1000);
-  usleep(300000); /* the stop comes while output is still queued */
+  while (!atomic_load(&s->queued)) th_usleep(1000);
+  th_usleep(300000); /* the stop comes while output is still queued */
   s->hash = TH_HASH_INIT;
   while ((n = th_read_some(fd, buf, sizeof buf)) > 0) {
     s->hash = th_hash(s->hash, buf, n);
     s->got += n;
   }
   s->read_eof = 1;
-  close(fd);
+  th_close(fd);
 }
 
 static void wait_flag(atomic_int *f, const char *what) {
   int64_t deadline = th_now_ms() + 10000;
   while (!atomic_load(f)) {
     if (th_now_ms() > deadline) fail_msg("timed out waiting for %s", what);
-    usleep(1000);
+    th_usleep(1000);
   }
 }
 
@@ -178,9 +177,9 @@ static void grace_period_drops_and_counts_unsent_output(void **state) {
   s->t.start = grace_start;
   s->t.stop = flush_stop;
   s->t.finish = grace_finish;
-  setenv("NETIO_GRACE", "0.3", 1);
+  th_setenv("NETIO_GRACE", "0.3");
   eh_new(&s->t);
-  unsetenv("NETIO_GRACE");
+  th_setenv("NETIO_GRACE", NULL);
   t0 = th_now_ms();
   eh_start_join(&s->t);
   ms = th_now_ms() - t0;

@@ -3,11 +3,8 @@
 ** canceled request, races with data, cancel then close, cancel from a
 ** callback, post() waking wait() from other threads.
 */
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include "helpers.h"
 
 static void cancel_pending_recv_gives_one_ecanceled(void **state) {
@@ -40,7 +37,7 @@ static void cancel_pending_recv_gives_one_ecanceled(void **state) {
   assert_int_equal(log.last_res, 5);
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -63,7 +60,7 @@ static void cancel_before_first_turn_gives_one_completion(void **state) {
             log.ncqe, nio_err_name(log.last_res));
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -101,7 +98,7 @@ cancel_after_data_arrived_gives_data_or_ecanceled_once(void **state) {
   }
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -130,11 +127,11 @@ static void cancel_then_close_fd_completes_and_is_quiet(void **state) {
   nio__sock_close(s);
   /* Closed with unread data, the socket was reset: the peer's send may
   ** fail, and nothing may reach the port. */
-  (void)!send(c, "later", 5, MSG_NOSIGNAL);
+  (void)th_send(c, "later", 5);
   th_run_for(p, 50);
   if (log.ncqe != 1)
     th_fail("expected nothing after the close, got %d completions", log.ncqe);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -166,7 +163,7 @@ static void cancel_pending_send_gives_one_completion(void **state) {
             nio_err_name(log.last_res));
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -191,7 +188,7 @@ static void cancel_twice_still_gives_one_completion(void **state) {
             log.ncqe, nio_err_name(log.last_res));
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -254,7 +251,7 @@ static void callback_may_cancel_another_socket_in_the_same_batch(void **state) {
   for (int i = 0; i < 2; i++) {
     nio__port_remove(p, s[i]);
     nio__sock_close(s[i]);
-    close(c[i]);
+    th_close(c[i]);
   }
   nio__port_close(p);
 }
@@ -281,7 +278,7 @@ static void reuse_cb(nio_req *r, int res, const char *data, unsigned flags) {
   nio__port_remove(x->p, x->victim);
   nio__sock_close(x->victim);
   /* F_DUPFD takes the lowest free number: most likely the victim's. */
-  x->s2 = fcntl(x->spare, F_DUPFD_CLOEXEC, 0);
+  x->s2 = th_dup_lowest(x->spare);
   assert_true(x->s2 >= 0);
   nio__sock_close(x->spare);
   assert_int_equal(nio__port_add(x->p, x->s2), 0);
@@ -298,6 +295,10 @@ static void stale_readiness_of_a_closed_socket_is_ignored(void **state) {
   nio_sock s;
   (void)state;
   memset(&x, 0, sizeof x);
+  if (th_dup_lowest(NIO_BAD_SOCK) == -2) {
+    nio__port_close(p);
+    skip(); /* socket handles are not reusable small numbers (Windows) */
+  }
   x.p = p;
   th_pair(p, &c, &s);
   th_pair(p, &x.victim_client, &x.victim);
@@ -321,11 +322,11 @@ static void stale_readiness_of_a_closed_socket_is_ignored(void **state) {
   assert_int_equal(x.log2.hash, th_hash(TH_HASH_INIT, "fresh", 5));
   nio__port_remove(p, x.s2);
   nio__sock_close(x.s2);
-  close(x.c2);
-  close(x.victim_client);
+  th_close(x.c2);
+  th_close(x.victim_client);
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -338,7 +339,7 @@ typedef struct poster {
 
 static void poster_main(void *arg) {
   poster *ps = arg;
-  if (ps->delay_ms) usleep((useconds_t)ps->delay_ms * 1000);
+  if (ps->delay_ms) th_usleep((unsigned)ps->delay_ms * 1000);
   for (int i = 0; i < ps->count; i++) {
     nio__port_post(ps->p);
     atomic_fetch_add(&ps->posted, 1);

@@ -2,9 +2,6 @@
 ** test_port_connect.c: connect through the port -- success, refusal,
 ** cancel of a connect still in progress, binding a fixed local address.
 */
-#include <errno.h>
-#include <poll.h>
-#include <unistd.h>
 #include "helpers.h"
 
 static nio_sock new_sock(nio_port *p) {
@@ -65,10 +62,7 @@ static void connect_to_a_closed_port_is_refused(void **state) {
 /* A listener whose accept queue is full drops new SYNs, so a connect to it
 ** stays in progress (the client retries after a second). */
 static int connect_stays_pending(nio_sock s, const nio_addr *a) {
-  struct pollfd pfd = {s, POLLOUT, 0};
-  if (connect(s, (const struct sockaddr *)&a->ss, a->len) == 0) return 0;
-  if (errno != EINPROGRESS) return 0;
-  return poll(&pfd, 1, 50) == 0;
+  return th_connect_pending(s, a, 50);
 }
 
 static void connect_then_cancel_gives_one_completion(void **state) {
@@ -177,7 +171,7 @@ static void connected_socket_carries_data_both_ways(void **state) {
   assert_int_equal(log.last_res, 4);
   assert_int_equal(th_read_some(srv, buf, sizeof buf), 4);
   assert_memory_equal(buf, "ping", 4);
-  close(srv);
+  th_close(srv);
   nio__port_remove(p, s);
   nio__sock_close(s);
   nio__sock_close(l);

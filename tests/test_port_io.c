@@ -2,11 +2,8 @@
 ** test_port_io.c: recv and send through the port -- data, end of stream,
 ** reset, half close, resumed short sends, recv limits, multishot recv.
 */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include "helpers.h"
 
 static void recv_delivers_data_sent_by_peer(void **state) {
@@ -31,7 +28,7 @@ static void recv_delivers_data_sent_by_peer(void **state) {
   assert_false(log.active_seen);
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -52,7 +49,7 @@ static void recv_completes_at_once_when_data_is_already_there(void **state) {
   assert_int_equal(log.last_res, 5);
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -84,7 +81,7 @@ static void send_delivers_all_bytes_to_peer(void **state) {
   assert_memory_equal(buf, "abcdef", 6);
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -105,7 +102,7 @@ static void send_of_nothing_completes_with_zero(void **state) {
   assert_int_equal(log.last_res, 0);
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -118,7 +115,7 @@ static void recv_delivers_eof_after_data(void **state) {
   (void)state;
   th_pair(p, &c, &s);
   th_write_all(c, "last words", 10);
-  close(c);
+  th_close(c);
   th_log_init(&log);
   th_req(&r, s, NIO_OP_RECV, &log);
   assert_int_equal(nio__port_submit(p, &r), 0);
@@ -210,7 +207,7 @@ static void shutdown_write_gives_peer_eof_and_keeps_reading(void **state) {
     th_fail("expected 5 bytes on the half-closed socket, got %d", log.last_res);
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -228,12 +225,11 @@ static void slow_reader_main(void *arg) {
   static char buf[16 * 1024];
   uint64_t next_pause = 1 << 20;
   size_t n;
-  ssize_t got;
+  long got;
   for (;;) {
-    got = recv(sr->fd, buf, sizeof buf, 0);
-    if (got < 0 && errno == EINTR) continue;
+    got = th_recv(sr->fd, buf, sizeof buf);
     if (got < 0) {
-      sr->err = errno;
+      sr->err = (int)-got;
       return;
     }
     if (got == 0) return;
@@ -242,7 +238,7 @@ static void slow_reader_main(void *arg) {
     sr->bytes += n;
     if (sr->bytes >= next_pause) {
       next_pause += 4 << 20;
-      usleep(2000);
+      th_usleep(2000);
     }
   }
 }
@@ -264,8 +260,8 @@ static void send_resumes_short_sends_until_64mib_went(void **state) {
   (void)state;
   assert_non_null(data);
   th_pair(p, &c, &s);
-  setsockopt(c, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  setsockopt(s, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  setsockopt(c, SOL_SOCKET, SO_RCVBUF, (const char *)&small, sizeof small);
+  setsockopt(s, SOL_SOCKET, SO_SNDBUF, (const char *)&small, sizeof small);
   th_pattern(data, BIG_CHUNK * (size_t)BIG_CHUNKS, 0);
   want_hash = th_hash(TH_HASH_INIT, data, BIG_CHUNK * (size_t)BIG_CHUNKS);
   for (int i = 0; i < BIG_CHUNKS; i++) {
@@ -297,7 +293,7 @@ static void send_resumes_short_sends_until_64mib_went(void **state) {
             BIG_CHUNK * BIG_CHUNKS, (unsigned long long)sr.bytes);
   if (sr.hash != want_hash)
     th_fail("expected the reader's checksum to match what was sent");
-  close(c);
+  th_close(c);
   free(data);
   nio__port_close(p);
 }
@@ -329,7 +325,7 @@ static void recv_delivers_at_most_max_bytes(void **state) {
   }
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -360,7 +356,7 @@ static void recv_without_max_delivers_at_most_64k(void **state) {
   assert_int_equal(total, sizeof buf);
   nio__port_remove(p, s);
   nio__sock_close(s);
-  close(c);
+  th_close(c);
   nio__port_close(p);
 }
 
@@ -382,7 +378,7 @@ static void multishot_recv_delivers_until_eof(void **state) {
     th_write_all(c, buf + i * 100 * 1024, 100 * 1024);
     th_run_for(p, 10);
   }
-  close(c);
+  th_close(c);
   th_run_until(p, th_log_final, &log, 10000, "the multishot recv's EOF");
   if (log.last_res != 0)
     th_fail("expected the multishot recv to end with EOF, got %s",
@@ -423,7 +419,7 @@ static void submit_rejects_a_second_recv_on_one_socket(void **state) {
   ** way both must complete once the data and EOF come. */
   int r = nio__port_submit(p, &r2);
   th_write_all(c, "x", 1);
-  close(c);
+  th_close(c);
   th_run_until(p, th_log_final, &l1, 5000, "the first recv");
   if (r == 0)
     th_run_until(p, th_log_final, &l2, 5000, "the second recv");

@@ -23,9 +23,9 @@ static void env_save(saved_env *e) {
 
 static void env_put(const char *name, const char *value) {
   if (value)
-    setenv(name, value, 1);
+    th_setenv(name, value);
   else
-    unsetenv(name);
+    th_setenv(name, NULL);
 }
 
 static void env_restore(saved_env *e) {
@@ -72,7 +72,7 @@ static void unknown_backend_name_is_einval(void **state) {
     th_fail("expected EINVAL for backend \"kqueue\", got %s", nio_err_name(r));
   assert_null(p);
   env_save(&e);
-  setenv("NETIO_BACKEND", "bogus", 1);
+  th_setenv("NETIO_BACKEND", "bogus");
   r = nio__port_open(&p, NULL);
   env_restore(&e);
   if (r != NIO_EINVAL)
@@ -86,8 +86,8 @@ static void default_falls_back_to_epoll_when_uring_fails(void **state) {
   int r;
   (void)state;
   env_save(&e);
-  unsetenv("NETIO_BACKEND");
-  setenv("NETIO_TEST_URING_FAIL", "1", 1);
+  th_setenv("NETIO_BACKEND", NULL);
+  th_setenv("NETIO_TEST_URING_FAIL", "1");
   r = nio__port_open(&p, NULL);
   env_restore(&e);
   if (r != 0)
@@ -104,7 +104,7 @@ static void uring_by_name_fails_when_its_setup_fails(void **state) {
   int r;
   (void)state;
   env_save(&e);
-  setenv("NETIO_TEST_URING_FAIL", "1", 1);
+  th_setenv("NETIO_TEST_URING_FAIL", "1");
   r = nio__port_open(&p, "uring");
   env_restore(&e);
   if (r == 0) {
@@ -121,8 +121,8 @@ static void default_prefers_uring_when_available(void **state) {
   int r, have_uring = nio__port_available("uring");
   (void)state;
   env_save(&e);
-  unsetenv("NETIO_BACKEND");
-  unsetenv("NETIO_TEST_URING_FAIL");
+  th_setenv("NETIO_BACKEND", NULL);
+  th_setenv("NETIO_TEST_URING_FAIL", NULL);
   r = nio__port_open(&p, NULL);
   env_restore(&e);
   assert_int_equal(r, 0);

@@ -13,7 +13,7 @@
 static void now_is_monotonic_and_in_nanoseconds(void **state) {
   uint64_t a = nio__now_ns(), b;
   (void)state;
-  usleep(20000);
+  th_usleep(20000);
   b = nio__now_ns();
   if (b < a + 15000000u || b > a + 5000000000u)
     th_fail("expected ~20 ms between two readings, got %llu ns",
@@ -67,7 +67,7 @@ static void detached_thread_signals_a_waiter(void **state) {
   /* The detached thread may still be unlocking; let it leave. */
   nio__mutex_lock(&b.m);
   nio__mutex_unlock(&b.m);
-  usleep(10000);
+  th_usleep(10000);
   nio__cond_destroy(&b.c);
   nio__mutex_destroy(&b.m);
 }
@@ -188,8 +188,8 @@ static void ipv6_any_listener_takes_ipv4_clients(void **state) {
   assert_int_equal(nio__addr_format(&peer, ip, sizeof ip, &port), 0);
   if (strcmp(ip, "127.0.0.1") != 0)
     th_fail("expected the IPv4 client shown as 127.0.0.1, got %s", ip);
-  close(fd);
-  close(c);
+  th_close(fd);
+  th_close(c);
   nio__sock_close(l);
 }
 
@@ -227,7 +227,7 @@ static void sock_error_reports_a_refused_connect(void **state) {
   th_addr_closed(&a);
   assert_int_equal(nio__sock_tcp(AF_INET, &s), 0);
   connect(s, (const struct sockaddr *)&a.ss, a.len);
-  while ((r = nio__sock_error(s)) == 0 && th_now_ms() < deadline) usleep(1000);
+  while ((r = nio__sock_error(s)) == 0 && th_now_ms() < deadline) th_usleep(1000);
   if (r != NIO_ECONNREFUSED)
     th_fail("expected SO_ERROR to say ECONNREFUSED, got %s", nio_err_name(r));
   nio__sock_close(s);

@@ -3,7 +3,6 @@
 ** parsed into socket addresses; names go to resolve.c.
 */
 #include <string.h>
-#include <arpa/inet.h>
 #include "internal.h"
 
 /* Host characters allowed outside brackets: names and IPv4 literals. Kept

@@ -1,11 +1,10 @@
 /*
-** resolve.c: host name resolution off the loop -- getaddrinfo on a
-** detached helper thread, the result delivered back with nio__engine_call.
+** resolve.c: host name resolution off the loop -- nio__addr_resolve
+** (getaddrinfo) on a detached helper thread, the result delivered back
+** with nio__engine_call.
 */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netdb.h>
 #include "internal.h"
 
 /*
@@ -55,59 +54,6 @@ static void resolve_unlink(nio_engine *e, nio_resolve_req *q) {
   q->linked = 0;
 }
 
-static int resolve_error(int eai) {
-  switch (eai) {
-  case EAI_NONAME:
-#ifdef EAI_NODATA
-  case EAI_NODATA:
-#endif
-  case EAI_SERVICE:
-    return NIO_EAI_NONAME;
-  case EAI_AGAIN:
-    return NIO_EAI_AGAIN;
-  case EAI_MEMORY:
-    return NIO_ENOMEM;
-  case EAI_FAMILY:
-    return NIO_EAFNOSUPPORT;
-  case EAI_SYSTEM:
-    return errno ? nio_translate_sys_error(errno) : NIO_EAI_FAIL;
-  default:
-    return NIO_EAI_FAIL;
-  }
-}
-
-static int resolve_lookup(const char *host, int port, nio_addr *a) {
-  struct addrinfo hints, *res = NULL;
-  int r;
-  memset(&hints, 0, sizeof hints);
-  /* No AI_ADDRCONFIG: it hides loopback addresses on a host with no
-  ** configured address of that family, and "localhost" must work. */
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_protocol = IPPROTO_TCP;
-  if ((r = getaddrinfo(host, NULL, &hints, &res)) != 0) return resolve_error(r);
-  r = NIO_EAI_NONAME;
-  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-    if (ai->ai_addrlen > sizeof a->ss) continue;
-    if (ai->ai_family == AF_INET) {
-      memset(a, 0, sizeof *a);
-      memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
-      ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
-    } else if (ai->ai_family == AF_INET6) {
-      memset(a, 0, sizeof *a);
-      memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
-      ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
-    } else {
-      continue;
-    }
-    a->len = (uint32_t)ai->ai_addrlen;
-    r = 0;
-    break; /* the first result: the resolver's preferred order */
-  }
-  freeaddrinfo(res);
-  return r;
-}
-
 /* On the worker: hand the result to the caller unless the engine already
 ** cancelled the request. Drops the thread's reference. */
 static void resolve_deliver(nio_engine *e, void *arg) {
@@ -123,7 +69,7 @@ static void resolve_deliver(nio_engine *e, void *arg) {
 static void resolve_thread(void *arg) {
   nio_resolve_req *q = arg;
   int handed = 0;
-  q->res = resolve_lookup(q->host, q->port, &q->addr);
+  q->res = nio__addr_resolve(q->host, q->port, &q->addr);
   nio__mutex_lock(&q->mu);
   if (q->e && nio__engine_call(q->e, resolve_deliver, q) == 0) handed = 1;
   nio__mutex_unlock(&q->mu);

@@ -19,6 +19,25 @@
 
 static const char *const log_names[] = {"error", "warn", "info", "debug"};
 
+/* Wall-clock time for line headers. MSVCRT (MinGW's default runtime) has
+** no timespec_get. */
+static void log_wallclock(time_t *sec, long *nsec) {
+#ifdef _WIN32
+  FILETIME ft;
+  uint64_t t;
+  GetSystemTimeAsFileTime(&ft); /* 100 ns units since 1601 */
+  t = ((uint64_t)ft.dwHighDateTime << 32 | ft.dwLowDateTime) -
+      116444736000000000ull;
+  *sec = (time_t)(t / 10000000u);
+  *nsec = (long)(t % 10000000u) * 100;
+#else
+  struct timespec ts;
+  timespec_get(&ts, TIME_UTC);
+  *sec = ts.tv_sec;
+  *nsec = ts.tv_nsec;
+#endif
+}
+
 #ifdef _WIN32
 #define LOG_LOCK_INIT {SRWLOCK_INIT}
 #else
@@ -85,13 +104,12 @@ int nio__log_open(const char *path, int also_stderr) {
 void nio__logv(int level, const char *fmt, va_list ap) {
   char line[4096];
   size_t n;
-  struct timespec ts;
   struct tm tm;
   time_t sec;
+  long nsec;
   log_init();
   if (level > L.level) return;
-  timespec_get(&ts, TIME_UTC);
-  sec = ts.tv_sec;
+  log_wallclock(&sec, &nsec);
 #ifdef _WIN32
   localtime_s(&tm, &sec);
 #else
@@ -99,7 +117,7 @@ void nio__logv(int level, const char *fmt, va_list ap) {
 #endif
   n = strftime(line, sizeof line, "%Y-%m-%d %H:%M:%S", &tm);
   n += (size_t)snprintf(line + n, sizeof line - n, ".%03d %-5s %ld %llu ",
-                        (int)(ts.tv_nsec / 1000000), log_names[level],
+                        (int)(nsec / 1000000), log_names[level],
                         log_getpid(),
                         (unsigned long long)nio__thread_self_id());
   if (n < sizeof line) vsnprintf(line + n, sizeof line - n, fmt, ap);

@@ -150,5 +150,6 @@ struct nio_port {
 
 extern const nio_port_ops nio__uring_ops;
 extern const nio_port_ops nio__epoll_ops;
+extern const nio_port_ops nio__iocp_ops;
 
 #endif /* NIO_PORT_H */

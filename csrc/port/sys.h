@@ -1,7 +1,7 @@
 /*
 ** sys.h: the small per-OS layer (threads, locks, time, socket helpers).
 ** The engine and the binding call only this and port.h, so they carry no
-** #ifdef for the OS. Implemented in sys_unix.c (and sys_win.c later).
+** #ifdef for the OS. Implemented in sys_unix.c and sys_win.c.
 **
 ** All functions returning int return 0 or a count on success and a
 ** negative NIO_E* code on failure; none of them leaves errno meaningful.
@@ -22,6 +22,7 @@ typedef SOCKET nio_sock;
 #include <pthread.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <arpa/inet.h> /* inet_pton, htons for the engine's addr.c */
 typedef int nio_sock;
 #define NIO_BAD_SOCK (-1)
 #endif
@@ -39,6 +40,24 @@ typedef struct nio_addr {
   struct sockaddr_storage ss;
   uint32_t len; /* socklen_t */
 } nio_addr;
+
+/* Once per process before the first socket call (WSAStartup on Windows;
+** nothing elsewhere). The socket functions here and the ports call it
+** themselves; code using the OS socket API directly (tests) calls it. */
+int nio__sys_init(void);
+
+/* The host's interrupts. fn(sig) runs for SIGINT/SIGTERM (POSIX: in a
+** signal handler, so it may only do async-signal-safe work) or for
+** Ctrl-C/Ctrl-Break/console close (Windows: on a thread of its own, given
+** SIGINT or SIGTERM). NULL restores the default. */
+typedef void (*nio_interrupt_fn)(int sig);
+void nio__sys_on_interrupt(nio_interrupt_fn fn);
+/* Block (1) or unblock (0) the interrupt signals in the calling thread;
+** threads it starts inherit the mask. No-op on Windows. */
+void nio__sys_interrupt_mask(int block);
+/* Leave the process at once, without atexit handlers or flushing. */
+void nio__sys_exit_now(int status);
+int nio__sys_stdin_is_tty(void);
 
 /* Time: monotonic nanoseconds. */
 uint64_t nio__now_ns(void);
@@ -112,5 +131,8 @@ int nio__sock_last_error(void);
 
 /* Format an address as ip text and port ("::1", 8080). */
 int nio__addr_format(const nio_addr *a, char *ip, size_t iplen, int *port);
+/* Resolve a host name (blocking: call it off the loop) to its first
+** IPv4/IPv6 address, in the resolver's preferred order, with port set. */
+int nio__addr_resolve(const char *host, int port, nio_addr *a);
 
 #endif /* NIO_SYS_H */

@@ -4,6 +4,7 @@
 */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stddef.h>
@@ -24,6 +25,38 @@ _Static_assert(offsetof(nio_iov, len) == offsetof(struct iovec, iov_len),
 _Static_assert(sizeof(((nio_iov *)0)->len) ==
                    sizeof(((struct iovec *)0)->iov_len),
                "nio_iov.len must have the width of iov_len");
+
+/* ---- process ------------------------------------------------------- */
+
+int nio__sys_init(void) {
+  return 0;
+}
+
+void nio__sys_on_interrupt(nio_interrupt_fn fn) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = fn ? fn : SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+void nio__sys_interrupt_mask(int block) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+void nio__sys_exit_now(int status) {
+  _exit(status);
+}
+
+int nio__sys_stdin_is_tty(void) {
+  return isatty(STDIN_FILENO);
+}
 
 /* ---- time ---------------------------------------------------------- */
 
@@ -319,4 +352,59 @@ int nio__addr_format(const nio_addr *a, char *ip, size_t iplen, int *port) {
   }
   if (inet_ntop(family, src, ip, (socklen_t)iplen) == NULL) return sock_err();
   return 0;
+}
+
+/* ---- name resolution ------------------------------------------------- */
+
+static int resolve_error(int eai) {
+  switch (eai) {
+  case EAI_NONAME:
+#ifdef EAI_NODATA
+  case EAI_NODATA:
+#endif
+  case EAI_SERVICE:
+    return NIO_EAI_NONAME;
+  case EAI_AGAIN:
+    return NIO_EAI_AGAIN;
+  case EAI_MEMORY:
+    return NIO_ENOMEM;
+  case EAI_FAMILY:
+    return NIO_EAFNOSUPPORT;
+  case EAI_SYSTEM:
+    return errno ? nio_translate_sys_error(errno) : NIO_EAI_FAIL;
+  default:
+    return NIO_EAI_FAIL;
+  }
+}
+
+int nio__addr_resolve(const char *host, int port, nio_addr *a) {
+  struct addrinfo hints, *res = NULL;
+  int r;
+  memset(&hints, 0, sizeof hints);
+  /* No AI_ADDRCONFIG: it hides loopback addresses on a host with no
+  ** configured address of that family, and "localhost" must work. */
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  if ((r = getaddrinfo(host, NULL, &hints, &res)) != 0) return resolve_error(r);
+  r = NIO_EAI_NONAME;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof a->ss) continue;
+    if (ai->ai_family == AF_INET) {
+      memset(a, 0, sizeof *a);
+      memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
+      ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
+    } else if (ai->ai_family == AF_INET6) {
+      memset(a, 0, sizeof *a);
+      memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
+      ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
+    } else {
+      continue;
+    }
+    a->len = (uint32_t)ai->ai_addrlen;
+    r = 0;
+    break; /* the first result: the resolver's preferred order */
+  }
+  freeaddrinfo(res);
+  return r;
 }

@@ -1,0 +1,250 @@
+-- bench/report.lua: turns bench/run.sh's results.tsv into markdown tables
+-- (medians over rounds; ratios are medians of per-round ratios) and a list
+-- of the issue's targets with PASS/MISS.
+--   lua5.4 bench/report.lua results.tsv [header.txt]
+local res_path, header_path = arg[1], arg[2]
+
+local NAMES = {
+  uring = "raw liburing (C)", engine = "engine API (C, no Lua)",
+  epoll = "raw epoll (C)", ["netio-uring"] = "netio Lua, uring",
+  ["netio-epoll"] = "netio Lua, epoll", luv = "luv (Lua 5.4)",
+  cqueues = "cqueues (Lua 5.4)", copas = "copas (Lua 5.2)",
+  ["nginx-lua"] = "nginx + Lua module", ["nginx-static"] = "nginx static",
+}
+local ECHO_ORDER = { "uring", "engine", "epoll", "netio-uring", "netio-epoll",
+  "luv", "cqueues", "copas" }
+local HTTP_ORDER = { "netio-uring", "netio-epoll", "nginx-lua", "nginx-static" }
+
+local function median(t)
+  if #t == 0 then return nil end
+  local s = { table.unpack(t) }
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+local function fmt(v, digits)
+  if v == nil then return "-" end
+  if digits then return string.format("%." .. digits .. "f", v) end
+  return string.format("%.0f", v)
+end
+
+-- ---- read -----------------------------------------------------------------
+local echo, http, ab, idle = {}, {}, {}, {}
+for line in io.lines(res_path) do
+  local f = {}
+  for v in (line .. "\t"):gmatch("([^\t]*)\t") do f[#f + 1] = v end
+  local kind = f[1]
+  if kind == "echo" then
+    local n = tonumber
+    local msgs, secs = n(f[6]), n(f[7])
+    echo[#echo + 1] = { size = n(f[2]), conns = n(f[3]), srv = f[4],
+      round = n(f[5]), rate = msgs / secs, p50 = n(f[8]), p99 = n(f[9]),
+      cpu = n(f[10]) / msgs, proc = n(f[11]) / msgs, errors = n(f[12]) }
+  elseif kind == "http" then
+    local reqs = tonumber(f[4])
+    http[#http + 1] = { srv = f[2], round = tonumber(f[3]),
+      rate = reqs / tonumber(f[5]), p50 = tonumber(f[6]),
+      p99 = tonumber(f[7]), cpu = tonumber(f[8]) / reqs,
+      proc = tonumber(f[9]) / reqs }
+  elseif kind == "ab" then
+    local done = tonumber(f[5])
+    ab[#ab + 1] = { srv = f[2], round = tonumber(f[3]), rate = tonumber(f[4]),
+      done = done, failed = tonumber(f[6]),
+      cpu = done > 0 and tonumber(f[7]) / done or nil, c = f[9], n = f[10] }
+  elseif kind == "idle" then
+    idle[#idle + 1] = { srv = f[2], target = tonumber(f[3]),
+      conns = tonumber(f[4]), r0 = tonumber(f[5]), r1 = tonumber(f[6]) }
+  end
+end
+
+-- rows[key][srv] = list of records; find(rows, key, srv, round)
+local function group(list, keyf)
+  local g = {}
+  for _, r in ipairs(list) do
+    local k = keyf(r)
+    g[k] = g[k] or {}
+    g[k][r.srv] = g[k][r.srv] or {}
+    table.insert(g[k][r.srv], r)
+  end
+  return g
+end
+local function collect(recs, field)
+  local t = {}
+  for _, r in ipairs(recs or {}) do t[#t + 1] = r[field] end
+  return t
+end
+-- median over rounds of recs[field] / base[field] (same round)
+local function ratio(recs, base, field)
+  if not recs or not base then return nil end
+  local byround, t = {}, {}
+  for _, b in ipairs(base) do byround[b.round] = b end
+  for _, r in ipairs(recs) do
+    local b = byround[r.round]
+    if b and b[field] and b[field] > 0 then t[#t + 1] = r[field] / b[field] end
+  end
+  return median(t)
+end
+
+local out = {}
+local function p(s) out[#out + 1] = s or "" end
+if header_path then
+  for l in io.lines(header_path) do p((l:gsub("^# ", ""))) p() end
+end
+
+-- ---- echo ---------------------------------------------------------------------
+local targets = {}
+local function target(name, value, goal, pass)
+  targets[#targets + 1] = { name, value, goal,
+    value == nil and "no data" or (pass and "PASS" or "MISS") }
+end
+
+local eg = group(echo, function(r) return r.size .. "x" .. r.conns end)
+local ekeys = {}
+for k in pairs(eg) do ekeys[#ekeys + 1] = k end
+table.sort(ekeys, function(a, b)
+  local sa, ca = a:match("(%d+)x(%d+)")
+  local sb, cb = b:match("(%d+)x(%d+)")
+  sa, ca, sb, cb = tonumber(sa), tonumber(ca), tonumber(sb), tonumber(cb)
+  if sa ~= sb then return sa < sb end
+  return ca < cb
+end)
+if #ekeys > 0 then
+  p("### Echo (one server thread on CPU 0, `bench/loadgen` on CPU 1)")
+  p()
+  p("| size × conns | server | msgs/s | p50 µs | p99 µs | CPU0 µs/msg "
+    .. "| proc µs/msg | × liburing | × liburing (proc) |")
+  p("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+  for _, k in ipairs(ekeys) do
+    local size, conns = k:match("(%d+)x(%d+)")
+    local label = (size == "16384" and "16 KiB" or size .. " B") .. " × " .. conns
+    local base = eg[k].uring
+    for _, srv in ipairs(ECHO_ORDER) do
+      local recs = eg[k][srv]
+      if recs then
+        local errs = 0
+        for _, r in ipairs(recs) do errs = errs + r.errors end
+        p(string.format("| %s | %s%s | %s | %s | %s | %s | %s | %s | %s |",
+          label, NAMES[srv] or srv, errs > 0 and " (errors!)" or "",
+          fmt(median(collect(recs, "rate"))), fmt(median(collect(recs, "p50"))),
+          fmt(median(collect(recs, "p99"))),
+          fmt(median(collect(recs, "cpu")), 2),
+          fmt(median(collect(recs, "proc")), 2),
+          fmt(ratio(recs, base, "cpu"), 2), fmt(ratio(recs, base, "proc"), 2)))
+      end
+    end
+  end
+  p()
+  local goals = { ["64x50"] = 1.15, ["64x500"] = 1.15, ["16384x50"] = 1.2 }
+  for _, k in ipairs({ "64x50", "64x500", "16384x50" }) do
+    if eg[k] then
+      local v = ratio(eg[k]["netio-uring"], eg[k].uring, "cpu")
+      target("echo " .. k:gsub("16384", "16KiB") .. ": netio uring CPU/msg ÷ "
+        .. "raw liburing", v and fmt(v, 2) .. "×", "≤ " .. goals[k] .. "×",
+        v and v <= goals[k])
+    end
+  end
+  for _, k in ipairs(ekeys) do
+    local v = ratio(eg[k]["netio-uring"], eg[k]["netio-epoll"], "cpu")
+    target("echo " .. k:gsub("16384", "16KiB") .. ": netio uring CPU/msg ÷ "
+      .. "netio epoll", v and fmt(v, 2) .. "×", "≤ 1.00×", v and v <= 1.0)
+  end
+end
+
+-- ---- HTTP --------------------------------------------------------------------
+local hg = group(http, function() return "all" end).all
+if hg then
+  p("### HTTP hello world, keep-alive (`wrk -t1 --latency` on CPU 1)")
+  p()
+  p("| server | req/s | p50 µs | p99 µs | CPU0 µs/req | proc µs/req "
+    .. "| × nginx+Lua (CPU0) |")
+  p("|---|--:|--:|--:|--:|--:|--:|")
+  for _, srv in ipairs(HTTP_ORDER) do
+    local recs = hg[srv]
+    if recs then
+      p(string.format("| %s | %s | %s | %s | %s | %s | %s |", NAMES[srv],
+        fmt(median(collect(recs, "rate"))), fmt(median(collect(recs, "p50"))),
+        fmt(median(collect(recs, "p99"))), fmt(median(collect(recs, "cpu")), 2),
+        fmt(median(collect(recs, "proc")), 2),
+        fmt(ratio(recs, hg["nginx-lua"], "cpu"), 2)))
+    end
+  end
+  p()
+  local v = ratio(hg["netio-uring"], hg["nginx-lua"], "cpu")
+  target("HTTP: netio uring CPU/request ÷ nginx + Lua module",
+    v and fmt(v, 2) .. "×", "≤ 1.00×", v and v <= 1.0)
+end
+
+-- ---- ab ----------------------------------------------------------------------
+local ag = group(ab, function() return "all" end).all
+if ag then
+  local any = select(2, next(ag))[1]
+  p(string.format("### The seed's test: `ab -k -c %s -n %s` (HTTP hello, CPU 1)",
+    any.c or "?", any.n or "?"))
+  p()
+  p("| server | req/s | complete | failed | CPU0 µs/req |")
+  p("|---|--:|--:|--:|--:|")
+  for _, srv in ipairs(HTTP_ORDER) do
+    local recs = ag[srv]
+    if recs then
+      p(string.format("| %s | %s | %s | %s | %s |", NAMES[srv],
+        fmt(median(collect(recs, "rate"))), fmt(median(collect(recs, "done"))),
+        fmt(median(collect(recs, "failed"))),
+        fmt(median(collect(recs, "cpu")), 2)))
+    end
+  end
+  p()
+  p("(The seed's IOCP echo server reported 48,230 req/s on this test.)")
+  p()
+end
+
+-- ---- idle ----------------------------------------------------------------------
+if #idle > 0 then
+  p("### Idle memory (server RSS growth per idle connection)")
+  p()
+  p("| server | connections | RSS before KiB | RSS after KiB | KiB / conn |")
+  p("|---|--:|--:|--:|--:|")
+  local ig = {}
+  for _, r in ipairs(idle) do ig[r.srv] = r end
+  local order = { table.unpack(ECHO_ORDER) }
+  order[#order + 1] = "nginx-lua"
+  for _, srv in ipairs(order) do
+    local r = ig[srv]
+    if r then
+      local per = r.conns > 0 and (r.r1 - r.r0) / r.conns or nil
+      r.per = per
+      p(string.format("| %s | %d%s | %d | %d | %s |", NAMES[srv], r.conns,
+        r.conns < r.target and (" of " .. r.target) or "", r.r0, r.r1,
+        fmt(per, 2)))
+    end
+  end
+  p()
+  if ig.copas then
+    p("copas waits in select(), which cannot watch descriptors ≥ 1024: it is "
+      .. "measured with " .. ig.copas.target .. " connections.")
+    p()
+  end
+  local r = ig["netio-uring"]
+  target("idle: netio uring KiB per connection (with its coroutine)",
+    r and r.per and fmt(r.per, 2) .. " KiB", "≤ 1.5 KiB",
+    r and r.per and r.per <= 1.5)
+end
+
+-- ---- targets -------------------------------------------------------------------
+if #targets > 0 then
+  p("### Targets (issue 3)")
+  p()
+  p("| target | figure | goal | status |")
+  p("|---|--:|--:|---|")
+  for _, t in ipairs(targets) do
+    p(string.format("| %s | %s | %s | %s |", t[1], t[2] or "-", t[3], t[4]))
+  end
+  p()
+end
+p("CPU0 = busy time of CPU 0 (/proc/stat: user+nice+system+irq+softirq+steal) "
+  .. "over the measured window ÷ messages; it includes the kernel's softirq "
+  .. "work on the server's core. proc = the server processes' utime+stime. "
+  .. "Ratios are medians of per-round ratios (same round). Medians over "
+  .. "rounds elsewhere.")
+io.write(table.concat(out, "\n"), "\n")

@@ -1,0 +1,26 @@
+# mingw-w64.cmake: CMake toolchain for cross-building netio for 64-bit
+# Windows with Debian's MinGW-w64 (apt-get install mingw-w64).
+#   cmake -S . -B build-win -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake
+# Tests then run under Wine when wine64 is found (CMAKE_CROSSCOMPILING_EMULATOR).
+set(CMAKE_SYSTEM_NAME Windows)
+set(CMAKE_SYSTEM_PROCESSOR x86_64)
+set(NETIO_MINGW_TRIPLE x86_64-w64-mingw32)
+
+set(CMAKE_C_COMPILER ${NETIO_MINGW_TRIPLE}-gcc)
+set(CMAKE_RC_COMPILER ${NETIO_MINGW_TRIPLE}-windres)
+set(CMAKE_AR ${NETIO_MINGW_TRIPLE}-ar CACHE FILEPATH "")
+set(CMAKE_RANLIB ${NETIO_MINGW_TRIPLE}-ranlib CACHE FILEPATH "")
+
+set(CMAKE_FIND_ROOT_PATH /usr/${NETIO_MINGW_TRIPLE})
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+
+# Run the test executables under Wine.
+if(NOT CMAKE_CROSSCOMPILING_EMULATOR)
+  find_program(NETIO_WINE64 NAMES wine64 PATHS /usr/lib/wine NO_CMAKE_FIND_ROOT_PATH)
+  if(NETIO_WINE64)
+    set(CMAKE_CROSSCOMPILING_EMULATOR ${NETIO_WINE64})
+  endif()
+endif()

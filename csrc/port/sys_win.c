@@ -1,0 +1,487 @@
+/*
+** sys_win.c: the per-OS layer of sys.h for Windows (Win32 threads,
+** SRW locks and condition variables, QueryPerformanceCounter, overlapped
+** non-inheritable Winsock sockets and their options).
+*/
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <io.h>
+#include <process.h>
+#include <signal.h>
+#include "sys.h"
+
+/* ---- process ------------------------------------------------------- */
+
+static INIT_ONCE sys_once = INIT_ONCE_STATIC_INIT;
+static int sys_init_err;
+
+static BOOL CALLBACK sys_init_once(PINIT_ONCE once, PVOID param, PVOID *ctx) {
+  WSADATA wsa;
+  int r;
+  (void)once, (void)param, (void)ctx;
+  r = WSAStartup(MAKEWORD(2, 2), &wsa);
+  sys_init_err = r == 0 ? 0 : nio_translate_sys_error(r);
+  return TRUE;
+}
+
+/* WSAStartup once per process; WSACleanup is never called, the process
+** exit releases Winsock (other modules may still use it meanwhile). */
+int nio__sys_init(void) {
+  InitOnceExecuteOnce(&sys_once, sys_init_once, NULL, NULL);
+  return sys_init_err;
+}
+
+static nio_interrupt_fn sys_interrupt_fn;
+
+/* Runs on a thread the console creates for the event. Returning TRUE for
+** Ctrl-C keeps the process alive: the handler asked for a graceful stop
+** (or exited at once on the second). */
+static BOOL WINAPI sys_console_handler(DWORD ev) {
+  nio_interrupt_fn fn = sys_interrupt_fn;
+  if (fn == NULL) return FALSE;
+  switch (ev) {
+  case CTRL_C_EVENT:
+  case CTRL_BREAK_EVENT:
+    fn(SIGINT);
+    return TRUE;
+  case CTRL_CLOSE_EVENT:
+    fn(SIGTERM);
+    return TRUE;
+  default:
+    return FALSE;
+  }
+}
+
+void nio__sys_on_interrupt(nio_interrupt_fn fn) {
+  sys_interrupt_fn = fn;
+  SetConsoleCtrlHandler(sys_console_handler, fn != NULL);
+}
+
+/* Console events arrive on their own thread, never on the worker, so
+** there is nothing to mask. */
+void nio__sys_interrupt_mask(int block) {
+  (void)block;
+}
+
+void nio__sys_exit_now(int status) {
+  _exit(status);
+}
+
+int nio__sys_stdin_is_tty(void) {
+  return _isatty(_fileno(stdin));
+}
+
+/* ---- time ---------------------------------------------------------- */
+
+uint64_t nio__now_ns(void) {
+  static LARGE_INTEGER freq; /* constant after boot; a racy first write
+                             ** stores the same value */
+  LARGE_INTEGER c;
+  uint64_t f;
+  if (freq.QuadPart == 0) QueryPerformanceFrequency(&freq);
+  QueryPerformanceCounter(&c);
+  f = (uint64_t)freq.QuadPart;
+  /* Split to keep c * 1e9 from overflowing. */
+  return (uint64_t)c.QuadPart / f * 1000000000u +
+         (uint64_t)c.QuadPart % f * 1000000000u / f;
+}
+
+/* ---- threads ------------------------------------------------------- */
+
+/* Allocated by nio__thread_start/detach_start; freed by nio__thread_join,
+** or by the thread itself when detached. */
+struct nio_thread {
+  HANDLE h;
+  nio_thread_fn fn;
+  void *arg;
+  int detached;
+};
+
+static unsigned __stdcall thread_main(void *ud) {
+  struct nio_thread *t = ud;
+  nio_thread_fn fn = t->fn;
+  void *arg = t->arg;
+  if (t->detached) free(t);
+  fn(arg);
+  return 0;
+}
+
+int nio__thread_start(nio_thread **out, nio_thread_fn fn, void *arg) {
+  struct nio_thread *t;
+  uintptr_t h;
+  *out = NULL;
+  if ((t = calloc(1, sizeof *t)) == NULL) return NIO_ENOMEM;
+  t->fn = fn;
+  t->arg = arg;
+  h = _beginthreadex(NULL, 0, thread_main, t, 0, NULL);
+  if (h == 0) {
+    free(t);
+    return NIO_EAGAIN;
+  }
+  t->h = (HANDLE)h;
+  *out = t;
+  return 0;
+}
+
+int nio__thread_join(nio_thread *t) {
+  DWORD w = WaitForSingleObject(t->h, INFINITE);
+  CloseHandle(t->h);
+  free(t);
+  return w == WAIT_OBJECT_0 ? 0 : NIO_EINVAL;
+}
+
+int nio__thread_detach_start(nio_thread_fn fn, void *arg) {
+  struct nio_thread *t;
+  uintptr_t h;
+  if ((t = calloc(1, sizeof *t)) == NULL) return NIO_ENOMEM;
+  t->fn = fn;
+  t->arg = arg;
+  t->detached = 1;
+  /* On success the thread frees t, possibly before this returns. */
+  h = _beginthreadex(NULL, 0, thread_main, t, 0, NULL);
+  if (h == 0) {
+    free(t);
+    return NIO_EAGAIN;
+  }
+  CloseHandle((HANDLE)h);
+  return 0;
+}
+
+void nio__thread_block_signals(void) {
+}
+
+uint64_t nio__thread_self_id(void) {
+  return (uint64_t)GetCurrentThreadId();
+}
+
+/* ---- locks --------------------------------------------------------- */
+
+int nio__mutex_init(nio_mutex *m) {
+  InitializeSRWLock(&m->l);
+  return 0;
+}
+
+void nio__mutex_destroy(nio_mutex *m) {
+  (void)m; /* SRW locks hold no resources */
+}
+
+void nio__mutex_lock(nio_mutex *m) {
+  AcquireSRWLockExclusive(&m->l);
+}
+
+void nio__mutex_unlock(nio_mutex *m) {
+  ReleaseSRWLockExclusive(&m->l);
+}
+
+int nio__cond_init(nio_cond *c) {
+  InitializeConditionVariable(&c->c);
+  return 0;
+}
+
+void nio__cond_destroy(nio_cond *c) {
+  (void)c;
+}
+
+void nio__cond_signal(nio_cond *c) {
+  WakeConditionVariable(&c->c);
+}
+
+void nio__cond_broadcast(nio_cond *c) {
+  WakeAllConditionVariable(&c->c);
+}
+
+/* The timeout is relative, so the wall clock cannot stretch it; rounded
+** up to whole milliseconds so that a wait never ends early. */
+int nio__cond_wait(nio_cond *c, nio_mutex *m, int64_t timeout_ns) {
+  DWORD ms = INFINITE;
+  if (timeout_ns >= 0) {
+    uint64_t v = ((uint64_t)timeout_ns + 999999u) / 1000000u;
+    ms = v >= INFINITE ? INFINITE - 1 : (DWORD)v;
+  }
+  if (SleepConditionVariableSRW(&c->c, &m->l, ms, 0)) return 0;
+  if (GetLastError() == ERROR_TIMEOUT) return NIO_ETIMEDOUT;
+  return nio_translate_sys_error((int)GetLastError());
+}
+
+/* ---- listeners closed early ------------------------------------------ */
+
+/*
+** Windows cannot make a socket stop listening but by closing it, yet the
+** engine closes a listener's socket only after the accept's final
+** completion (nio__sock_stop_listening, then nio__sock_close later). So
+** stop_listening closes the socket at once and remembers its handle value
+** here; the later nio__sock_close of that value only forgets it. While a
+** value is remembered, a socket this layer creates that happens to get the
+** same value is parked (kept open, so the value stays taken) and another
+** is made, so the late close can never hit an unrelated socket.
+*/
+#define SYS_EARLY_MAX 64
+static struct {
+  SRWLOCK l;
+  int n;
+  struct {
+    SOCKET s;
+    SOCKET parked;
+  } e[SYS_EARLY_MAX];
+} sys_early = {SRWLOCK_INIT, 0, {{0, 0}}};
+
+static int early_find(SOCKET s) {
+  for (int i = 0; i < sys_early.n; i++)
+    if (sys_early.e[i].s == s) return i;
+  return -1;
+}
+
+/* ---- sockets ------------------------------------------------------- */
+
+static int sock_err(void) {
+  return nio_translate_sys_error(WSAGetLastError());
+}
+
+static int sock_setint(nio_sock s, int level, int name, int value) {
+  if (setsockopt(s, level, name, (const char *)&value, sizeof value) != 0)
+    return sock_err();
+  return 0;
+}
+
+static int sock_make(int family, nio_sock *out) {
+  u_long nb = 1;
+  SOCKET s;
+  /* WSA_FLAG_NO_HANDLE_INHERIT needs Windows 7 SP1; older systems reject
+  ** the flag, then inheritance is switched off on the handle. */
+  s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+                 WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+  if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL) {
+    s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+                   WSA_FLAG_OVERLAPPED);
+    if (s != INVALID_SOCKET)
+      SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
+  }
+  if (s == INVALID_SOCKET) return sock_err();
+  /* Non-blocking for the plain recv() after a zero-byte read; overlapped
+  ** operations are unaffected by it. */
+  if (ioctlsocket(s, FIONBIO, &nb) != 0) {
+    int r = sock_err();
+    closesocket(s);
+    return r;
+  }
+  *out = s;
+  return 0;
+}
+
+int nio__sock_tcp(int family, nio_sock *out) {
+  nio_sock s;
+  int r, i;
+  *out = NIO_BAD_SOCK;
+  if ((r = nio__sys_init()) != 0) return r;
+  if ((r = sock_make(family, &s)) != 0) return r;
+  AcquireSRWLockExclusive(&sys_early.l);
+  while ((i = early_find(s)) >= 0 && sys_early.e[i].parked == 0) {
+    sys_early.e[i].parked = s; /* keep the value taken, try again */
+    if ((r = sock_make(family, &s)) != 0) break;
+  }
+  ReleaseSRWLockExclusive(&sys_early.l);
+  if (r != 0) return r;
+  *out = s;
+  return 0;
+}
+
+int nio__sock_close(nio_sock s) {
+  int i;
+  SOCKET parked = 0;
+  AcquireSRWLockExclusive(&sys_early.l);
+  if ((i = early_find(s)) >= 0) {
+    parked = sys_early.e[i].parked;
+    sys_early.e[i] = sys_early.e[--sys_early.n];
+  }
+  ReleaseSRWLockExclusive(&sys_early.l);
+  if (i >= 0) {
+    /* Closed by stop_listening already; release the parked twin. */
+    if (parked) closesocket(parked);
+    return 0;
+  }
+  if (closesocket(s) != 0) return sock_err();
+  return 0;
+}
+
+/* No SO_REUSEADDR: on Windows it would let a second socket bind a port
+** that is being listened on; a port with connections in TIME_WAIT can be
+** bound again without it. reuseport has no Windows counterpart with the
+** same meaning (shared accept load); it maps to SO_REUSEADDR, which lets
+** several listeners bind the port. An IPv6 listener is dual-stack, as on
+** Linux. */
+int nio__sock_listen(const nio_addr *a, int backlog, int reuseport,
+                     nio_sock *out) {
+  nio_sock s;
+  int r;
+  *out = NIO_BAD_SOCK;
+  if ((r = nio__sock_tcp(a->ss.ss_family, &s)) != 0) return r;
+  if (reuseport && (r = sock_setint(s, SOL_SOCKET, SO_REUSEADDR, 1)) != 0)
+    goto fail;
+  if (a->ss.ss_family == AF_INET6 &&
+      (r = sock_setint(s, IPPROTO_IPV6, IPV6_V6ONLY, 0)) != 0)
+    goto fail;
+  if (bind(s, (const struct sockaddr *)&a->ss, (int)a->len) != 0 ||
+      listen(s, backlog) != 0) {
+    r = sock_err();
+    goto fail;
+  }
+  *out = s;
+  return 0;
+fail:
+  closesocket(s);
+  return r;
+}
+
+int nio__sock_bind_reuse(nio_sock s, const nio_addr *a) {
+  int r;
+  if ((r = sock_setint(s, SOL_SOCKET, SO_REUSEADDR, 1)) != 0) return r;
+  if (bind(s, (const struct sockaddr *)&a->ss, (int)a->len) != 0)
+    return sock_err();
+  return 0;
+}
+
+int nio__sock_getsockname(nio_sock s, nio_addr *a) {
+  int len = sizeof a->ss;
+  if (getsockname(s, (struct sockaddr *)&a->ss, &len) != 0) return sock_err();
+  a->len = (uint32_t)len;
+  return 0;
+}
+
+int nio__sock_getpeername(nio_sock s, nio_addr *a) {
+  int len = sizeof a->ss;
+  if (getpeername(s, (struct sockaddr *)&a->ss, &len) != 0) return sock_err();
+  a->len = (uint32_t)len;
+  return 0;
+}
+
+int nio__sock_error(nio_sock s) {
+  int err = 0, len = sizeof err;
+  if (getsockopt(s, SOL_SOCKET, SO_ERROR, (char *)&err, &len) != 0)
+    return sock_err();
+  return err == 0 ? 0 : nio_translate_sys_error(err);
+}
+
+int nio__sock_setopt(nio_sock s, const char *name, int value) {
+  struct linger l;
+  if (strcmp(name, "tcp-nodelay") == 0)
+    return sock_setint(s, IPPROTO_TCP, TCP_NODELAY, value != 0);
+  if (strcmp(name, "keepalive") == 0)
+    return sock_setint(s, SOL_SOCKET, SO_KEEPALIVE, value != 0);
+  if (strcmp(name, "reuseaddr") == 0)
+    return sock_setint(s, SOL_SOCKET, SO_REUSEADDR, value != 0);
+  if (strcmp(name, "linger") == 0) {
+    l.l_onoff = value >= 0;
+    l.l_linger = (u_short)(value >= 0 ? (value > 65535 ? 65535 : value) : 0);
+    if (setsockopt(s, SOL_SOCKET, SO_LINGER, (const char *)&l, sizeof l) != 0)
+      return sock_err();
+    return 0;
+  }
+  return NIO_EINVAL;
+}
+
+/* See "listeners closed early" above. When the table is full the socket
+** keeps listening until its deferred close, which is all that is lost. */
+int nio__sock_stop_listening(nio_sock s) {
+  int r = 0;
+  AcquireSRWLockExclusive(&sys_early.l);
+  if (early_find(s) < 0 && sys_early.n < SYS_EARLY_MAX) {
+    if (closesocket(s) != 0) {
+      r = sock_err();
+    } else {
+      sys_early.e[sys_early.n].s = s;
+      sys_early.e[sys_early.n].parked = 0;
+      sys_early.n++;
+    }
+  }
+  ReleaseSRWLockExclusive(&sys_early.l);
+  return r;
+}
+
+int nio__sock_shutdown_write(nio_sock s) {
+  if (shutdown(s, SD_SEND) != 0) return sock_err();
+  return 0;
+}
+
+int nio__sock_close_reset(nio_sock s) {
+  struct linger l = {1, 0};
+  setsockopt(s, SOL_SOCKET, SO_LINGER, (const char *)&l, sizeof l);
+  return nio__sock_close(s);
+}
+
+int nio__sock_last_error(void) {
+  int e = WSAGetLastError();
+  return e == 0 ? 0 : nio_translate_sys_error(e);
+}
+
+int nio__addr_format(const nio_addr *a, char *ip, size_t iplen, int *port) {
+  const struct sockaddr_in *s4;
+  const struct sockaddr_in6 *s6;
+  const void *src;
+  int family = a->ss.ss_family;
+  if (family == AF_INET) {
+    s4 = (const struct sockaddr_in *)&a->ss;
+    src = &s4->sin_addr;
+    *port = ntohs(s4->sin_port);
+  } else if (family == AF_INET6) {
+    s6 = (const struct sockaddr_in6 *)&a->ss;
+    src = &s6->sin6_addr;
+    *port = ntohs(s6->sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+      family = AF_INET;
+      src = &s6->sin6_addr.s6_addr[12];
+    }
+  } else {
+    return NIO_EAFNOSUPPORT;
+  }
+  if (inet_ntop(family, src, ip, iplen) == NULL) return sock_err();
+  return 0;
+}
+
+/* ---- name resolution ------------------------------------------------- */
+
+static int resolve_error(int eai) {
+  switch (eai) {
+  case EAI_NONAME:
+  case EAI_NODATA:
+  case EAI_SERVICE:
+    return NIO_EAI_NONAME;
+  case EAI_AGAIN:
+    return NIO_EAI_AGAIN;
+  case EAI_MEMORY:
+    return NIO_ENOMEM;
+  case EAI_FAMILY:
+    return NIO_EAFNOSUPPORT;
+  default:
+    return NIO_EAI_FAIL;
+  }
+}
+
+int nio__addr_resolve(const char *host, int port, nio_addr *a) {
+  struct addrinfo hints, *res = NULL;
+  int r;
+  if ((r = nio__sys_init()) != 0) return r;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_protocol = IPPROTO_TCP;
+  if ((r = getaddrinfo(host, NULL, &hints, &res)) != 0)
+    return resolve_error(r);
+  r = NIO_EAI_NONAME;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    if (ai->ai_addrlen > sizeof a->ss) continue;
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    memset(a, 0, sizeof *a);
+    memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
+    if (ai->ai_family == AF_INET)
+      ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
+    else
+      ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
+    a->len = (uint32_t)ai->ai_addrlen;
+    r = 0;
+    break;
+  }
+  freeaddrinfo(res);
+  return r;
+}
