@@ -14,8 +14,8 @@
 ** Output, one line:
 **   msgs=N secs=D msgs_per_sec=R p50_us=A p99_us=B errors=E
 **   [cpu_busy_us=X] [srv_cpu_us=Y]
-** cpu_busy_us is the busy time of CPU `-C` (user+nice+system+irq+softirq+
-** steal from /proc/stat) and srv_cpu_us the utime+stime of the `-P`
+** cpu_busy_us is the busy time of CPU `-C` (user+nice+system+irq+softirq
+** from /proc/stat) and srv_cpu_us the utime+stime of the `-P`
 ** processes, both over exactly the measured window (after the warm-up).
 ** Idle mode prints "ready conns=N" once every connection is established and
 ** then holds them for D seconds (or until killed).
@@ -86,8 +86,10 @@ static uint64_t lg_cpu_ticks(void) {
     if (strncmp(line, name, strlen(name)) != 0) continue;
     sscanf(line + strlen(name), "%llu %llu %llu %llu %llu %llu %llu %llu",
            &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-    /* user nice system idle iowait irq softirq steal: all but idle/iowait */
-    busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    /* user nice system idle iowait irq softirq steal: user+nice+system+
+    ** irq+softirq. Not iowait (an io_uring wait counts as iowait, yet the
+    ** CPU is idle) nor steal (the hypervisor ran someone else). */
+    busy = v[0] + v[1] + v[2] + v[5] + v[6];
     break;
   }
   fclose(f);

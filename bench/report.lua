@@ -242,7 +242,7 @@ if #targets > 0 then
   end
   p()
 end
-p("CPU0 = busy time of CPU 0 (/proc/stat: user+nice+system+irq+softirq+steal) "
+p("CPU0 = busy time of CPU 0 (/proc/stat: user+nice+system+irq+softirq) "
   .. "over the measured window ÷ messages; it includes the kernel's softirq "
   .. "work on the server's core. proc = the server processes' utime+stime. "
   .. "Ratios are medians of per-round ratios (same round). Medians over "

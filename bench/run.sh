@@ -17,12 +17,15 @@
 # Echo servers: uring engine epoll netio-uring netio-epoll luv cqueues copas
 # HTTP servers: netio-uring netio-epoll nginx-lua nginx-static
 #
-# CPU per message: busy time of CPU 0 (user+nice+system+irq+softirq+steal
+# CPU per message: busy time of CPU 0 (user+nice+system+irq+softirq
 # from /proc/stat) over the measured window, divided by the messages. It
 # includes the kernel's softirq work done on the server's core (fairer than
 # the process's own rusage), but also anything else that ran on CPU 0: on a
 # busy machine compare it with the "proc" column (utime+stime of the server
 # processes, every thread included).
+# The whole script is one brace group, parsed before it runs, so editing this
+# file during a run cannot derail the run.
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -86,8 +89,10 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   # the optimizer's servers: skipped (not failed) when absent or broken
   for t in echo_uring echo_engine; do
     [ -f "bench/$t.c" ] || continue
-    cmake --build "$B" -j2 --target "$t" >"$OUT/build-$t.log" 2>&1 ||
+    if ! cmake --build "$B" -j2 --target "$t" >"$OUT/build-$t.log" 2>&1; then
       say "warning: $t did not build (see $OUT/build-$t.log); skipped"
+      rm -f "${B:?}/$t" # no stale binary
+    fi
   done
 fi
 
@@ -144,9 +149,23 @@ start_server() {
   SRV_PIDS=$SRV_PID
   if [[ $name == nginx-* ]]; then
     # the worker (one) does the work; the master only sleeps
-    SRV_PIDS=$(pgrep -P "$SRV_PID" | paste -sd, -)
-    SRV_PIDS=${SRV_PIDS:+$SRV_PIDS,}$SRV_PID
+    local w=""
+    for _ in $(seq 40); do
+      w=$(children "$SRV_PID")
+      [ -z "$w" ] || break
+      sleep 0.05
+    done
+    SRV_PIDS=${w:+$w,}$SRV_PID
   fi
+}
+
+children() { # pids whose parent is $1, comma separated
+  local f pid ppid out=""
+  for f in /proc/[0-9]*/stat; do
+    read -r pid _ _ ppid _ <"$f" 2>/dev/null || continue
+    [ "$ppid" = "$1" ] && out=${out:+$out,}$pid
+  done
+  echo "$out"
 }
 
 wait_port() {
@@ -217,7 +236,7 @@ EOF
 }
 
 # CPU 0 busy ticks and the utime+stime ticks of the processes in $1.
-cpu0_ticks() { awk '$1 == "cpu0" { print $2+$3+$4+$7+$8+$9 }' /proc/stat; }
+cpu0_ticks() { awk '$1 == "cpu0" { print $2+$3+$4+$7+$8 }' /proc/stat; }
 pid_ticks() {
   local s=0 p
   for p in ${1//,/ }; do
@@ -321,7 +340,7 @@ run_http() {
 
 # ---- the seed's test: ab -k -c 10000 -----------------------------------------
 run_ab() {
-  local srv=$1 round=$2 c0 c1 p0 p1 out rps done failed
+  local srv=$1 round=$2 c0 c1 p0 p1 out rps ndone failed
   if ! start_server "$srv" http; then
     say "  ab $srv: skipped"
     return
@@ -334,16 +353,16 @@ run_ab() {
   p1=$(pid_ticks "$SRV_PIDS")
   stop_server
   rps=$(sed -nE 's/^Requests per second: *([0-9.]+).*/\1/p' <<<"$out")
-  done=$(sed -nE 's/^Complete requests: *([0-9]+).*/\1/p' <<<"$out")
+  ndone=$(sed -nE 's/^Complete requests: *([0-9]+).*/\1/p' <<<"$out")
   failed=$(sed -nE 's/^Failed requests: *([0-9]+).*/\1/p' <<<"$out")
   if [ -z "$rps" ]; then
     say "  ab $srv: failed: $(tail -2 <<<"$out")"
     return
   fi
   printf 'ab\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$srv" "$round" "$rps" \
-    "$done" "$failed" "$(((c1 - c0) * 1000000 / HZ))" \
+    "$ndone" "$failed" "$(((c1 - c0) * 1000000 / HZ))" \
     "$(((p1 - p0) * 1000000 / HZ))" "$AB_C" "$AB_N" >>"$RES"
-  say "  ab $srv: $rps req/s ($done done, $failed failed)"
+  say "  ab $srv: $rps req/s ($ndone done, $failed failed)"
 }
 
 # ---- idle memory ---------------------------------------------------------------
@@ -400,6 +419,14 @@ run_idle() {
   echo "# rounds=$ROUNDS secs=$SECS warm=$WARM loaders=$LOADERS"
 } >"$OUT/header.txt"
 say "results in $OUT"
+# How busy is CPU 0 with nothing of ours running? Other work there inflates
+# the CPU0 column (the proc column is immune to it).
+c0=$(cpu0_ticks)
+sleep 2
+quiet=$(((($(cpu0_ticks) - c0) * 100) / (2 * HZ)))
+echo "# CPU 0 was ${quiet}% busy before the run (should be ~0)" >>"$OUT/header.txt"
+[ "$quiet" -le 5 ] ||
+  say "warning: CPU 0 is ${quiet}% busy without a server: CPU0 figures are inflated"
 for ((r = 1; r <= ROUNDS; r++)); do
   if has_part echo; then
     for size in $SIZES; do
@@ -428,3 +455,5 @@ if has_part idle; then
 fi
 lua5.4 bench/report.lua "$RES" "$OUT/header.txt" | tee "$OUT/report.md"
 say "raw results: $RES; report: $OUT/report.md"
+exit 0
+}

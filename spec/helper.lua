@@ -17,6 +17,10 @@ local H = { netio = netio }
 -- cannot apply on Windows says why with pending().
 H.windows = package.config:sub(1, 1) == "\\"
 
+-- Windows emulated by Wine (which sets WINECONFIGDIR in every process): a
+-- test that Wine cannot pass, though Windows would, says so with pending().
+H.wine = H.windows and os.getenv("WINECONFIGDIR") ~= nil
+
 -- A backend every machine of this OS can run: epoll on Linux (io_uring may
 -- be forbidden), IOCP on Windows.
 H.fallback_backend = H.windows and "iocp" or "epoll"
@@ -254,6 +258,23 @@ function H.tmpname()
     name = (os.getenv("TEMP") or os.getenv("TMP") or ".") .. name
   end
   return name
+end
+
+-- Queue output on c until the kernel takes no more (its peer must not be
+-- reading), in sends below the high-water mark. Output queued right after a
+-- send may only be on its way into the kernel (IOCP under Wine hands a
+-- send over up to ~0.2 s later), so it must still be queued a moment later.
+function H.clog(c, seed)
+  local chunk = H.data(256 * 1024, seed or 31)
+  for _ = 1, 64 do
+    assert(c:send(chunk))
+    netio.sleep(0.01)
+    if c:getstats().queued > 0 then
+      netio.sleep(0.25)
+      if c:getstats().queued > 0 then return true end
+    end
+  end
+  error("the kernel took 16 MiB unread", 2)
 end
 
 -- Run a shell command, bounded by `limit` seconds (default 20) through

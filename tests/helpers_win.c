@@ -125,8 +125,7 @@ int th_fds_limit_now(void) {
   return -1;
 }
 
-void th_fds_limit_restore(void) {
-}
+void th_fds_limit_restore(void) {}
 
 int th_dup_lowest(nio_sock fd) {
   (void)fd;

@@ -279,7 +279,7 @@ static void reuse_cb(nio_req *r, int res, const char *data, unsigned flags) {
   nio__sock_close(x->victim);
   /* F_DUPFD takes the lowest free number: most likely the victim's. */
   x->s2 = th_dup_lowest(x->spare);
-  assert_true(x->s2 >= 0);
+  assert_true(x->s2 != NIO_BAD_SOCK);
   nio__sock_close(x->spare);
   assert_int_equal(nio__port_add(x->p, x->s2), 0);
   th_log_init(&x->log2);

@@ -33,5 +33,14 @@ export WINEPREFIX="$(pwd)/$dir/wineprefix" WINEDEBUG=-all
 wine=$(command -v wine64 || echo /usr/lib/wine/wine64)
 "$wine" wineboot -i >/dev/null 2>&1 || true
 ctest --test-dir "$dir" -j"$jobs" --output-on-failure
+# Per-binary cmocka counts (ctest counts binaries only).
+awk '/^[0-9]+\/[0-9]+ Test: c\./ { name = $3 }
+     /^\[  PASSED  \] [0-9]+ test/ && name { p[name] = $4 }
+     /^\[  SKIPPED \] [0-9]+ test/ && name { k[name] = $4 }
+     END { for (n in p) { printf "  %-32s %3d passed %d skipped\n", n, p[n], k[n] + 0;
+                          tp += p[n]; tk += k[n] }
+           printf "cmocka iocp: %d passed, %d skipped\n", tp, tk }' \
+  "$dir/Testing/Temporary/LastTest.log" | sort
+if [ -f tools/spec-counts.sh ]; then bash tools/spec-counts.sh "$dir" || true; fi
 "$(dirname "$wine")/wineserver" -k 2>/dev/null || wineserver -k 2>/dev/null || true
 echo "=== Windows suite passed ==="

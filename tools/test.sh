@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install, build, and run every test: the C tests and the busted specs, once
 # per backend (uring, epoll), in a release build with -Werror and again under
-# ASan+UBSan; the threaded tests once more under TSan.
+# ASan+UBSan; the threaded tests once more under TSan; then the Windows build
+# (MinGW cross build, tests under Wine with the iocp backend).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
@@ -22,4 +23,6 @@ run_suite() { # build-dir, cmake args..., then -- ctest args...
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite build-asan -DCMAKE_BUILD_TYPE=Debug "-DNETIO_SANITIZE=address;undefined"
 run_suite build-tsan -DCMAKE_BUILD_TYPE=Debug -DNETIO_SANITIZE=thread
+# Windows: the MinGW cross build, its tests under Wine (iocp).
+bash tools/test-win.sh build-win
 echo "=== all suites passed ==="

@@ -24,7 +24,7 @@
 #define NB_SEND_LOW (256u << 10)
 /* Strings up to this size are copied into the output queue; longer ones
 ** are referenced (anchored in the state's table) until sent. */
-#define NB_SEND_COPY_MAX (16u << 10)
+#define NB_SEND_COPY_MAX (4u << 10)
 /* recv(): the "whatever has arrived" size, the line-length limit of "*l",
 ** and the size above which recv(n) collects in the reader's own buffer. */
 #define NB_RECV_ANY_MAX (64u << 10)
@@ -87,6 +87,7 @@ struct nb_task {
 ** engine's c->udata points back here until we close c, and the engine
 ** delivers no callback after that, so the pointer never dangles.
 */
+#define NB_CONN_MAGIC 0x6e62636fu
 struct nb_conn {
   nio_conn *c;
   nb_state *S; /* NULL once the run ended */
@@ -97,6 +98,7 @@ struct nb_conn {
   nb_task *reader; /* the task waiting in recv (or connect) */
   nb_task *writer; /* the task waiting in send (water mark) or flush */
   int64_t tmo_connect, tmo_send, tmo_read; /* ns, -1 = no limit */
+  uint32_t magic;                          /* NB_CONN_MAGIC: see conn_check() */
   unsigned connected : 1; /* connect completed (NIO_EV_CONNECT seen) */
   size_t want;            /* input wanted, when raised above the default */
   /* Reader state kept across yields of one recv call. */

@@ -8,7 +8,16 @@
 
 enum { RM_ANY = 0, RM_N = 1, RM_LINE = 2, RM_ALL = 3 };
 
+/* Twice per message, so not luaL_checkudata (a registry lookup by name and
+** a metatable compare, ~180 instructions): a full userdata of our size
+** whose magic only nio__bind_conn_new writes is a netio.conn. A script
+** cannot forge userdata bytes; light userdata has length 0. The slow path
+** raises the usual error. */
 static nb_conn *conn_check(lua_State *L) {
+  nb_conn *nb = lua_touserdata(L, 1);
+  if (nb != NULL && lua_rawlen(L, 1) == sizeof *nb &&
+      nb->magic == NB_CONN_MAGIC)
+    return nb;
   return luaL_checkudata(L, 1, NB_CONN_MT);
 }
 
@@ -17,6 +26,7 @@ static nb_conn *conn_check(lua_State *L) {
 nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S) {
   nb_conn *nb = lua_newuserdatauv(L, sizeof *nb, 0);
   memset(nb, 0, sizeof *nb);
+  nb->magic = NB_CONN_MAGIC;
   nb->tmo_connect = nb->tmo_send = nb->tmo_read = -1;
   luaL_setmetatable(L, NB_CONN_MT);
   nb->S = S;

@@ -3,15 +3,17 @@
 ** input buffer, the output queue, the receive and send requests, connect,
 ** close and close-after-flush.
 **
-** Receiving: one single-shot receive is kept posted while the input buffer
-** holds fewer than `want` bytes and the stream is healthy; its completion
-** re-posts it. The port owns receive buffers (uring: a provided-buffer
-** ring; epoll: one buffer for the whole port), so an idle connection holds
-** none; the bytes are copied into the input buffer, which is freed as soon
-** as the owner consumed all of it. Single-shot keeps flow control trivial
-** (no cancel when the buffer passes `want`, nothing to resume), at the cost
-** of one submission per completion; a multishot receive is a later
-** optimisation that fits behind conn_recv_kick().
+** Receiving: one multishot receive is kept armed while the input buffer
+** holds fewer than `want` bytes and the stream is healthy, so a message
+** costs no submission (a backend may treat multishot as single-shot: a
+** final completion with data re-arms it). When input passes `want` the
+** receive is canceled (rpaused) and re-armed once the owner consumed below
+** `want`. The port owns receive buffers (uring: a provided-buffer ring;
+** epoll: one buffer for the whole port), so an idle connection holds none;
+** the bytes are copied into the input buffer, which goes back to the
+** engine's pool as soon as the owner consumed all of it. A large receive
+** into an empty input is not copied: the port lends its buffer (uring),
+** until the owner consumed it or more input arrives.
 **
 ** Sending: a queue of chunks; small writes are copied into a tail chunk
 ** (ping-pong messages coalesce), large ones referenced. One vectored send
@@ -30,6 +32,21 @@
 #define CONN_CHUNK_ALLOC 2048
 #define CONN_IOV 64
 #define CONN_INPUT_MIN 512
+/* Receives of at least this size into an empty input borrow the port's
+** buffer instead of being copied (smaller ones are cheaper to copy than
+** to hold a 64 KiB port buffer for). */
+#define CONN_LEND_MIN 2048
+/* Buffers of 512 B << k (k < NIO_POOL_CLASSES) are kept in the engine's
+** pools, up to this many bytes in all. Under AddressSanitizer nothing is
+** kept, so a use after free is still caught. */
+#define CONN_POOL_MIN_SHIFT 9
+#ifndef CONN_POOL_BYTES
+#if defined(__SANITIZE_ADDRESS__)
+#define CONN_POOL_BYTES 0
+#else
+#define CONN_POOL_BYTES ((size_t)4 << 20)
+#endif
+#endif
 
 static void conn_on_recv(nio_req *req, int res, const char *data,
                          unsigned flags);
@@ -37,6 +54,69 @@ static void conn_on_send(nio_req *req, int res, const char *data,
                          unsigned flags);
 static void conn_on_connect(nio_req *req, int res, const char *data,
                             unsigned flags);
+
+/* ---- block pools ---------------------------------------------------- */
+
+/* The size buf_get() allocates for a request of n bytes: the next size
+** class, or n itself above the classes. */
+static size_t buf_size(size_t n) {
+  size_t sz = (size_t)1 << CONN_POOL_MIN_SHIFT;
+  if (n <= sz) return sz;
+  if (n > sz << (NIO_POOL_CLASSES - 1)) return n;
+  while (sz < n) sz <<= 1;
+  return sz;
+}
+
+/* The pool of a block of size sz, or -1 when sz is not a class size. */
+static int buf_class(size_t sz) {
+  int k = 0;
+  if (sz < (size_t)1 << CONN_POOL_MIN_SHIFT || (sz & (sz - 1)) != 0) return -1;
+  for (sz >>= CONN_POOL_MIN_SHIFT; sz > 1; sz >>= 1) k++;
+  return k < NIO_POOL_CLASSES ? k : -1;
+}
+
+/* A block of buf_size(n) bytes. */
+static void *buf_get(nio_engine *e, size_t n) {
+  size_t sz = buf_size(n);
+  int k = buf_class(sz);
+  void *b;
+  if (k < 0 || (b = e->pools[k].head) == NULL) return malloc(sz);
+  e->pools[k].head = *(void **)b;
+  e->pooled -= sz;
+  return b;
+}
+
+/* Give back a block of sz bytes (from buf_get, or any malloc'ed block). */
+static void buf_put(nio_engine *e, void *b, size_t sz) {
+  int k = buf_class(sz);
+  if (b == NULL) return;
+  if (k < 0 || e->pooled + sz > CONN_POOL_BYTES) {
+    free(b);
+    return;
+  }
+  *(void **)b = e->pools[k].head;
+  e->pools[k].head = b;
+  e->pooled += sz;
+}
+
+void nio__conns_free_pools(nio_engine *e) {
+  void *b;
+  for (int k = 0; k < NIO_POOL_CLASSES; k++)
+    while ((b = e->pools[k].head) != NULL) {
+      e->pools[k].head = *(void **)b;
+      free(b);
+    }
+  e->pooled = 0;
+}
+
+/* Copy chunks are blocks of buf_size(); referenced chunks (cap 0) are
+** malloc'ed headers. */
+static void chunk_free(nio_engine *e, nio_chunk *ch) {
+  if (ch->cap > 0)
+    buf_put(e, ch, sizeof *ch + ch->cap);
+  else
+    free(ch);
+}
 
 /* ---- slot table ----------------------------------------------------- */
 
@@ -100,6 +180,7 @@ static conn *conn_new(nio_engine *e, nio_sock fd) {
   c->lowat = CONN_LOWAT;
   c->rreq.fd = fd;
   c->rreq.op = NIO_OP_RECV;
+  c->rreq.flags = NIO_REQ_MULTISHOT;
   c->rreq.cb = conn_on_recv;
   c->rreq.data = c;
   c->wreq.fd = fd;
@@ -132,7 +213,11 @@ void nio__conn_deliver(conn *c, int events) {
 }
 
 static void conn_free_input(conn *c) {
-  free(c->pub.in);
+  if (c->lent)
+    nio__port_release(c->e->port, c->pub.in);
+  else
+    buf_put(c->e, c->pub.in, c->pub.cap);
+  c->lent = 0;
   c->pub.in = NULL;
   c->pub.rpos = c->pub.wpos = c->pub.cap = 0;
 }
@@ -144,7 +229,7 @@ static void conn_drop_queue(conn *c) {
   for (; ch; ch = next) {
     next = ch->next;
     if (ch->free) ch->free(ch->ud, ch->p, ch->len);
-    free(ch);
+    chunk_free(c->e, ch);
   }
   c->qhead = c->qtail = NULL;
   free(c->iov);
@@ -254,11 +339,24 @@ void nio__conn_start(conn *c) {
 }
 
 /* Append n bytes to the input buffer, compacting or growing it (doubling,
-** so a large recv(n) costs O(log n) reallocations). */
+** so a large recv(n) costs O(log n) reallocations). Its capacity is always
+** a buf_size(), so it can go back to the pools. */
 static int conn_append(conn *c, const char *data, size_t n) {
   nio_conn *p = &c->pub;
   size_t avail = p->wpos - p->rpos, need = avail + n, cap;
   if (need > UINT32_MAX) return NIO_ENOMEM;
+  if (c->lent) {
+    /* Into a buffer of our own; the port gets its own back at once. */
+    char *in = buf_get(c->e, need);
+    if (in == NULL) return NIO_ENOMEM;
+    memcpy(in, p->in + p->rpos, avail);
+    nio__port_release(c->e->port, p->in);
+    c->lent = 0;
+    p->in = in;
+    p->cap = (uint32_t)buf_size(need);
+    p->rpos = 0;
+    p->wpos = (uint32_t)avail;
+  }
   if (p->cap - p->wpos < n) {
     if (p->rpos > 0) {
       memmove(p->in, p->in + p->rpos, avail);
@@ -270,7 +368,10 @@ static int conn_append(conn *c, const char *data, size_t n) {
       cap = p->cap ? p->cap : CONN_INPUT_MIN;
       while (cap < need) cap *= 2;
       if (cap > UINT32_MAX) cap = UINT32_MAX;
-      if ((in = realloc(p->in, cap)) == NULL) return NIO_ENOMEM;
+      cap = buf_size(cap);
+      if ((in = buf_get(c->e, cap)) == NULL) return NIO_ENOMEM;
+      if (avail > 0) memcpy(in, p->in, avail);
+      buf_put(c->e, p->in, p->cap);
       p->in = in;
       p->cap = (uint32_t)cap;
     }
@@ -280,17 +381,47 @@ static int conn_append(conn *c, const char *data, size_t n) {
   return 0;
 }
 
+/* Take n received bytes: a large receive into an empty input borrows the
+** port's buffer, anything else is appended (copied). */
+static int conn_take(conn *c, nio_req *req, const char *data, size_t n) {
+  if (c->pub.cap == 0 && n >= CONN_LEND_MIN &&
+      nio__port_keep(c->e->port, req, data) == 0) {
+    c->pub.in = (char *)data;
+    c->pub.rpos = 0;
+    c->pub.wpos = c->pub.cap = (uint32_t)n;
+    c->lent = 1;
+    return 0;
+  }
+  return conn_append(c, data, n);
+}
+
 static void conn_on_recv(nio_req *req, int res, const char *data,
                          unsigned flags) {
   conn *c = req->data;
   if (c->pub.closing) return; /* the sweep frees it */
+  if (!(flags & NIO_CQE_MORE) && c->rpaused) {
+    c->rpaused = 0;
+    /* The cancel of a pause won (or the receive ended by itself): receive
+    ** again if the owner drained the input meanwhile. */
+    if (res == NIO_ECANCELED) {
+      conn_recv_kick(c);
+      return;
+    }
+  }
   if (res > 0) {
     c->pub.bytes_in += (uint64_t)res;
     /* A connection nobody owns any more reads only to let its close be a
     ** clean FIN rather than a reset for unread data. */
-    if (!c->caf && conn_append(c, data, (size_t)res) < 0 && !c->pub.err)
+    if (!c->caf && conn_take(c, req, data, (size_t)res) < 0 && !c->pub.err)
       c->pub.err = NIO_ENOMEM;
-    if (!(flags & NIO_CQE_MORE)) conn_recv_kick(c);
+    if (!(flags & NIO_CQE_MORE)) {
+      conn_recv_kick(c);
+    } else if (!c->caf && !c->rpaused &&
+               (c->pub.err || c->pub.wpos - c->pub.rpos >= c->want)) {
+      /* Flow control: stop the multishot receive; consume() re-arms it. */
+      c->rpaused = 1;
+      nio__port_cancel(c->e->port, &c->rreq);
+    }
     if (!c->caf) conn_fire(c, NIO_EV_READ);
   } else if (res == 0) {
     c->pub.eof = 1;
@@ -402,7 +533,7 @@ static void conn_on_send(nio_req *req, int res, const char *data,
     c->qhead = ch->next;
     if (c->qhead == NULL) c->qtail = NULL;
     if (ch->free) ch->free(ch->ud, ch->p, ch->len);
-    free(ch);
+    chunk_free(c->e, ch);
   }
   c->pub.bytes_out += (uint64_t)res;
   c->pub.queued = before > (size_t)res ? before - (size_t)res : 0;
@@ -422,13 +553,13 @@ static void conn_on_send(nio_req *req, int res, const char *data,
     conn_fire(c, NIO_EV_WRITE);
 }
 
-static nio_chunk *conn_chunk_copy(size_t len) {
-  size_t cap = CONN_CHUNK_ALLOC - sizeof(nio_chunk);
+static nio_chunk *conn_chunk_copy(nio_engine *e, size_t len) {
+  size_t sz = CONN_CHUNK_ALLOC;
   nio_chunk *ch;
-  if (len > cap) cap = len;
-  if ((ch = malloc(sizeof *ch + cap)) == NULL) return NULL;
+  if (len > sz - sizeof *ch) sz = buf_size(sizeof *ch + len);
+  if ((ch = buf_get(e, sz)) == NULL) return NULL;
   ch->p = ch->data;
-  ch->cap = cap;
+  ch->cap = sz - sizeof *ch;
   ch->free = NULL;
   ch->ud = NULL;
   return ch;
@@ -455,7 +586,7 @@ int nio__conn_write(nio_conn *pc, const void *p, size_t len,
       memcpy(t->data + t->len, p, len);
       t->len += len;
       ch = NULL;
-    } else if ((ch = conn_chunk_copy(len)) != NULL) {
+    } else if ((ch = conn_chunk_copy(c->e, len)) != NULL) {
       memcpy(ch->data, p, len);
       ch->len = len;
     } else {

@@ -94,6 +94,7 @@ void nio__engine_free(nio_engine *e) {
     free(c);
   }
   nio__timers_free(e);
+  nio__conns_free_pools(e);
   free(e->slots);
   nio__mutex_destroy(&e->mu);
   free(e);
@@ -296,6 +297,7 @@ static void engine_worker(void *arg) {
     engine_loop(e);
   engine_drain(e);
   nio__timers_free(e);
+  nio__conns_free_pools(e);
   nio__mutex_lock(&e->mu);
   atomic_store(&e->wake_port, NULL);
   nio__mutex_unlock(&e->mu);

@@ -88,7 +88,23 @@ struct conn {
   uint8_t devents; /* deferred events to deliver at the next turn */
   unsigned connecting : 1, connected : 1, caf : 1, pending : 1, reset : 1,
       shut_done : 1, deferred : 1, zombie : 1;
+  /* The multishot receive was canceled because input reached `want`: its
+  ** final NIO_ECANCELED is flow control, not an error. */
+  unsigned rpaused : 1;
+  /* pub.in is a receive buffer lent by the port (nio__port_keep), given
+  ** back when drained, closed, or when more input must be appended. */
+  unsigned lent : 1;
 };
+
+/* A free list of malloc'ed blocks of one size class, kept by the engine so
+** that the per-message buffers (input buffers, copy chunks) skip malloc and
+** free: at every message they would take glibc's slow path, and above
+** 128 KiB of churn its heap trimming makes the kernel fault the pages in
+** again. Size classes and the byte budget are in conn.c. */
+typedef struct nio_pool {
+  void *head; /* blocks linked through their first word */
+} nio_pool;
+#define NIO_POOL_CLASSES 8 /* 512 B .. 64 KiB */
 
 /* The engine-private view of a listener; freed by the sweep once closing
 ** and its accept request had its final completion. */
@@ -136,6 +152,8 @@ struct nio_engine {
   nio_timer ftimer;
   listener *listeners; /* open listeners */
   listener *lzombies;
+  nio_pool pools[NIO_POOL_CLASSES]; /* free buffers, 512 B << class */
+  size_t pooled;                    /* bytes in pools */
   nio_resolve_req *resolving;
   nio_engine_stats stats;
 
@@ -170,6 +188,8 @@ void nio__conns_sweep(nio_engine *e);
 int nio__conns_flushing(const nio_engine *e);
 /* Close every open connection (end of the engine). */
 void nio__conns_close_all(nio_engine *e);
+/* Free the blocks kept in the engine's pools (end of the engine). */
+void nio__conns_free_pools(nio_engine *e);
 
 /* listener.c */
 void nio__listeners_sweep(nio_engine *e);

@@ -311,11 +311,20 @@ static int pmain(lua_State *L) {
 
 int main(int argc, char **argv) {
   int status, result = 1;
-  lua_State *L = luaL_newstate();
+  lua_State *L;
+  nio__sys_tune_heap();
+  L = luaL_newstate();
   if (L == NULL) {
     host_message("cannot create state: not enough memory");
     return EXIT_FAILURE;
   }
+  /* A server's heap is mostly garbage made per message (received strings)
+  ** over a live set that grows with its connections (a coroutine each), and
+  ** every GC cycle traverses that live set: start a cycle at 3x the live
+  ** data instead of 2x. Incremental, not lua.c's generational mode: every
+  ** minor collection would traverse all the coroutines. (An echo with 500
+  ** connections of 16 KiB: GC marking 3250 -> 1805 instructions/message.) */
+  lua_gc(L, LUA_GCINC, 300, 0, 0);
   nio__sys_on_interrupt(host_on_signal);
   lua_pushcfunction(L, pmain);
   lua_pushinteger(L, argc);

@@ -72,8 +72,8 @@ typedef struct iocp_accept iocp_accept;
 typedef struct iocp_slot {
   iocp_ov o;
   iocp_accept *acc;
-  SOCKET s;      /* the socket AcceptEx fills, or INVALID_SOCKET */
-  uint8_t busy;  /* an AcceptEx is out (or on the ready list) */
+  SOCKET s;     /* the socket AcceptEx fills, or INVALID_SOCKET */
+  uint8_t busy; /* an AcceptEx is out (or on the ready list) */
   char addrs[2 * IOCP_ADDR_SPACE];
 } iocp_slot;
 
@@ -81,8 +81,8 @@ typedef struct iocp_slot {
 struct iocp_accept {
   nio_req *r;
   int family;
-  int busy;     /* slots with an AcceptEx out */
-  int err;      /* a fatal error: stop posting, final completion due */
+  int busy; /* slots with an AcceptEx out */
+  int err;  /* a fatal error: stop posting, final completion due */
   uint8_t canceled;
   uint8_t queued; /* on the run queue */
   iocp_slot slots[IOCP_ACCEPTS];
@@ -97,12 +97,12 @@ typedef struct iocp_port {
   LPFN_CONNECTEX connectex;
   LPFN_GETACCEPTEXSOCKADDRS getaddrs; /* looked up for completeness: the
                                       ** engine asks getpeername() */
-  int skip_ok; /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS usable */
+  int skip_ok;    /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS usable */
   SOCKET *noskip; /* sockets for which it could not be set */
   int nnoskip, capnoskip;
-  nio_req *qhead, *qtail;           /* run queue, linked by bknext */
-  iocp_ov *rhead, *rtail;           /* ready list */
-  char *buf;                        /* recv buffer, valid in one callback */
+  nio_req *qhead, *qtail; /* run queue, linked by bknext */
+  iocp_ov *rhead, *rtail; /* ready list */
+  char *buf;              /* recv buffer, valid in one callback */
   OVERLAPPED_ENTRY entries[IOCP_MAX_ENTRIES];
 } iocp_port;
 
@@ -167,7 +167,8 @@ static int io_issue_recv(iocp_port *p, iocp_io *io);
 static int io_run_recv(iocp_port *p, iocp_io *io) {
   nio_req *r = io->r;
   int max = IOCP_BUF_SIZE, got, n = 0, err;
-  if (r->u.recv.max > 0 && r->u.recv.max < (uint32_t)max) max = (int)r->u.recv.max;
+  if (r->u.recv.max > 0 && r->u.recv.max < (uint32_t)max)
+    max = (int)r->u.recv.max;
   for (int i = 0; i < IOCP_RECV_BATCH; i++) {
     got = recv(r->fd, p->buf, max, 0);
     if (got == SOCKET_ERROR) {
@@ -277,8 +278,8 @@ static int io_run_connect(iocp_port *p, iocp_io *io) {
   }
   memset(&io->o.ov, 0, sizeof io->o.ov);
   io->state = IO_PENDING;
-  if (p->connectex(r->fd, (const struct sockaddr *)&a->ss, (int)a->len, NULL,
-                   0, NULL, &io->o.ov)) {
+  if (p->connectex(r->fd, (const struct sockaddr *)&a->ss, (int)a->len, NULL, 0,
+                   NULL, &io->o.ov)) {
     iocp_sync_ok(p, r->fd, &io->o, 0);
     return 0;
   }
@@ -385,7 +386,8 @@ static void acc_post(iocp_port *p, iocp_accept *acc, iocp_slot *sl) {
   DWORD bytes = 0;
   int res, tries = 0;
 again:
-  if (sl->s == INVALID_SOCKET && (res = nio__sock_tcp(acc->family, &sl->s)) < 0) {
+  if (sl->s == INVALID_SOCKET &&
+      (res = nio__sock_tcp(acc->family, &sl->s)) < 0) {
     sl->s = INVALID_SOCKET;
     if (acc->busy == 0) acc->err = res;
     return;
@@ -438,9 +440,8 @@ static int acc_complete(iocp_port *p, iocp_slot *sl, int res) {
   int n = 0;
   sl->busy = 0;
   acc->busy--;
-  if (res == 0 &&
-      setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (char *)&lfd,
-                 sizeof lfd) != 0)
+  if (res == 0 && setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
+                             (char *)&lfd, sizeof lfd) != 0)
     res = wsa_err();
   if (res == 0 && (uintptr_t)s > INT_MAX) res = NIO_EMFILE; /* never seen */
   if (res == 0) {
@@ -506,9 +507,9 @@ static int iocp_wait(nio_port *pp, int timeout_ms) {
   DWORD err;
   int n = iocp_run_queues(p);
   if (n > 0 || p->qhead != NULL || p->rhead != NULL) timeout_ms = 0;
-  if (!GetQueuedCompletionStatusEx(p->iocp, p->entries, IOCP_MAX_ENTRIES, &ne,
-                                   timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms,
-                                   FALSE)) {
+  if (!GetQueuedCompletionStatusEx(
+          p->iocp, p->entries, IOCP_MAX_ENTRIES, &ne,
+          timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms, FALSE)) {
     err = GetLastError();
     if (err == WAIT_TIMEOUT) return n;
     return n > 0 ? n : nio_translate_sys_error((int)err);
@@ -527,17 +528,26 @@ static int iocp_submit(nio_port *pp, nio_req *r) {
   iocp_port *p = (iocp_port *)pp;
   size_t total = 0;
   nio_addr la;
-  int res;
   if (r->active) return NIO_EBUSY;
   if (r->cb == NULL) return NIO_EINVAL;
   if (r->fd == NIO_BAD_SOCK) return NIO_EBADF;
   switch (r->op) {
   case NIO_OP_ACCEPT: {
     iocp_accept *acc;
-    if ((res = nio__sock_getsockname(r->fd, &la)) < 0) return res;
+    BOOL listening = FALSE;
+    int optlen = sizeof listening;
     if ((acc = calloc(1, sizeof *acc)) == NULL) return NIO_ENOMEM;
     acc->r = r;
-    acc->family = la.ss.ss_family;
+    /* An unbound socket has no name: AcceptEx reports it (EINVAL) as the
+    ** final completion, as accept(2) would. */
+    acc->family =
+        nio__sock_getsockname(r->fd, &la) == 0 ? la.ss.ss_family : AF_INET;
+    /* Wine's AcceptEx on a socket that is not listening stays pending
+    ** instead of failing: ask first, so both fail alike. */
+    if (getsockopt(r->fd, SOL_SOCKET, SO_ACCEPTCONN, (char *)&listening,
+                   &optlen) != 0 ||
+        !listening)
+      acc->err = NIO_EINVAL;
     for (int i = 0; i < IOCP_ACCEPTS; i++) {
       acc->slots[i].o.kind = OV_ACCEPT;
       acc->slots[i].acc = acc;
@@ -551,8 +561,7 @@ static int iocp_submit(nio_port *pp, nio_req *r) {
   case NIO_OP_RECV:
   case NIO_OP_SEND: {
     iocp_io *io;
-    if (r->op == NIO_OP_CONNECT && r->u.connect.addr == NULL)
-      return NIO_EINVAL;
+    if (r->op == NIO_OP_CONNECT && r->u.connect.addr == NULL) return NIO_EINVAL;
     if (r->op == NIO_OP_SEND) {
       if (r->u.send.iovcnt < 0 || (r->u.send.iovcnt > 0 && !r->u.send.iov))
         return NIO_EINVAL;
@@ -584,8 +593,7 @@ static int iocp_cancel(nio_port *pp, nio_req *r) {
     if (acc->canceled) return 0;
     acc->canceled = 1;
     for (int i = 0; i < IOCP_ACCEPTS; i++)
-      if (acc->slots[i].busy)
-        CancelIoEx((HANDLE)r->fd, &acc->slots[i].o.ov);
+      if (acc->slots[i].busy) CancelIoEx((HANDLE)r->fd, &acc->slots[i].o.ov);
     /* Nothing out: the run queue delivers the final completion. */
     if (acc->busy == 0 && !acc->queued) {
       acc->queued = 1;
@@ -612,10 +620,9 @@ static int iocp_add(nio_port *pp, nio_sock fd) {
   if (fd == NIO_BAD_SOCK) return NIO_EBADF;
   if (CreateIoCompletionPort((HANDLE)fd, p->iocp, 0, 0) == NULL)
     return nio_translate_sys_error((int)GetLastError());
-  if (p->skip_ok &&
-      !SetFileCompletionNotificationModes(
-          (HANDLE)fd, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS |
-                          FILE_SKIP_SET_EVENT_ON_HANDLE)) {
+  if (p->skip_ok && !SetFileCompletionNotificationModes(
+                        (HANDLE)fd, FILE_SKIP_COMPLETION_PORT_ON_SUCCESS |
+                                        FILE_SKIP_SET_EVENT_ON_HANDLE)) {
     if (p->nnoskip == p->capnoskip) {
       int n = p->capnoskip ? p->capnoskip * 2 : 8;
       if ((t = realloc(p->noskip, (size_t)n * sizeof *t)) == NULL)
@@ -691,9 +698,9 @@ static int iocp_open(nio_port **out) {
       (r = iocp_lookup(s, g_con, &p->connectex, sizeof p->connectex)) < 0 ||
       (r = iocp_lookup(s, g_addrs, &p->getaddrs, sizeof p->getaddrs)) < 0)
     goto fail;
-  p->skip_ok = getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info,
-                          &len) == 0 &&
-               (info.dwServiceFlags1 & XP1_IFS_HANDLES) != 0;
+  p->skip_ok =
+      getsockopt(s, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info, &len) == 0 &&
+      (info.dwServiceFlags1 & XP1_IFS_HANDLES) != 0;
   if (!p->skip_ok)
     nio__log_once(NIO_LOG_DEBUG, "iocp-noskip",
                   "netio: iocp: non-IFS socket provider, completions on "

@@ -117,8 +117,7 @@ void nio__logv(int level, const char *fmt, va_list ap) {
 #endif
   n = strftime(line, sizeof line, "%Y-%m-%d %H:%M:%S", &tm);
   n += (size_t)snprintf(line + n, sizeof line - n, ".%03d %-5s %ld %llu ",
-                        (int)(nsec / 1000000), log_names[level],
-                        log_getpid(),
+                        (int)(nsec / 1000000), log_names[level], log_getpid(),
                         (unsigned long long)nio__thread_self_id());
   if (n < sizeof line) vsnprintf(line + n, sizeof line - n, fmt, ap);
   n = strlen(line);

@@ -75,6 +75,14 @@ int nio__port_cancel(nio_port *p, nio_req *r) {
   return p->ops->cancel(p, r);
 }
 
+int nio__port_keep(nio_port *p, nio_req *r, const char *data) {
+  return p->ops->keep ? p->ops->keep(p, r, data) : NIO_ENOBUFS;
+}
+
+void nio__port_release(nio_port *p, const char *data) {
+  if (p->ops->release) p->ops->release(p, data);
+}
+
 int nio__port_wait(nio_port *p, int timeout_ms) {
   return p->ops->wait(p, timeout_ms);
 }

@@ -33,7 +33,8 @@ enum nio_op {
   NIO_OP_CONNECT,
   /* Receive into a buffer the port owns, so an idle socket holds none.
   ** res = bytes (> 0), 0 at end of stream, or NIO_E*. The data pointer
-  ** passed to the callback is valid only during the callback. May be
+  ** passed to the callback is valid only during the callback (unless kept:
+  ** nio__port_keep). May be
   ** multishot (NIO_CQE_MORE); the port never delivers more than one
   ** completion per callback call and stops on EOF or error. At most
   ** u.recv.max bytes are delivered per completion (0 = the port's own buffer
@@ -115,6 +116,16 @@ void nio__port_remove(nio_port *p, nio_sock fd);
 ** Never calls the callback from inside submit. Returns 0 or NIO_E* (the
 ** request was not accepted and will not complete). */
 int nio__port_submit(nio_port *p, nio_req *r);
+/* Inside the callback of a receive completion carrying data: keep the
+** port's buffer that holds it, so the owner need not copy the bytes out.
+** data (the pointer the callback got) then stays valid after the callback
+** until nio__port_release(p, data). Returns 0, or NIO_ENOBUFS when the
+** port cannot lend (a backend without such buffers, or enough of them
+** lent already): the owner copies. Lent buffers are not available to
+** receive into, so the owner gives them back as soon as it can. */
+int nio__port_keep(nio_port *p, nio_req *r, const char *data);
+/* Give back a buffer kept by nio__port_keep() (before the port closes). */
+void nio__port_release(nio_port *p, const char *data);
 /* Ask an active request to finish early. Its final completion follows with
 ** NIO_ECANCELED, or with its real result if that raced the cancel. The
 ** callback is never called from inside cancel. */
@@ -141,6 +152,9 @@ typedef struct nio_port_ops {
   int (*cancel)(nio_port *p, nio_req *r);
   int (*wait)(nio_port *p, int timeout_ms);
   int (*post)(nio_port *p);
+  /* Optional (NULL: the port never lends its receive buffers). */
+  int (*keep)(nio_port *p, nio_req *r, const char *data);
+  void (*release)(nio_port *p, const char *data);
 } nio_port_ops;
 
 /* Every backend's port struct starts with this. */

@@ -45,6 +45,13 @@ typedef struct nio_addr {
 ** nothing elsewhere). The socket functions here and the ports call it
 ** themselves; code using the OS socket API directly (tests) calls it. */
 int nio__sys_init(void);
+/* The host's process-wide allocator settings, before it allocates much:
+** keep memory freed at the top of the heap instead of handing it back to
+** the OS at every free (glibc trims above 128 KiB, so a server churning
+** 16 KiB strings faults the same pages in again at every message). A
+** library never calls this; it is the executable's choice. No-op where
+** there is nothing to tune. */
+void nio__sys_tune_heap(void);
 
 /* The host's interrupts. fn(sig) runs for SIGINT/SIGTERM (POSIX: in a
 ** signal handler, so it may only do async-signal-safe work) or for

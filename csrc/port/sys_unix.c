@@ -13,6 +13,9 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include "sys.h"
 
 /* Backends hand the nio_iov array straight to writev/sendmsg/io_uring. */
@@ -30,6 +33,16 @@ _Static_assert(sizeof(((nio_iov *)0)->len) ==
 
 int nio__sys_init(void) {
   return 0;
+}
+
+void nio__sys_tune_heap(void) {
+#ifdef __GLIBC__
+  /* Fixed thresholds also end glibc's own adaptation, so both are set:
+  ** up to 32 MiB free at the top stays mapped, blocks below 4 MiB come
+  ** from the heap (and its free lists) rather than a fresh mmap. */
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+#endif
 }
 
 void nio__sys_on_interrupt(nio_interrupt_fn fn) {

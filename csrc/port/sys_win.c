@@ -33,6 +33,9 @@ int nio__sys_init(void) {
   return sys_init_err;
 }
 
+/* The process heap of Windows needs no tuning here. */
+void nio__sys_tune_heap(void) {}
+
 static nio_interrupt_fn sys_interrupt_fn;
 
 /* Runs on a thread the console creates for the event. Returning TRUE for
@@ -149,8 +152,7 @@ int nio__thread_detach_start(nio_thread_fn fn, void *arg) {
   return 0;
 }
 
-void nio__thread_block_signals(void) {
-}
+void nio__thread_block_signals(void) {}
 
 uint64_t nio__thread_self_id(void) {
   return (uint64_t)GetCurrentThreadId();
@@ -466,8 +468,7 @@ int nio__addr_resolve(const char *host, int port, nio_addr *a) {
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_protocol = IPPROTO_TCP;
-  if ((r = getaddrinfo(host, NULL, &hints, &res)) != 0)
-    return resolve_error(r);
+  if ((r = getaddrinfo(host, NULL, &hints, &res)) != 0) return resolve_error(r);
   r = NIO_EAI_NONAME;
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
     if (ai->ai_addrlen > sizeof a->ss) continue;

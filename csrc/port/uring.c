@@ -26,7 +26,9 @@
 ** Receive buffers: one provided-buffer ring (group URING_BGID) of
 ** nbufs x 64 KiB owned by the port. The kernel picks a buffer only when data
 ** is there, so an idle connection holds none; the buffer goes back to the
-** ring right after the callback that saw it returns.
+** ring right after the callback that saw it returns, unless the callback
+** kept it (keep(): at most nbufs / 2 at once, so that receiving goes on);
+** then release() gives it back.
 **
 ** When the SQ is full and submitting cannot free it, requests (and cancels)
 ** wait in a FIFO backlog (bknext) that wait() drains first.
@@ -108,6 +110,9 @@ typedef struct uring_port {
               ** while it sits in br, to one callback while delivered */
   size_t bufs_size;
   unsigned nbufs;
+  unsigned nkept; /* buffers lent to owners by keep() */
+  int cur_bid;    /* buffer of the completion being delivered, or -1 */
+  int cur_kept;   /* ... and keep() was called on it */
   int br_registered;
   nio_req *backlog, *backlog_tail;  /* linked by bknext */
   uring_msg *msgs;                  /* free list */
@@ -280,6 +285,13 @@ static void uring_queue_cancel(uring_port *p, nio_req *r) {
 
 /* ---- completions ------------------------------------------------------- */
 
+static void uring_buf_give(uring_port *p, unsigned bid) {
+  io_uring_buf_ring_add(p->br, p->bufs + (size_t)bid * URING_BUF_SIZE,
+                        URING_BUF_SIZE, (unsigned short)bid,
+                        io_uring_buf_ring_mask(p->nbufs), 0);
+  io_uring_buf_ring_advance(p->br, 1);
+}
+
 /* The final completion. r is released before the callback, which may
 ** submit r again or free it; r is not touched afterwards. */
 static int uring_finish(uring_port *p, nio_req *r, int res, const char *data) {
@@ -440,6 +452,8 @@ static int uring_on_cqe(uring_port *p, uint64_t ud, int res, unsigned cf) {
   if (cf & IORING_CQE_F_BUFFER) {
     bid = (int)(cf >> IORING_CQE_BUFFER_SHIFT);
     data = p->bufs + (size_t)bid * URING_BUF_SIZE;
+    p->cur_bid = bid;
+    p->cur_kept = 0;
   }
   if (!(cf & IORING_CQE_F_MORE)) {
     r->bkflags &= (uint8_t)~F_INFLIGHT;
@@ -463,12 +477,11 @@ static int uring_on_cqe(uring_port *p, uint64_t ud, int res, unsigned cf) {
     n = uring_finish(p, r, res, NULL);
     break;
   }
-  /* The callback has returned: the buffer goes back to the kernel. */
+  /* The callback has returned: the buffer goes back to the kernel, unless
+  ** the owner kept it. */
   if (bid >= 0) {
-    io_uring_buf_ring_add(p->br, p->bufs + (size_t)bid * URING_BUF_SIZE,
-                          URING_BUF_SIZE, (unsigned short)bid,
-                          io_uring_buf_ring_mask(p->nbufs), 0);
-    io_uring_buf_ring_advance(p->br, 1);
+    p->cur_bid = -1;
+    if (!p->cur_kept) uring_buf_give(p, (unsigned)bid);
   }
   return n;
 }
@@ -606,6 +619,26 @@ static int uring_cancel(nio_port *pp, nio_req *r) {
   return 0;
 }
 
+/* Only the buffer of the completion being delivered can be kept. */
+static int uring_keep(nio_port *pp, nio_req *r, const char *data) {
+  uring_port *p = (uring_port *)pp;
+  (void)r;
+  if (p->cur_bid < 0 || p->cur_kept ||
+      data != p->bufs + (size_t)p->cur_bid * URING_BUF_SIZE)
+    return NIO_EINVAL;
+  if (p->nkept >= p->nbufs / 2) return NIO_ENOBUFS;
+  p->cur_kept = 1;
+  p->nkept++;
+  return 0;
+}
+
+static void uring_release(nio_port *pp, const char *data) {
+  uring_port *p = (uring_port *)pp;
+  size_t off = (size_t)(data - p->bufs);
+  p->nkept--;
+  uring_buf_give(p, (unsigned)(off / URING_BUF_SIZE));
+}
+
 static int uring_add(nio_port *p, nio_sock fd) {
   (void)p;
   return fd < 0 ? NIO_EBADF : 0;
@@ -714,6 +747,7 @@ static int uring_open(nio_port **out) {
   p->rest_ts.tv_sec = URING_ACCEPT_BACKOFF_NS / 1000000000ll;
   p->rest_ts.tv_nsec = URING_ACCEPT_BACKOFF_NS % 1000000000ll;
   p->nbufs = uring_env_nbufs();
+  p->cur_bid = -1;
   if ((p->evfd = eventfd(0, EFD_CLOEXEC)) < 0) {
     r = uring_err();
     goto fail;
@@ -776,4 +810,6 @@ const nio_port_ops nio__uring_ops = {
     .cancel = uring_cancel,
     .wait = uring_wait,
     .post = uring_post,
+    .keep = uring_keep,
+    .release = uring_release,
 };
