@@ -227,7 +227,8 @@ static void sock_error_reports_a_refused_connect(void **state) {
   th_addr_closed(&a);
   assert_int_equal(nio__sock_tcp(AF_INET, &s), 0);
   connect(s, (const struct sockaddr *)&a.ss, a.len);
-  while ((r = nio__sock_error(s)) == 0 && th_now_ms() < deadline) th_usleep(1000);
+  while ((r = nio__sock_error(s)) == 0 && th_now_ms() < deadline)
+    th_usleep(1000);
   if (r != NIO_ECONNREFUSED)
     th_fail("expected SO_ERROR to say ECONNREFUSED, got %s", nio_err_name(r));
   nio__sock_close(s);

@@ -117,9 +117,9 @@ typedef void (*nio_chunk_free)(void *ud, const void *p, size_t len);
 ** connection once every request on it has completed.
 */
 struct nio_conn {
-  uint64_t id;      /* generation-tagged; see nio__conn_get() */
-  nio_conn_cb cb;   /* owner's; may be changed at any time */
-  void *udata;      /* owner's */
+  uint64_t id;    /* generation-tagged; see nio__conn_get() */
+  nio_conn_cb cb; /* owner's; may be changed at any time */
+  void *udata;    /* owner's */
   nio_sock fd;
   int err;          /* first error (NIO_E*), 0 if none; sticky */
   unsigned eof : 1; /* the peer closed its sending side */
@@ -138,9 +138,8 @@ struct nio_conn {
 /* Start a connection to addr. bind: local address to bind first (with
 ** address and port reuse), or NULL. The result comes as NIO_EV_CONNECT
 ** with c->err = 0 or NIO_E*; on failure the owner still closes c. */
-int nio__conn_connect(nio_engine *e, const nio_addr *addr,
-                      const nio_addr *bind, nio_conn_cb cb, void *udata,
-                      nio_conn **out);
+int nio__conn_connect(nio_engine *e, const nio_addr *addr, const nio_addr *bind,
+                      nio_conn_cb cb, void *udata, nio_conn **out);
 /* The live connection with this id, or NULL (closed, stale or foreign). */
 nio_conn *nio__conn_get(nio_engine *e, uint64_t id);
 
@@ -159,8 +158,8 @@ void nio__conn_want(nio_conn *c, size_t n);
 ** caller applies the water marks by looking at c->queued. Returns 0, or
 ** NIO_ECLOSED / c->err when the connection can no longer send (free is
 ** then called before returning). len == 0 is a no-op. */
-int nio__conn_write(nio_conn *c, const void *p, size_t len,
-                    nio_chunk_free free, void *ud);
+int nio__conn_write(nio_conn *c, const void *p, size_t len, nio_chunk_free free,
+                    void *ud);
 /* Low-water mark at or below which NIO_EV_WRITE is delivered. */
 void nio__conn_set_lowat(nio_conn *c, size_t lowat);
 /* Half-close the sending side once queued output is sent. */
@@ -191,9 +190,8 @@ struct nio_listener {
 };
 /* Listen on addr. The engine accepts ahead (pre-posted accepts) and keeps
 ** up to backlog accepted connections waiting for nio__listener_accept(). */
-int nio__listen(nio_engine *e, const nio_addr *addr, int backlog,
-                int reuseport, nio_listener_cb cb, void *udata,
-                nio_listener **out);
+int nio__listen(nio_engine *e, const nio_addr *addr, int backlog, int reuseport,
+                nio_listener_cb cb, void *udata, nio_listener **out);
 /* A pending connection, now owned by the caller, or NULL if none. */
 nio_conn *nio__listener_accept(nio_listener *l, nio_conn_cb cb, void *udata);
 int nio__listener_getsockname(nio_listener *l, nio_addr *a);

@@ -11,8 +11,8 @@
 
 const char *nio_strerror(int err) {
   switch (err) {
-#define NIO__ERR_MSG(name, num, msg)                                         \
-  case NIO_##name:                                                           \
+#define NIO__ERR_MSG(name, num, msg)                                           \
+  case NIO_##name:                                                             \
     return msg;
     NIO_ERRNO_MAP(NIO__ERR_MSG)
 #undef NIO__ERR_MSG
@@ -25,8 +25,8 @@ const char *nio_strerror(int err) {
 
 const char *nio_err_name(int err) {
   switch (err) {
-#define NIO__ERR_NAME(name, num, msg)                                        \
-  case NIO_##name:                                                           \
+#define NIO__ERR_NAME(name, num, msg)                                          \
+  case NIO_##name:                                                             \
     return #name;
     NIO_ERRNO_MAP(NIO__ERR_NAME)
 #undef NIO__ERR_NAME

@@ -39,9 +39,11 @@ static void log_wallclock(time_t *sec, long *nsec) {
 }
 
 #ifdef _WIN32
-#define LOG_LOCK_INIT {SRWLOCK_INIT}
+#define LOG_LOCK_INIT                                                          \
+  { SRWLOCK_INIT }
 #else
-#define LOG_LOCK_INIT {PTHREAD_MUTEX_INITIALIZER}
+#define LOG_LOCK_INIT                                                          \
+  { PTHREAD_MUTEX_INITIALIZER }
 #endif
 
 /* level and init are read without the lock on the fast path: atomics. */
