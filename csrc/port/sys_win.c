@@ -417,30 +417,6 @@ int nio__sock_last_error(void) {
   return e == 0 ? 0 : nio_translate_sys_error(e);
 }
 
-int nio__addr_format(const nio_addr *a, char *ip, size_t iplen, int *port) {
-  const struct sockaddr_in *s4;
-  const struct sockaddr_in6 *s6;
-  const void *src;
-  int family = a->ss.ss_family;
-  if (family == AF_INET) {
-    s4 = (const struct sockaddr_in *)&a->ss;
-    src = &s4->sin_addr;
-    *port = ntohs(s4->sin_port);
-  } else if (family == AF_INET6) {
-    s6 = (const struct sockaddr_in6 *)&a->ss;
-    src = &s6->sin6_addr;
-    *port = ntohs(s6->sin6_port);
-    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-      family = AF_INET;
-      src = &s6->sin6_addr.s6_addr[12];
-    }
-  } else {
-    return NIO_EAFNOSUPPORT;
-  }
-  if (inet_ntop(family, src, ip, iplen) == NULL) return sock_err();
-  return 0;
-}
-
 /* ---- name resolution ------------------------------------------------- */
 
 static int resolve_error(int eai) {
