@@ -145,3 +145,10 @@ void th_pattern(void *buf, size_t len, uint64_t off) {
     c[i] = (unsigned char)((x * 2654435761u) >> 13 ^ (x >> 8));
   }
 }
+
+void th_pair_finish(nio_port *p, int client, nio_sock server) {
+  nio__port_remove(p, server);
+  nio__sock_close(server);
+  th_close(client);
+  nio__port_close(p);
+}

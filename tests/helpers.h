@@ -40,6 +40,9 @@ int th_client(const nio_addr *a);
 /* A connected pair over loopback: *client is blocking, *server (the
 ** accepted end) is non-blocking and added to p if p is not NULL. */
 void th_pair(nio_port *p, int *client, nio_sock *server);
+/* The end of a th_pair test: forget the server end in p, close both ends,
+** then close p. */
+void th_pair_finish(nio_port *p, int client, nio_sock server);
 void th_set_blocking(int fd, int blocking);
 /* Blocking I/O that fails the test on error; read_some returns 0 at EOF. */
 void th_write_all(int fd, const void *buf, size_t len);

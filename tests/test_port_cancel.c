@@ -35,10 +35,7 @@ static void cancel_pending_recv_gives_one_ecanceled(void **state) {
   th_write_all(c, "after", 5);
   th_run_until(p, th_log_final, &log, 5000, "a recv after the cancel");
   assert_int_equal(log.last_res, 5);
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 static void cancel_before_first_turn_gives_one_completion(void **state) {
@@ -58,10 +55,7 @@ static void cancel_before_first_turn_gives_one_completion(void **state) {
   if (log.ncqe != 1 || log.last_res != NIO_ECANCELED)
     th_fail("expected exactly one ECANCELED completion, got %d, last %s",
             log.ncqe, nio_err_name(log.last_res));
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 static void
@@ -96,10 +90,7 @@ cancel_after_data_arrived_gives_data_or_ecanceled_once(void **state) {
       assert_int_equal(log.last_res, 5);
     }
   }
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 static void cancel_then_close_fd_completes_and_is_quiet(void **state) {
@@ -161,10 +152,7 @@ static void cancel_pending_send_gives_one_completion(void **state) {
   if (log.last_res != NIO_ECANCELED && log.last_res <= 0)
     th_fail("expected ECANCELED (or a byte count), got %s",
             nio_err_name(log.last_res));
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 static void cancel_twice_still_gives_one_completion(void **state) {
@@ -186,10 +174,7 @@ static void cancel_twice_still_gives_one_completion(void **state) {
   if (log.ncqe != 1 || log.last_res != NIO_ECANCELED)
     th_fail("expected exactly one ECANCELED completion, got %d, last %s",
             log.ncqe, nio_err_name(log.last_res));
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 /* Two sockets get data in the same turn; the first callback cancels the
@@ -324,10 +309,7 @@ static void stale_readiness_of_a_closed_socket_is_ignored(void **state) {
   nio__sock_close(x.s2);
   th_close(x.c2);
   th_close(x.victim_client);
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 typedef struct poster {

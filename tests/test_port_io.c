@@ -26,10 +26,7 @@ static void recv_delivers_data_sent_by_peer(void **state) {
   assert_int_equal(log.hash, th_hash(TH_HASH_INIT, "hello", 5));
   assert_false(r.active);
   assert_false(log.active_seen);
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 static void recv_completes_at_once_when_data_is_already_there(void **state) {
@@ -47,10 +44,7 @@ static void recv_completes_at_once_when_data_is_already_there(void **state) {
   assert_int_equal(nio__port_submit(p, &r), 0);
   th_run_until(p, th_log_final, &log, 5000, "the recv of data already there");
   assert_int_equal(log.last_res, 5);
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 static void send_delivers_all_bytes_to_peer(void **state) {
@@ -79,10 +73,7 @@ static void send_delivers_all_bytes_to_peer(void **state) {
   }
   assert_int_equal(got, 6);
   assert_memory_equal(buf, "abcdef", 6);
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 static void send_of_nothing_completes_with_zero(void **state) {
@@ -100,10 +91,7 @@ static void send_of_nothing_completes_with_zero(void **state) {
   assert_int_equal(nio__port_submit(p, &r), 0);
   th_run_until(p, th_log_final, &log, 5000, "the empty send's completion");
   assert_int_equal(log.last_res, 0);
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 static void recv_delivers_eof_after_data(void **state) {
@@ -205,10 +193,7 @@ static void shutdown_write_gives_peer_eof_and_keeps_reading(void **state) {
   th_run_until(p, th_log_final, &log, 5000, "data after half close");
   if (log.last_res != 5)
     th_fail("expected 5 bytes on the half-closed socket, got %d", log.last_res);
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 /* The slow reader of the 64 MiB send: small reads, a pause now and then,
@@ -323,10 +308,7 @@ static void recv_delivers_at_most_max_bytes(void **state) {
       th_fail("expected recv %d to deliver bytes %d..%d in order", i, i * 100,
               i * 100 + 99);
   }
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 static void recv_without_max_delivers_at_most_64k(void **state) {
@@ -354,10 +336,7 @@ static void recv_without_max_delivers_at_most_64k(void **state) {
     total += (uint64_t)log.last_res;
   }
   assert_int_equal(total, sizeof buf);
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  th_close(c);
-  nio__port_close(p);
+  th_pair_finish(p, c, s);
 }
 
 static void multishot_recv_delivers_until_eof(void **state) {
