@@ -24,6 +24,9 @@ typedef struct eh_test {
   void (*turn)(struct eh_test *t); /* each loop turn, before the wait */
   void (*stop)(struct eh_test *t);
   void (*finish)(struct eh_test *t);
+  /* A posted message (nio__engine_post); the test owns m. NULL: freed. */
+  void (*message)(struct eh_test *t, nio_msg *m);
+  nio_options opts;  /* for eh_new() */
   int timeout_ms;    /* watchdog; 0 = 10 s */
   const char *stage; /* what the test waits for, for the watchdog message */
   int done;          /* set by the test: quit at the next turn */
@@ -93,9 +96,24 @@ static inline void eh_hook_finish(nio_engine *e, void *arg) {
   if (t->finish) t->finish(t);
 }
 
+static inline void eh_hook_message(nio_engine *e, void *arg, nio_msg *m) {
+  eh_test *t = arg;
+  if (t->message)
+    t->message(t, m);
+  else
+    nio__msg_free(e, m);
+}
+
+/* The hooks of a test. */
+static inline nio_engine_hooks eh_hooks(eh_test *t) {
+  nio_engine_hooks h = {eh_hook_start,  eh_hook_turn, eh_hook_stop,
+                        eh_hook_finish, t,            eh_hook_message};
+  return h;
+}
+
 /* Create the engine (t->e) without starting it. */
 static inline void eh_new(eh_test *t) {
-  int r = nio__engine_new(&t->e, NULL);
+  int r = nio__engine_new(&t->e, &t->opts);
   if (r < 0) th_fail("nio__engine_new: expected 0, got %s", nio_err_name(r));
   if (t->timeout_ms == 0) t->timeout_ms = 10000;
 }
@@ -103,8 +121,7 @@ static inline void eh_new(eh_test *t) {
 /* Start t->e (eh_new first), wait for it to end, check the result. The
 ** engine is left for the caller to inspect and free (eh_free). */
 static inline void eh_start_join(eh_test *t) {
-  nio_engine_hooks h = {eh_hook_start, eh_hook_turn, eh_hook_stop,
-                        eh_hook_finish, t};
+  nio_engine_hooks h = eh_hooks(t);
   int r = nio__engine_start(t->e, &h);
   if (r < 0) th_fail("nio__engine_start: expected 0, got %s", nio_err_name(r));
   t->result = nio__engine_join(t->e);

@@ -211,7 +211,7 @@ static void many_server_cb(nio_conn *c, int ev) {
 static void many_client_cb(nio_conn *c, int ev) {
   many_client *mc = c->udata;
   many_state *s = mc->s;
-  nio_engine_stats st;
+  nio_counters st;
   if (ev & NIO_EV_CONNECT) {
     char msg[16];
     if (!EH_CHECK(&s->t, c->err == 0, "connect #%d: expected 0, got %s",
@@ -276,7 +276,7 @@ static int many_start(eh_test *t) {
 
 static void many_finish(eh_test *t) {
   many_state *s = (many_state *)t;
-  nio_engine_stats st;
+  nio_counters st;
   for (int i = 0; i < MANY; i++)
     if (s->clients[i].c) nio__conn_close(s->clients[i].c, 0);
   for (int i = 0; i < s->nservers; i++) nio__conn_close(s->servers[i], 0);
@@ -425,7 +425,7 @@ static int lc_start(eh_test *t) {
 
 static void lc_finish(eh_test *t) {
   lc_state *s = (lc_state *)t;
-  nio_engine_stats st;
+  nio_counters st;
   if (s->client) nio__conn_close(s->client, 0);
   if (s->l) nio__listener_close(s->l);
   nio__engine_stats(t->e, &st);

@@ -282,7 +282,7 @@ static void cif_turn(eh_test *t) {
 
 static void cif_close(nio_timer *tm) {
   err_state *s = tm->data;
-  nio_engine_stats st;
+  nio_counters st;
   nio__engine_stats(s->t.e, &st);
   s->queued_at_err = s->a->queued;
   nio__conn_close(s->a, 0);

@@ -24,7 +24,7 @@ typedef struct stop_state {
   /* In-engine reader. */
   uint64_t a_got;
   int a_eof;
-  nio_engine_stats st;
+  nio_counters st;
 } stop_state;
 
 static void forget_cb(nio_conn *c, int ev) {
@@ -104,7 +104,7 @@ static void wait_flag(atomic_int *f, const char *what) {
 static void graceful_stop_flushes_forgotten_output_to_reader(void **state) {
   stop_state *s = calloc(1, sizeof *s);
   nio_engine_hooks h = {eh_hook_start, eh_hook_turn, eh_hook_stop,
-                        eh_hook_finish, &s->t};
+                        eh_hook_finish, &s->t, NULL};
   nio_thread *rd;
   char *want = malloc(FLUSH_BYTES);
   (void)state;

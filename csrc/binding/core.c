@@ -154,12 +154,13 @@ static int run_in_task(lua_State *L, nb_state *S, nb_task *self) {
 
 int nio__bind_run(lua_State *L, int nargs, const nb_run_opts *o) {
   static const nio_engine_hooks hooks = {hook_start, hook_turn, hook_stop,
-                                         hook_finish, NULL};
+                                         hook_finish, NULL, NULL};
   nio_engine_hooks h = hooks;
   int fidx = lua_gettop(L) - nargs, r, n;
   nb_state *S;
   nb_task *t;
   const char *backend = o ? o->backend : NULL;
+  nio_options eo;
 
   /* The state lives on this call's stack, below the function. */
   S = lua_newuserdatauv(L, sizeof *S, 0);
@@ -180,7 +181,9 @@ int nio__bind_run(lua_State *L, int nargs, const nb_run_opts *o) {
   S->main_task = t;
   /* fidx now holds the main task's userdata. */
 
-  if ((r = nio__engine_new(&S->e, backend)) != 0) {
+  memset(&eo, 0, sizeof eo);
+  eo.backend = backend;
+  if ((r = nio__engine_new(&S->e, &eo)) != 0) {
     lua_pushnil(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, S);
     return luaL_error(L, "netio: cannot create the engine: %s",

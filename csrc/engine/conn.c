@@ -54,6 +54,7 @@ static void conn_on_send(nio_req *req, int res, const char *data,
                          unsigned flags);
 static void conn_on_connect(nio_req *req, int res, const char *data,
                             unsigned flags);
+static void conn_recv_kick(conn *c);
 
 /* ---- block pools ---------------------------------------------------- */
 
@@ -120,6 +121,35 @@ static void chunk_free(nio_engine *e, nio_chunk *ch) {
 
 /* ---- slot table ----------------------------------------------------- */
 
+/* Make sure the outside view covers slots [0, n): allocate the blocks
+** missing and publish them for senders. */
+static int xslots_grow(nio_engine *e, uint32_t n) {
+  for (uint32_t b = 0; b < (n + NIO_XS_BLOCK - 1) / NIO_XS_BLOCK; b++) {
+    nio_xslot *blk;
+    if (atomic_load_explicit(&e->xblocks[b], memory_order_relaxed)) continue;
+    if ((blk = calloc(NIO_XS_BLOCK, sizeof *blk)) == NULL) return NIO_ENOMEM;
+    atomic_store_explicit(&e->xblocks[b], blk, memory_order_release);
+  }
+  return 0;
+}
+
+nio_xslot *nio__xslot(nio_engine *e, uint32_t slot) {
+  nio_xslot *blk;
+  if (slot >= NIO_ID_MAX_SLOTS) return NULL;
+  blk = atomic_load_explicit(&e->xblocks[slot >> NIO_XS_BLOCK_BITS],
+                             memory_order_acquire);
+  return blk ? &blk[slot & (NIO_XS_BLOCK - 1)] : NULL;
+}
+
+void nio__xslots_free(nio_engine *e) {
+  for (uint32_t b = 0; b < NIO_XS_BLOCKS; b++) {
+    nio_xslot *blk = atomic_load_explicit(&e->xblocks[b], memory_order_relaxed);
+    if (blk == NULL) break; /* blocks are allocated in order */
+    free(blk);
+    atomic_store_explicit(&e->xblocks[b], NULL, memory_order_relaxed);
+  }
+}
+
 static int slot_alloc(nio_engine *e, conn *c) {
   uint32_t s;
   if (e->free_slot == 0) {
@@ -127,6 +157,7 @@ static int slot_alloc(nio_engine *e, conn *c) {
     nio_slot *t;
     if (n > NIO_ID_MAX_SLOTS) n = NIO_ID_MAX_SLOTS;
     if (n == e->nslots) return NIO_ENOMEM;
+    if (xslots_grow(e, n) < 0) return NIO_ENOMEM;
     if ((t = realloc(e->slots, n * sizeof *t)) == NULL) return NIO_ENOMEM;
     /* Push the new slots so that the lowest is handed out first. */
     for (i = n; i-- > e->nslots;) {
@@ -142,7 +173,11 @@ static int slot_alloc(nio_engine *e, conn *c) {
   e->free_slot = e->slots[s].next;
   e->slots[s].c = c;
   c->slot = s;
-  c->pub.id = NIO_ID_MAKE(e->index, e->slots[s].gen, s);
+  c->pub.id = NIO_ID_MAKE(e->epoch, e->index, e->slots[s].gen, s);
+  c->xs = nio__xslot(e, s);
+  atomic_store_explicit(&c->xs->queued, 0, memory_order_relaxed);
+  atomic_store_explicit(&c->xs->limit, e->send_limit, memory_order_relaxed);
+  atomic_store_explicit(&c->xs->id, c->pub.id, memory_order_release);
   return 0;
 }
 
@@ -157,12 +192,28 @@ static void slot_release(nio_engine *e, conn *c) {
   e->free_slot = c->slot + 1;
 }
 
+/* Outside senders are refused from now on (the owner closed c). */
+static void conn_refuse_outside(conn *c) {
+  atomic_store_explicit(&c->xs->id, 0, memory_order_release);
+}
+
+/* Every change of the queued output goes through here, so the mirror
+** outside senders read stays exact. */
+static inline void conn_set_queued(conn *c, size_t queued) {
+  c->pub.queued = queued;
+  atomic_store_explicit(&c->xs->queued, queued, memory_order_release);
+}
+
 nio_conn *nio__conn_get(nio_engine *e, uint64_t id) {
   uint32_t s = NIO_ID_SLOT(id);
-  if (e == NULL || NIO_ID_INDEX(id) != e->index || s >= e->nslots) return NULL;
+  if (e == NULL || !NIO_ID_OF(e, id) || s >= e->nslots) return NULL;
   if (e->slots[s].c == NULL || e->slots[s].gen != NIO_ID_GEN(id)) return NULL;
   if (id != e->slots[s].c->pub.id) return NULL; /* stray high bits */
   return &e->slots[s].c->pub;
+}
+
+void nio__conn_set_send_limit(nio_conn *pc, size_t limit) {
+  atomic_store_explicit(&((conn *)pc)->xs->limit, limit, memory_order_relaxed);
 }
 
 /* ---- life ----------------------------------------------------------- */
@@ -194,6 +245,25 @@ int nio__conn_accepted(nio_engine *e, nio_sock fd, conn **out) {
   *out = c;
   if (c == NULL) return NIO_ENOMEM;
   c->connected = 1;
+  return 0;
+}
+
+int nio__conn_adopt(nio_engine *e, nio_sock fd, nio_conn_cb cb, void *udata,
+                    nio_conn **out) {
+  conn *c;
+  int r;
+  *out = NULL;
+  if (e->ending) return NIO_ECLOSED;
+  if ((r = nio__port_add(e->port, fd)) < 0) return r;
+  if ((c = conn_new(e, fd)) == NULL) {
+    nio__port_remove(e->port, fd);
+    return NIO_ENOMEM;
+  }
+  c->connected = 1;
+  c->pub.cb = cb;
+  c->pub.udata = udata;
+  *out = &c->pub;
+  conn_recv_kick(c);
   return 0;
 }
 
@@ -276,7 +346,8 @@ void nio__conn_close(nio_conn *pc, int reset) {
   c->reset = reset != 0;
   e->stats.dropped_bytes += c->pub.queued;
   e->stats.conns--;
-  c->pub.queued = 0;
+  conn_refuse_outside(c);
+  conn_set_queued(c, 0);
   slot_release(e, c);
   if (c->caf) conn_caf_unlink(c);
   if (c->rreq.active) nio__port_cancel(e->port, &c->rreq);
@@ -462,7 +533,7 @@ void nio__conn_want(nio_conn *pc, size_t n) {
 static void conn_send_failed(conn *c, int err, int deferred) {
   if (!c->pub.err) c->pub.err = err;
   conn_drop_queue(c);
-  c->pub.queued = 0;
+  conn_set_queued(c, 0);
   if (deferred)
     nio__engine_defer(c, NIO_EV_WRITE | NIO_EV_READ);
   else
@@ -536,11 +607,12 @@ static void conn_on_send(nio_req *req, int res, const char *data,
     chunk_free(c->e, ch);
   }
   c->pub.bytes_out += (uint64_t)res;
-  c->pub.queued = before > (size_t)res ? before - (size_t)res : 0;
   if (c->qhead == NULL) {
     free(c->iov);
     c->iov = NULL;
-    c->pub.queued = 0;
+    conn_set_queued(c, 0);
+  } else {
+    conn_set_queued(c, before > (size_t)res ? before - (size_t)res : 0);
   }
   conn_send_kick(c, 0);
   conn_do_shutdown(c);
@@ -613,7 +685,7 @@ int nio__conn_write(nio_conn *pc, const void *p, size_t len,
       c->qhead = ch;
     c->qtail = ch;
   }
-  c->pub.queued += len;
+  conn_set_queued(c, c->pub.queued + len);
   conn_send_kick(c, 1);
   return 0;
 }
@@ -648,6 +720,7 @@ void nio__conn_close_after_flush(nio_conn *pc) {
   if (c->pending) conn_unpend(c);
   c->caf = 1;
   c->pub.cb = NULL;
+  conn_refuse_outside(c);
   conn_free_input(c);
   if (c->qhead == NULL || c->pub.err) {
     nio__conn_close(pc, 0);

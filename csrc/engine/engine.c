@@ -1,6 +1,7 @@
 /*
-** engine.c: the engine's worker thread and loop, the inbox of cross-thread
-** calls, the hooks, graceful stop and the final drain.
+** engine.c: the engine's life -- the registry that routes ids to engines,
+** references, the worker thread and its loop, the hooks, graceful stop
+** and the final drain. (Messages from other threads: inbox.c.)
 */
 #include <stdlib.h>
 #include <string.h>
@@ -8,18 +9,23 @@
 #include "../port/log.h"
 
 #define ENGINE_GRACE_NS (5ull * 1000000000ull)
-#define ENGINE_MAX 255
+#define ENGINE_MAX NIO_ID_INDEX_MASK
+#define ENGINE_SEND_LIMIT ((size_t)4 << 20)
+#define ENGINE_INBOX_LIMIT ((size_t)64 << 20)
+#define ENGINE_POST_LIMIT ((size_t)64 << 20)
 
 static _Thread_local nio_engine *engine_tls;
 
 /*
 ** The process-wide registry of engines, so that an id (which carries the
-** engine index) can be routed from any thread. Tiny and rarely touched, so
-** a spin lock: it needs no initialisation, which a portable static mutex
-** would.
+** engine index and epoch) can be routed from any thread. A sender takes a
+** reference under the lock, so an engine is never freed under it. Held for
+** a few instructions, so a spin lock: it needs no initialisation, which a
+** portable static mutex would.
 */
 static atomic_flag registry_lock = ATOMIC_FLAG_INIT;
 static nio_engine *registry[ENGINE_MAX + 1];
+static unsigned registry_serial; /* under the lock */
 
 static void registry_acquire(void) {
   while (
@@ -38,12 +44,27 @@ static int registry_add(nio_engine *e) {
     if (registry[i] == NULL) {
       registry[i] = e;
       e->index = i;
+      e->epoch = registry_serial++ & NIO_ID_EPOCH_MASK;
       r = 0;
       break;
     }
   }
   registry_release();
   return r;
+}
+
+nio_engine *nio__engine_acquire(uint64_t id) {
+  unsigned i = NIO_ID_INDEX(id);
+  nio_engine *e;
+  if (id >> 63 || i == 0) return NULL;
+  registry_acquire();
+  e = registry[i];
+  if (e && e->epoch == NIO_ID_EPOCH(id))
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+  else
+    e = NULL;
+  registry_release();
+  return e;
 }
 
 static void registry_remove(nio_engine *e) {
@@ -62,20 +83,31 @@ static uint64_t engine_grace_from_env(void) {
   return (uint64_t)(d * 1e9);
 }
 
-int nio__engine_new(nio_engine **out, const char *backend) {
+int nio__engine_new(nio_engine **out, const nio_options *o) {
   nio_engine *e;
   int r;
   *out = NULL;
-  if (backend && strlen(backend) >= sizeof e->backend) return NIO_EINVAL;
+  if (o && o->backend && strlen(o->backend) >= sizeof e->backend)
+    return NIO_EINVAL;
   if ((e = calloc(1, sizeof *e)) == NULL) return NIO_ENOMEM;
-  if (backend) strcpy(e->backend, backend);
+  if ((e->xblocks = calloc(NIO_XS_BLOCKS, sizeof *e->xblocks)) == NULL) {
+    free(e);
+    return NIO_ENOMEM;
+  }
+  if (o && o->backend) strcpy(e->backend, o->backend);
+  e->send_limit = o && o->send_limit ? o->send_limit : ENGINE_SEND_LIMIT;
+  e->inbox_limit = o && o->inbox_limit ? o->inbox_limit : ENGINE_INBOX_LIMIT;
+  e->post_limit = o && o->post_limit ? o->post_limit : ENGINE_POST_LIMIT;
   e->grace_ns = engine_grace_from_env();
+  atomic_init(&e->refs, 1);
   if ((r = nio__mutex_init(&e->mu)) < 0) {
+    free(e->xblocks);
     free(e);
     return r;
   }
   if ((r = registry_add(e)) < 0) {
     nio__mutex_destroy(&e->mu);
+    free(e->xblocks);
     free(e);
     return r;
   }
@@ -85,81 +117,32 @@ int nio__engine_new(nio_engine **out, const char *backend) {
 }
 
 void nio__engine_free(nio_engine *e) {
-  nio_call *c, *next;
   if (e == NULL) return;
+  /* No new reference after this; senders holding one find the inbox
+  ** closed. What the worker owned goes now; the shared part with the
+  ** last reference. */
   registry_remove(e);
-  /* Calls never run (the worker never started): drop them. */
-  for (c = e->ihead; c; c = next) {
-    next = c->next;
-    free(c);
-  }
+  nio__inbox_close(e);
   nio__timers_free(e);
   nio__conns_free_pools(e);
   free(e->slots);
+  e->slots = NULL;
+  e->nslots = 0;
+  nio__engine_unref(e);
+}
+
+void nio__engine_ref(nio_engine *e) {
+  atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+}
+
+void nio__engine_unref(nio_engine *e) {
+  if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  nio__inbox_free(e);
+  nio__xslots_free(e);
+  free(e->xblocks);
   nio__mutex_destroy(&e->mu);
   free(e);
-}
-
-/* ---- inbox ---------------------------------------------------------- */
-
-int nio__engine_call(nio_engine *e, nio_call_fn fn, void *arg) {
-  nio_call *c;
-  nio_port *p;
-  if (e == NULL || fn == NULL) return NIO_EINVAL;
-  if ((c = malloc(sizeof *c)) == NULL) return NIO_ENOMEM;
-  c->next = NULL;
-  c->fn = fn;
-  c->arg = arg;
-  nio__mutex_lock(&e->mu);
-  if (e->iclosed) {
-    nio__mutex_unlock(&e->mu);
-    free(c);
-    return NIO_ECLOSED;
-  }
-  if (e->itail)
-    e->itail->next = c;
-  else
-    e->ihead = c;
-  e->itail = c;
-  /* One wake-up per batch: the worker clears wake_pending before it takes
-  ** the list. Posting under the lock keeps the port open meanwhile (it is
-  ** closed only after the inbox is). */
-  p = atomic_load(&e->wake_port);
-  if (p && !atomic_exchange(&e->wake_pending, 1)) nio__port_post(p);
-  nio__mutex_unlock(&e->mu);
-  return 0;
-}
-
-/* Run the calls queued so far. Calls they queue run at the next turn. */
-static void engine_run_calls(nio_engine *e) {
-  nio_call *c, *next;
-  atomic_store(&e->wake_pending, 0);
-  nio__mutex_lock(&e->mu);
-  c = e->ihead;
-  e->ihead = e->itail = NULL;
-  nio__mutex_unlock(&e->mu);
-  for (; c; c = next) {
-    next = c->next;
-    c->fn(e, c->arg);
-    free(c);
-  }
-}
-
-static int engine_calls_waiting(nio_engine *e) {
-  int r;
-  nio__mutex_lock(&e->mu);
-  r = e->ihead != NULL;
-  nio__mutex_unlock(&e->mu);
-  return r;
-}
-
-/* Refuse new calls; the ones accepted before still run (a call that was
-** accepted always runs, so its argument is never leaked). */
-static void engine_close_inbox(nio_engine *e) {
-  nio__mutex_lock(&e->mu);
-  e->iclosed = 1;
-  nio__mutex_unlock(&e->mu);
-  while (engine_calls_waiting(e)) engine_run_calls(e);
 }
 
 /* ---- deferred events ------------------------------------------------ */
@@ -212,7 +195,7 @@ static int engine_poll(nio_engine *e, int timeout_ms, int timers) {
   e->now = nio__now_ns();
   engine_run_deferred(e);
   if (timers) nio__timers_run(e);
-  engine_run_calls(e);
+  nio__inbox_run(e);
   nio__conns_sweep(e);
   nio__listeners_sweep(e);
   return n;
@@ -257,8 +240,9 @@ static void engine_drain(nio_engine *e) {
     if (engine_poll(e, timeout, 0) < 0) break;
   }
   nio__resolve_cancel_all(e);
+  /* Before finish: the owner sees every message accepted, then none. */
+  nio__inbox_close(e);
   if (e->hooks.finish) e->hooks.finish(e, e->hooks.arg);
-  engine_close_inbox(e);
   engine_run_deferred(e);
   nio__listeners_close_all(e);
   nio__conns_close_all(e);
@@ -278,7 +262,7 @@ static void engine_worker(void *arg) {
   r = nio__port_open(&p, e->backend[0] ? e->backend : NULL);
   if (r < 0) {
     e->result = r;
-    engine_close_inbox(e);
+    nio__inbox_close(e);
     engine_tls = NULL;
     return;
   }
@@ -370,6 +354,11 @@ nio_engine *nio__engine_current(void) {
   return engine_tls;
 }
 
-void nio__engine_stats(const nio_engine *e, nio_engine_stats *st) {
+void nio__engine_stats(const nio_engine *e, nio_counters *st) {
   *st = e->stats;
+}
+
+void nio_engine_stats(nio_engine *e, nio_stats *st) {
+  st->dropped_bytes = e->stats.dropped_bytes;
+  st->outside_dropped = e->stats.outside_dropped;
 }

@@ -16,6 +16,7 @@
 typedef struct nio_conn nio_conn;
 typedef struct nio_listener nio_listener;
 typedef struct nio_timer nio_timer;
+typedef struct nio_msg nio_msg;
 
 /* ---- engine -------------------------------------------------------- */
 
@@ -34,13 +35,25 @@ typedef struct nio_engine_hooks {
   ** the last chance to close what is still open. */
   void (*finish)(nio_engine *e, void *arg);
   void *arg;
+  /* On the worker thread: a message posted with nio__engine_post(). The
+  ** hook owns m and frees it with nio__msg_free(). NULL: posts are
+  ** freed as they arrive. */
+  void (*message)(nio_engine *e, void *arg, nio_msg *m);
 } nio_engine_hooks;
 
-/* Create an engine (no thread yet). backend as for nio__port_open(). The
-** port itself is opened on the worker thread; an error opening it is
-** returned by nio__engine_join(). */
-int nio__engine_new(nio_engine **out, const char *backend);
+/* Create an engine (no thread yet). o may be NULL (defaults); o->backend
+** as for nio__port_open(). The port itself is opened on the worker thread;
+** an error opening it is returned by nio__engine_join(). */
+int nio__engine_new(nio_engine **out, const nio_options *o);
+/* The owner is done with e (after nio__engine_join(), or without ever
+** starting it): new sends and posts are refused, and e's memory goes with
+** its last reference. */
 void nio__engine_free(nio_engine *e);
+/* Any thread: take or drop a reference (the caller already holds one, or
+** is the owner). While referenced, e's memory stays valid; calls on an
+** engine that ended fail with NIO_ECLOSED. */
+void nio__engine_ref(nio_engine *e);
+void nio__engine_unref(nio_engine *e);
 /* Any thread: start the worker thread, which opens the port, calls
 ** hooks->start, then loops until nio__engine_quit(). */
 int nio__engine_start(nio_engine *e, const nio_engine_hooks *hooks);
@@ -70,12 +83,28 @@ void nio__engine_set_udata(nio_engine *e, void *udata);
 void *nio__engine_udata(const nio_engine *e);
 /* The engine whose worker is the calling thread, or NULL. */
 nio_engine *nio__engine_current(void);
-/* Counters: connections open, output bytes dropped at stop. */
-typedef struct nio_engine_stats {
-  uint64_t conns;
-  uint64_t dropped_bytes;
-} nio_engine_stats;
-void nio__engine_stats(const nio_engine *e, nio_engine_stats *st);
+/* Counters (worker thread, or after the engine ended). */
+typedef struct nio_counters {
+  uint64_t conns;         /* connections open */
+  uint64_t dropped_bytes; /* queued output dropped by a close */
+  /* Bytes nio_send() accepted for a connection that closed before they
+  ** reached its output queue (or that could no longer send). */
+  uint64_t outside_dropped;
+} nio_counters;
+void nio__engine_stats(const nio_engine *e, nio_counters *st);
+
+/* ---- messages from any thread (the inbox) ---------------------------- */
+
+/* Kinds of posts: bytes from nio_post(), or the binding's own encoding. */
+enum { NIO_POST_RAW = 0, NIO_POST_VALUES = 1 };
+/* Any thread: post a copy of len bytes to the engine's message hook.
+** Returns 0, NIO_EBUSY (the posts not yet freed exceed the engine's post
+** limit), NIO_ECLOSED (the engine ended or refuses posts), NIO_ENOMEM. */
+int nio__engine_post(nio_engine *e, int kind, const void *p, size_t len);
+const char *nio__msg_data(const nio_msg *m, size_t *len);
+int nio__msg_kind(const nio_msg *m);
+/* Worker thread (or after the end): free a delivered post. */
+void nio__msg_free(nio_engine *e, nio_msg *m);
 
 /* ---- timers (one heap for all sleeps and timeouts) ------------------ */
 
@@ -140,8 +169,15 @@ struct nio_conn {
 ** with c->err = 0 or NIO_E*; on failure the owner still closes c. */
 int nio__conn_connect(nio_engine *e, const nio_addr *addr, const nio_addr *bind,
                       nio_conn_cb cb, void *udata, nio_conn **out);
+/* Wrap a connected stream socket (a socket pair's end, say) as a
+** connection, receiving at once. On failure the caller keeps fd. */
+int nio__conn_adopt(nio_engine *e, nio_sock fd, nio_conn_cb cb, void *udata,
+                    nio_conn **out);
 /* The live connection with this id, or NULL (closed, stale or foreign). */
 nio_conn *nio__conn_get(nio_engine *e, uint64_t id);
+/* The most bytes nio_send() may have waiting for c (in the inbox and in
+** its output queue together) before it answers NIO_EBUSY. */
+void nio__conn_set_send_limit(nio_conn *c, size_t limit);
 
 /* Input. Bytes received and not consumed: *len bytes at the returned
 ** pointer (valid until the next engine call on c). */

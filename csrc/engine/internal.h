@@ -9,28 +9,66 @@
 #include <stdatomic.h>
 #include "engine.h"
 
-typedef struct nio_call nio_call;
 typedef struct conn conn;
 typedef struct listener listener;
 typedef struct nio_resolve_req nio_resolve_req;
 
 /*
-** Connection ids: bits 0..23 slot, 24..51 generation, 52..59 engine index.
-** The id stays positive (fits a Lua integer with room to spare) and is never
+** Connection ids: bits 0..21 slot, 22..45 generation, 46..53 engine index,
+** 54..62 engine epoch. The id stays positive (a Lua integer) and is never
 ** 0: engine indexes start at 1. A slot's generation is bumped when its
-** connection closes, so an old id never matches the slot's next tenant.
+** connection closes, so an old id never matches the slot's next tenant;
+** the epoch (a per-process engine serial) keeps an id of an engine that
+** ended from matching the next engine given the same registry index.
 */
-#define NIO_ID_SLOT_BITS 24
-#define NIO_ID_GEN_BITS 28
+#define NIO_ID_SLOT_BITS 22
+#define NIO_ID_GEN_BITS 24
+#define NIO_ID_INDEX_BITS 8
+#define NIO_ID_EPOCH_BITS 9
 #define NIO_ID_MAX_SLOTS (1u << NIO_ID_SLOT_BITS)
 #define NIO_ID_GEN_MASK ((1u << NIO_ID_GEN_BITS) - 1)
-#define NIO_ID_MAKE(index, gen, slot)                                          \
-  (((uint64_t)(index) << (NIO_ID_SLOT_BITS + NIO_ID_GEN_BITS)) |               \
-   ((uint64_t)(gen) << NIO_ID_SLOT_BITS) | (uint64_t)(slot))
+#define NIO_ID_INDEX_MASK ((1u << NIO_ID_INDEX_BITS) - 1)
+#define NIO_ID_EPOCH_MASK ((1u << NIO_ID_EPOCH_BITS) - 1)
+#define NIO_ID_GEN_SHIFT NIO_ID_SLOT_BITS
+#define NIO_ID_INDEX_SHIFT (NIO_ID_GEN_SHIFT + NIO_ID_GEN_BITS)
+#define NIO_ID_EPOCH_SHIFT (NIO_ID_INDEX_SHIFT + NIO_ID_INDEX_BITS)
+#define NIO_ID_MAKE(epoch, index, gen, slot)                                   \
+  (((uint64_t)(epoch) << NIO_ID_EPOCH_SHIFT) |                                 \
+   ((uint64_t)(index) << NIO_ID_INDEX_SHIFT) |                                 \
+   ((uint64_t)(gen) << NIO_ID_GEN_SHIFT) | (uint64_t)(slot))
+#define NIO_ID_EPOCH(id)                                                       \
+  ((unsigned)((id) >> NIO_ID_EPOCH_SHIFT) & NIO_ID_EPOCH_MASK)
 #define NIO_ID_INDEX(id)                                                       \
-  ((unsigned)((id) >> (NIO_ID_SLOT_BITS + NIO_ID_GEN_BITS)))
-#define NIO_ID_GEN(id) ((uint32_t)((id) >> NIO_ID_SLOT_BITS) & NIO_ID_GEN_MASK)
+  ((unsigned)((id) >> NIO_ID_INDEX_SHIFT) & NIO_ID_INDEX_MASK)
+#define NIO_ID_GEN(id) ((uint32_t)((id) >> NIO_ID_GEN_SHIFT) & NIO_ID_GEN_MASK)
 #define NIO_ID_SLOT(id) ((uint32_t)(id) & (NIO_ID_MAX_SLOTS - 1))
+/* Whether id was made by engine e (it may still name a closed slot). */
+#define NIO_ID_OF(e, id)                                                       \
+  ((id) >> 63 == 0 && NIO_ID_INDEX(id) == (e)->index &&                        \
+   NIO_ID_EPOCH(id) == (e)->epoch)
+
+/*
+** What other threads may know of a slot: the outside view that nio_send()
+** reads to accept or refuse bytes without touching the worker's state.
+** Entries live in blocks of NIO_XS_BLOCK, allocated by the worker as the
+** slot table grows and published with a release store; a block never
+** moves and is freed only with the engine itself (the last reference).
+*/
+#define NIO_XS_BLOCK_BITS 10
+#define NIO_XS_BLOCK (1u << NIO_XS_BLOCK_BITS)
+#define NIO_XS_BLOCKS (NIO_ID_MAX_SLOTS / NIO_XS_BLOCK)
+typedef struct nio_xslot {
+  /* The id of the connection that takes outside bytes, 0 when none (free
+  ** slot, or closed by its owner). Written by the worker only. */
+  _Atomic uint64_t id;
+  /* Mirror of the connection's queued output (worker writes). */
+  _Atomic size_t queued;
+  /* Bytes accepted by nio_send() and still in the inbox: senders add,
+  ** the worker subtracts once it moved them into the output queue. */
+  _Atomic size_t inbox;
+  /* The connection's cap on queued + inbox for outside senders. */
+  _Atomic size_t limit;
+} nio_xslot;
 
 /* One entry of the slot table. The table is engine-owned and may be
 ** reallocated: nothing keeps pointers into it, only slot numbers. */
@@ -83,6 +121,7 @@ struct conn {
   conn *fprev, *fnext; /* close-after-flush list */
   uint64_t fdue;       /* close-after-flush deadline */
   size_t lowat;
+  nio_xslot *xs; /* this slot's outside view (stable; see nio_xslot) */
   uint32_t want;
   uint32_t slot;
   uint8_t devents; /* deferred events to deliver at the next turn */
@@ -119,11 +158,28 @@ struct listener {
   unsigned closing : 1;
 };
 
-/* A cross-thread call waiting in the inbox. */
-struct nio_call {
-  nio_call *next;
-  nio_call_fn fn;
-  void *arg;
+/*
+** A message in the inbox, from any thread to the worker. Allocated by the
+** sender with its payload behind it; owned by the inbox until the worker
+** takes it, then freed by the worker -- except posts, which the hooks'
+** message callback owns from delivery on (nio__msg_free), and large sends,
+** whose payload the output queue references until it is sent.
+*/
+enum { NIO_MSG_CALL = 1, NIO_MSG_SEND, NIO_MSG_POST };
+struct nio_msg {
+  nio_msg *next;
+  uint8_t type; /* NIO_MSG_* */
+  uint8_t kind; /* posts: the poster's tag (NIO_POST_*) */
+  size_t len;   /* payload bytes in data[] */
+  size_t size;  /* what the message counts against the limits */
+  union {
+    struct {
+      nio_call_fn fn;
+      void *arg;
+    } call;
+    uint64_t id; /* send: the target connection */
+  } u;
+  char data[];
 };
 
 struct nio_engine {
@@ -137,7 +193,6 @@ struct nio_engine {
   void *udata;
   int result;
   unsigned quit : 1, stop_seen : 1, started : 1, ending : 1;
-  unsigned index; /* registry index, 1..255 */
 
   /* Timers: a binary min-heap on due. */
   nio_timer **heap;
@@ -155,11 +210,24 @@ struct nio_engine {
   nio_pool pools[NIO_POOL_CLASSES]; /* free buffers, 512 B << class */
   size_t pooled;                    /* bytes in pools */
   nio_resolve_req *resolving;
-  nio_engine_stats stats;
+  nio_counters stats;
 
-  /* Inbox: shared with any thread, under mu. */
+  /* Set before the worker starts, then read-only: any thread reads. */
+  unsigned index; /* registry index, 1..NIO_ID_INDEX_MASK */
+  unsigned epoch; /* engine serial, NIO_ID_EPOCH_BITS wide */
+  size_t send_limit, inbox_limit, post_limit;
+  /* The outside view of the slots: NIO_XS_BLOCKS block pointers. */
+  nio_xslot *_Atomic *xblocks;
+
+  /* Shared with any thread. The engine's memory is freed when the last
+  ** reference goes: the owner's (dropped by nio__engine_free), and one
+  ** per sender inside nio_send() or holder such as a netio thread. */
+  atomic_int refs;
+  _Atomic size_t posted; /* bytes of posts not yet freed by their owner */
+  /* Inbox, under mu. */
   nio_mutex mu;
-  nio_call *ihead, *itail;
+  nio_msg *ihead, *itail;
+  size_t ibytes; /* bytes of the messages waiting in the inbox */
   int iclosed;
   atomic_int wake_pending;
   atomic_int stop_req;
@@ -169,6 +237,19 @@ struct nio_engine {
 
 /* engine.c */
 void nio__engine_defer(conn *c, int events);
+/* The engine with this id's index and epoch, with a reference taken
+** (nio__engine_unref), or NULL. Any thread. */
+nio_engine *nio__engine_acquire(uint64_t id);
+
+/* inbox.c */
+/* Deliver the messages waiting (worker). Messages they queue wait for the
+** next call. */
+void nio__inbox_run(nio_engine *e);
+/* Refuse new messages, then deliver every one accepted before (worker, or
+** the owner's free when the worker never ran). */
+void nio__inbox_close(nio_engine *e);
+/* Free what is left at the last reference (counted as dropped). */
+void nio__inbox_free(nio_engine *e);
 
 /* timer.c */
 /* Milliseconds until the first timer is due (-1: none), from now. */
@@ -177,6 +258,11 @@ void nio__timers_run(nio_engine *e);
 void nio__timers_free(nio_engine *e);
 
 /* conn.c */
+/* The outside view of a slot, or NULL when its block does not exist yet.
+** Any thread. */
+nio_xslot *nio__xslot(nio_engine *e, uint32_t slot);
+/* Free the outside view's blocks (the engine's last reference). */
+void nio__xslots_free(nio_engine *e);
 /* Wrap an accepted socket (already added to the port). */
 int nio__conn_accepted(nio_engine *e, nio_sock fd, conn **out);
 /* Start receiving on a connection whose owner just took it. */

@@ -85,14 +85,94 @@ const char *nio_err_name(int err);
 int nio_translate_sys_error(int sys_errno);
 
 /*
-** Embedding. An engine owns one completion port and one worker thread; all
-** Lua code of the engine runs on that thread.
+** Embedding. An engine owns one completion port, one worker thread and one
+** Lua state; all Lua code of the engine runs on the worker thread. The
+** calling thread gets control back at once after nio_engine_start().
+**
+**   nio_engine *e;
+**   nio_engine_new(&e, NULL);
+**   nio_engine_start(e, "server.lua", argc, argv);
+**   ... nio_send(id, data, len) from any thread ...
+**   nio_engine_stop(e);            (or let the script end by itself)
+**   nio_engine_join(e, &status);
+**   nio_engine_free(e);
 */
 typedef struct nio_engine nio_engine;
+struct lua_State;
 
 typedef struct nio_options {
-  const char *backend; /* "uring", "epoll", "iocp" or NULL for the best */
+  /* "uring", "epoll", "iocp", or NULL: NETIO_BACKEND, else the best. */
+  const char *backend;
+  /* Per connection: the most bytes nio_send() may have waiting for one
+  ** connection -- in the inbox and in its output queue together -- before
+  ** it answers NIO_EBUSY. 0: 4 MiB. */
+  size_t send_limit;
+  /* The most bytes of messages waiting in the engine's inbox (nio_send,
+  ** nio_post) before senders get NIO_EBUSY. 0: 64 MiB. */
+  size_t inbox_limit;
+  /* The most bytes of posted messages not yet received by a task before
+  ** nio_post() answers NIO_EBUSY. 0: 64 MiB. */
+  size_t post_limit;
 } nio_options;
+
+/* Create an engine and its Lua state (standard libraries open, `netio`
+** loadable with require). opts may be NULL. Returns 0, NIO_EINVAL (an
+** unknown backend name), NIO_ENOMEM or NIO_ENOSPC (too many engines). */
+int nio_engine_new(nio_engine **out, const nio_options *opts);
+/* The engine's Lua state, to prepare before nio_engine_start() (set
+** globals, register C functions, push the first task's function). It
+** belongs to the worker thread from nio_engine_start() until
+** nio_engine_join() returns: do not touch it in between. */
+struct lua_State *nio_engine_state(nio_engine *e);
+/* Start the worker thread and return. The first task runs script (a file
+** path, or "-" for standard input) with argv[1..argc-1] as its arguments
+** and the global `arg` set as lua.c does (unless already set); with script
+** NULL it runs the function on top of the state's stack instead, with the
+** same arguments. Returns 0; NIO_EINVAL (already started, nothing to run,
+** or the script does not compile: nio_engine_error() says why);
+** NIO_ENOENT (the script cannot be read); or a thread creation error. */
+int nio_engine_start(nio_engine *e, const char *script, int argc,
+                     char **argv);
+/* Any thread, async-signal-safe: ask for a graceful stop (listeners
+** close, tasks get a grace period, queued output is flushed). */
+void nio_engine_stop(nio_engine *e);
+/* Wait for the engine to end. *status (may be NULL) is 0 when the first
+** task returned, 1 when it raised (nio_engine_error() has its message and
+** traceback). Returns 0, or NIO_E* when the engine could not run (its
+** backend could not be opened). */
+int nio_engine_join(nio_engine *e, int *status);
+/* The last error of the engine (a script that failed to load, the first
+** task's error with its traceback), or NULL. Valid until the next call on
+** e. */
+const char *nio_engine_error(nio_engine *e);
+/* Free the engine (after nio_engine_join, or if never started). Sends
+** and posts that race with it get NIO_ECLOSED; e must not be used after. */
+void nio_engine_free(nio_engine *e);
+
+/* Counters of an engine; call after nio_engine_join(). */
+typedef struct nio_stats {
+  uint64_t dropped_bytes;   /* queued output dropped by closes */
+  uint64_t outside_dropped; /* nio_send() bytes whose connection closed
+                            ** before they were queued */
+} nio_stats;
+void nio_engine_stats(nio_engine *e, nio_stats *st);
+
+/*
+** Any thread. Queue a copy of len bytes for sending on connection id (a
+** netio conn:id()). Bytes from one thread to one connection are sent in
+** the order of the calls. Returns 0; NIO_ECLOSED when id names no open
+** connection (closed by either side, from an engine that ended, or never
+** valid); NIO_EBUSY when the bytes already waiting for the connection
+** reach its send limit, or the engine's inbox is full (nothing was queued:
+** retry later); NIO_ENOMEM. Bytes accepted are sent while the peer reads;
+** if the connection closes first they are counted in outside_dropped.
+** len 0 only checks that id is open.
+*/
+int nio_send(uint64_t id, const void *data, size_t len);
+/* Any thread. Post a copy of len bytes to the engine: a task gets it as a
+** string from netio.receive(). Returns 0, NIO_ECLOSED (the engine ended),
+** NIO_EBUSY (the engine's post limit is reached), NIO_ENOMEM. */
+int nio_post(nio_engine *e, const void *data, size_t len);
 
 #ifdef __cplusplus
 }
