@@ -65,6 +65,9 @@ void nio__sys_interrupt_mask(int block);
 /* Leave the process at once, without atexit handlers or flushing. */
 void nio__sys_exit_now(int status);
 int nio__sys_stdin_is_tty(void);
+/* Read the process's standard input (blocking: call it off the loop).
+** Returns bytes read, 0 at end of input, or NIO_E*. */
+long nio__sys_read_stdin(void *buf, size_t len);
 
 /* Time: monotonic nanoseconds. */
 uint64_t nio__now_ns(void);
@@ -75,12 +78,21 @@ typedef void (*nio_thread_fn)(void *arg);
 int nio__thread_start(nio_thread **out, nio_thread_fn fn, void *arg);
 /* Wait for the thread and free it. */
 int nio__thread_join(nio_thread *t);
+/* Let a started thread go: it is never joined, its resources go when it
+** ends. Frees t. */
+void nio__thread_detach(nio_thread *t);
 /* Start a thread that frees itself when fn returns. */
 int nio__thread_detach_start(nio_thread_fn fn, void *arg);
 /* Block SIGINT/SIGTERM/SIGPIPE in the calling thread (threads it starts
 ** inherit this), so only the host's main thread sees them. No-op on
 ** Windows. */
 void nio__thread_block_signals(void);
+/* A process-wide thread-specific slot whose non-NULL value is handed to
+** dtor when its thread ends (pthread keys; fiber-local storage on
+** Windows). Returns 0 or NIO_E*. */
+typedef uintptr_t nio_tls_key;
+int nio__tls_key_new(nio_tls_key *key, void (*dtor)(void *));
+void nio__tls_set(nio_tls_key key, void *value);
 /* A small integer naming the calling OS thread, for log headers. */
 uint64_t nio__thread_self_id(void);
 
@@ -133,6 +145,13 @@ int nio__sock_shutdown_write(nio_sock s);
 int nio__sock_stop_listening(nio_sock s);
 /* Abortive close: SO_LINGER 0 then close, the peer sees a reset. */
 int nio__sock_close_reset(nio_sock s);
+/* A connected pair of stream sockets: *engine_end is non-blocking (for a
+** port), *writer_end blocking (for a helper thread's nio__sock_send). A
+** Unix socket pair where there is one, a loopback TCP pair elsewhere. */
+int nio__sock_pair(nio_sock *engine_end, nio_sock *writer_end);
+/* One blocking send on a blocking socket, never raising SIGPIPE: bytes
+** sent (> 0) or NIO_E*. */
+long nio__sock_send(nio_sock s, const void *p, size_t len);
 /* Error of the last failed socket call of this thread, as NIO_E*. */
 int nio__sock_last_error(void);
 

@@ -4,9 +4,11 @@
 */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +73,13 @@ int nio__sys_stdin_is_tty(void) {
   return isatty(STDIN_FILENO);
 }
 
+long nio__sys_read_stdin(void *buf, size_t len) {
+  ssize_t n;
+  do n = read(STDIN_FILENO, buf, len);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? nio_translate_sys_error(errno) : (long)n;
+}
+
 /* ---- time ---------------------------------------------------------- */
 
 uint64_t nio__now_ns(void) {
@@ -82,21 +91,25 @@ uint64_t nio__now_ns(void) {
 /* ---- threads ------------------------------------------------------- */
 
 /* Allocated by nio__thread_start/detach_start; freed by nio__thread_join,
-** or by the thread itself when detached. */
+** or, for a thread detached, by whichever of the thread's end and
+** nio__thread_detach() comes last (`gone` tells). */
 struct nio_thread {
   pthread_t t;
   nio_thread_fn fn;
   void *arg;
-  int detached;
+  int detached;      /* started detached: the thread owns the record */
+  atomic_int gone;   /* 1: the thread's end, or the detach, came first */
 };
 
 static void *thread_main(void *ud) {
   struct nio_thread *t = ud;
   nio_thread_fn fn = t->fn;
   void *arg = t->arg;
-  /* A detached thread owns its record; nobody else will read it. */
-  if (t->detached) free(t);
+  int detached = t->detached;
+  /* A thread started detached owns its record; nobody else reads it. */
+  if (detached) free(t);
   fn(arg);
+  if (!detached && atomic_exchange(&t->gone, 1)) free(t);
   return NULL;
 }
 
@@ -131,6 +144,11 @@ int nio__thread_join(nio_thread *t) {
   return r == 0 ? 0 : nio_translate_sys_error(r);
 }
 
+void nio__thread_detach(nio_thread *t) {
+  pthread_detach(t->t);
+  if (atomic_exchange(&t->gone, 1)) free(t); /* it ended already */
+}
+
 int nio__thread_detach_start(nio_thread_fn fn, void *arg) {
   struct nio_thread *t;
   int r;
@@ -152,8 +170,20 @@ void nio__thread_block_signals(void) {
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+int nio__tls_key_new(nio_tls_key *key, void (*dtor)(void *)) {
+  pthread_key_t k;
+  int r = pthread_key_create(&k, dtor);
+  if (r != 0) return nio_translate_sys_error(r);
+  *key = (nio_tls_key)k;
+  return 0;
+}
+
+void nio__tls_set(nio_tls_key key, void *value) {
+  pthread_setspecific((pthread_key_t)key, value);
+}
+
 uint64_t nio__thread_self_id(void) {
-  static _Thread_local pid_t tid;
+  static _Thread_local pid_t tid __attribute__((tls_model("initial-exec")));
   if (tid == 0) tid = gettid();
   return (uint64_t)tid;
 }
@@ -335,6 +365,30 @@ int nio__sock_close_reset(nio_sock s) {
   /* Even if the option fails the descriptor must not leak. */
   setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   return nio__sock_close(s);
+}
+
+int nio__sock_pair(nio_sock *engine_end, nio_sock *writer_end) {
+  int sv[2], fl;
+  *engine_end = *writer_end = NIO_BAD_SOCK;
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return sock_err();
+  if ((fl = fcntl(sv[0], F_GETFL)) < 0 ||
+      fcntl(sv[0], F_SETFL, fl | O_NONBLOCK) != 0) {
+    int r = sock_err();
+    close(sv[0]);
+    close(sv[1]);
+    return r;
+  }
+  *engine_end = sv[0];
+  *writer_end = sv[1];
+  return 0;
+}
+
+long nio__sock_send(nio_sock s, const void *p, size_t len) {
+  ssize_t n;
+  do n = send(s, p, len, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? sock_err() : (long)n;
 }
 
 int nio__sock_last_error(void) {

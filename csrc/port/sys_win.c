@@ -10,6 +10,7 @@
 #include <io.h>
 #include <process.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include "sys.h"
 
 /* ---- process ------------------------------------------------------- */
@@ -76,6 +77,20 @@ int nio__sys_stdin_is_tty(void) {
   return _isatty(_fileno(stdin));
 }
 
+long nio__sys_read_stdin(void *buf, size_t len) {
+  HANDLE h = GetStdHandle(STD_INPUT_HANDLE);
+  DWORD n = 0;
+  if (len > 0x10000000u) len = 0x10000000u;
+  if (h == NULL || h == INVALID_HANDLE_VALUE) return 0;
+  if (!ReadFile(h, buf, (DWORD)len, &n, NULL)) {
+    DWORD e = GetLastError();
+    /* The writer of a pipe went away: that is the end of the input. */
+    if (e == ERROR_BROKEN_PIPE || e == ERROR_HANDLE_EOF) return 0;
+    return nio_translate_sys_error((int)e);
+  }
+  return (long)n;
+}
+
 /* ---- time ---------------------------------------------------------- */
 
 uint64_t nio__now_ns(void) {
@@ -94,20 +109,24 @@ uint64_t nio__now_ns(void) {
 /* ---- threads ------------------------------------------------------- */
 
 /* Allocated by nio__thread_start/detach_start; freed by nio__thread_join,
-** or by the thread itself when detached. */
+** or, for a thread detached, by whichever of the thread's end and
+** nio__thread_detach() comes last (`gone` tells). */
 struct nio_thread {
   HANDLE h;
   nio_thread_fn fn;
   void *arg;
-  int detached;
+  int detached;    /* started detached: the thread owns the record */
+  atomic_int gone; /* 1: the thread's end, or the detach, came first */
 };
 
 static unsigned __stdcall thread_main(void *ud) {
   struct nio_thread *t = ud;
   nio_thread_fn fn = t->fn;
   void *arg = t->arg;
-  if (t->detached) free(t);
+  int detached = t->detached;
+  if (detached) free(t);
   fn(arg);
+  if (!detached && atomic_exchange(&t->gone, 1)) free(t);
   return 0;
 }
 
@@ -135,6 +154,11 @@ int nio__thread_join(nio_thread *t) {
   return w == WAIT_OBJECT_0 ? 0 : NIO_EINVAL;
 }
 
+void nio__thread_detach(nio_thread *t) {
+  CloseHandle(t->h);
+  if (atomic_exchange(&t->gone, 1)) free(t); /* it ended already */
+}
+
 int nio__thread_detach_start(nio_thread_fn fn, void *arg) {
   struct nio_thread *t;
   uintptr_t h;
@@ -153,6 +177,18 @@ int nio__thread_detach_start(nio_thread_fn fn, void *arg) {
 }
 
 void nio__thread_block_signals(void) {}
+
+int nio__tls_key_new(nio_tls_key *key, void (*dtor)(void *)) {
+  /* Fiber-local storage: its callback runs when a thread ends. */
+  DWORD k = FlsAlloc((PFLS_CALLBACK_FUNCTION)dtor);
+  if (k == FLS_OUT_OF_INDEXES) return NIO_ENOMEM;
+  *key = (nio_tls_key)k;
+  return 0;
+}
+
+void nio__tls_set(nio_tls_key key, void *value) {
+  FlsSetValue((DWORD)key, value);
+}
 
 uint64_t nio__thread_self_id(void) {
   return (uint64_t)GetCurrentThreadId();
@@ -410,6 +446,54 @@ int nio__sock_close_reset(nio_sock s) {
   struct linger l = {1, 0};
   setsockopt(s, SOL_SOCKET, SO_LINGER, (const char *)&l, sizeof l);
   return nio__sock_close(s);
+}
+
+/* No socketpair on Windows: a loopback TCP connection made here, the
+** engine's end overlapped and non-blocking (from sock_make, through the
+** listener), the writer's end a plain blocking socket. */
+int nio__sock_pair(nio_sock *engine_end, nio_sock *writer_end) {
+  nio_addr a;
+  nio_sock l = NIO_BAD_SOCK, w = INVALID_SOCKET, e = INVALID_SOCKET;
+  struct sockaddr_in *in = (struct sockaddr_in *)&a.ss;
+  u_long blocking = 0;
+  int r;
+  *engine_end = *writer_end = NIO_BAD_SOCK;
+  memset(&a, 0, sizeof a);
+  in->sin_family = AF_INET;
+  in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.len = sizeof *in;
+  if ((r = nio__sock_listen(&a, 1, 0, &l)) != 0) return r;
+  if ((r = nio__sock_getsockname(l, &a)) != 0) goto fail;
+  /* Blocking accept for this one connection. */
+  if (ioctlsocket(l, FIONBIO, &blocking) != 0) goto fail_err;
+  if ((w = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP)) == INVALID_SOCKET)
+    goto fail_err;
+  SetHandleInformation((HANDLE)w, HANDLE_FLAG_INHERIT, 0);
+  if (connect(w, (const struct sockaddr *)&a.ss, (int)a.len) != 0)
+    goto fail_err;
+  if ((e = accept(l, NULL, NULL)) == INVALID_SOCKET) goto fail_err;
+  {
+    u_long nb = 1;
+    if (ioctlsocket(e, FIONBIO, &nb) != 0) goto fail_err;
+  }
+  nio__sock_close(l);
+  *engine_end = e;
+  *writer_end = w;
+  return 0;
+fail_err:
+  r = sock_err();
+fail:
+  if (e != INVALID_SOCKET) closesocket(e);
+  if (w != INVALID_SOCKET) closesocket(w);
+  nio__sock_close(l);
+  return r;
+}
+
+long nio__sock_send(nio_sock s, const void *p, size_t len) {
+  int n;
+  if (len > 0x10000000u) len = 0x10000000u;
+  n = send(s, p, (int)len, 0);
+  return n == SOCKET_ERROR ? sock_err() : (long)n;
 }
 
 int nio__sock_last_error(void) {
