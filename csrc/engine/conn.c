@@ -204,6 +204,14 @@ static inline void conn_set_queued(conn *c, size_t queued) {
   atomic_store_explicit(&c->xs->queued, queued, memory_order_release);
 }
 
+/* The stream failed (first error wins): it can never send again, so
+** outside senders hear "closed" from now on, not after the owner's close. */
+static void conn_set_err(conn *c, int err) {
+  if (c->pub.err) return;
+  c->pub.err = err;
+  if (!c->pub.closing) conn_refuse_outside(c); /* else the slot is not ours */
+}
+
 nio_conn *nio__conn_get(nio_engine *e, uint64_t id) {
   uint32_t s = NIO_ID_SLOT(id);
   if (e == NULL || !NIO_ID_OF(e, id) || s >= e->nslots) return NULL;
@@ -366,7 +374,7 @@ void nio__conn_close(nio_conn *pc, int reset) {
 void nio__conns_sweep(nio_engine *e) {
   conn **pp = &e->zombies, *c;
   while ((c = *pp) != NULL) {
-    if (c->rreq.active || c->wreq.active || c->deferred) {
+    if (c->rreq.active || c->wreq.active || c->deferred || c->kickq) {
       pp = &c->next;
       continue;
     }
@@ -400,7 +408,7 @@ static void conn_recv_kick(conn *c) {
   if (!c->caf && c->pub.wpos - c->pub.rpos >= c->want) return;
   c->rreq.u.recv.max = 0;
   if ((r = nio__port_submit(c->e->port, &c->rreq)) < 0) {
-    c->pub.err = r;
+    conn_set_err(c, r);
     nio__engine_defer(c, NIO_EV_READ);
   }
 }
@@ -483,8 +491,8 @@ static void conn_on_recv(nio_req *req, int res, const char *data,
     c->pub.bytes_in += (uint64_t)res;
     /* A connection nobody owns any more reads only to let its close be a
     ** clean FIN rather than a reset for unread data. */
-    if (!c->caf && conn_take(c, req, data, (size_t)res) < 0 && !c->pub.err)
-      c->pub.err = NIO_ENOMEM;
+    if (!c->caf && conn_take(c, req, data, (size_t)res) < 0)
+      conn_set_err(c, NIO_ENOMEM);
     if (!(flags & NIO_CQE_MORE)) {
       conn_recv_kick(c);
     } else if (!c->caf && !c->rpaused &&
@@ -500,7 +508,7 @@ static void conn_on_recv(nio_req *req, int res, const char *data,
   } else {
     /* Only close cancels a receive, and closing returned above. */
     if (res == NIO_ECANCELED) res = NIO_ECLOSED;
-    if (!c->pub.err) c->pub.err = res;
+    conn_set_err(c, res);
     conn_fire(c, NIO_EV_READ);
   }
 }
@@ -531,7 +539,9 @@ void nio__conn_want(nio_conn *pc, size_t n) {
 /* ---- sending -------------------------------------------------------- */
 
 static void conn_send_failed(conn *c, int err, int deferred) {
-  if (!c->pub.err) c->pub.err = err;
+  conn_set_err(c, err);
+  /* The peer can no longer get them: counted, never silently lost. */
+  c->e->stats.dropped_bytes += c->pub.queued;
   conn_drop_queue(c);
   conn_set_queued(c, 0);
   if (deferred)
@@ -546,8 +556,7 @@ static void conn_do_shutdown(conn *c) {
       !c->connected || c->pub.closing)
     return;
   c->shut_done = 1;
-  if ((r = nio__sock_shutdown_write(c->pub.fd)) < 0 && !c->pub.err)
-    c->pub.err = r;
+  if ((r = nio__sock_shutdown_write(c->pub.fd)) < 0) conn_set_err(c, r);
 }
 
 /* Submit the next vectored send if none is in flight. */
@@ -637,12 +646,13 @@ static nio_chunk *conn_chunk_copy(nio_engine *e, size_t len) {
   return ch;
 }
 
-int nio__conn_write(nio_conn *pc, const void *p, size_t len,
-                    nio_chunk_free freefn, void *ud) {
-  conn *c = (conn *)pc;
+/* late: bytes accepted from outside before the owner closed c after
+** flush; they join the output being flushed. */
+static int conn_write(conn *c, const void *p, size_t len,
+                      nio_chunk_free freefn, void *ud, int late) {
   nio_chunk *ch, *t = c->qtail;
   int r = 0;
-  if (c->pub.closing || c->caf)
+  if (c->pub.closing || (c->caf && !late))
     r = NIO_ECLOSED;
   else if (c->pub.err)
     r = c->pub.err;
@@ -686,8 +696,34 @@ int nio__conn_write(nio_conn *pc, const void *p, size_t len,
     c->qtail = ch;
   }
   conn_set_queued(c, c->pub.queued + len);
-  conn_send_kick(c, 1);
+  /* The send goes with the rest of this turn's output (nio__conns_kick);
+  ** one in flight already is followed by the next at its completion. */
+  if (!c->kickq && !c->wreq.active) {
+    c->kickq = 1;
+    c->knext = c->e->kicks;
+    c->e->kicks = c;
+  }
   return 0;
+}
+
+void nio__conns_kick(nio_engine *e) {
+  conn *c;
+  while ((c = e->kicks) != NULL) {
+    e->kicks = c->knext;
+    c->knext = NULL;
+    c->kickq = 0;
+    conn_send_kick(c, 1);
+  }
+}
+
+int nio__conn_write(nio_conn *pc, const void *p, size_t len,
+                    nio_chunk_free freefn, void *ud) {
+  return conn_write((conn *)pc, p, len, freefn, ud, 0);
+}
+
+int nio__conn_write_accepted(conn *c, const void *p, size_t len,
+                             nio_chunk_free freefn, void *ud) {
+  return conn_write(c, p, len, freefn, ud, 1);
 }
 
 void nio__conn_set_lowat(nio_conn *pc, size_t lowat) {
@@ -699,6 +735,7 @@ int nio__conn_shutdown(nio_conn *pc) {
   if (c->pub.closing) return NIO_ECLOSED;
   if (c->pub.err) return c->pub.err;
   c->pub.shut = 1;
+  conn_refuse_outside(c); /* the sending side is closing */
   conn_do_shutdown(c);
   return c->pub.err;
 }
@@ -756,7 +793,7 @@ static void conn_on_connect(nio_req *req, int res, const char *data,
   c->connecting = 0;
   if (c->pub.closing) return;
   if (res < 0) {
-    c->pub.err = res == NIO_ECANCELED ? NIO_ECLOSED : res;
+    conn_set_err(c, res == NIO_ECANCELED ? NIO_ECLOSED : res);
     conn_fire(c, NIO_EV_CONNECT);
     return;
   }

@@ -11,10 +11,11 @@
 #define ENGINE_GRACE_NS (5ull * 1000000000ull)
 #define ENGINE_MAX NIO_ID_INDEX_MASK
 #define ENGINE_SEND_LIMIT ((size_t)4 << 20)
-#define ENGINE_INBOX_LIMIT ((size_t)64 << 20)
+#define ENGINE_INBOX_LIMIT ((size_t)16 << 20)
 #define ENGINE_POST_LIMIT ((size_t)64 << 20)
 
-static _Thread_local nio_engine *engine_tls;
+/* The engine whose worker is this thread (NIO_TLS_MODEL: internal.h). */
+static _Thread_local nio_engine *engine_tls NIO_TLS_MODEL;
 
 /*
 ** The process-wide registry of engines, so that an id (which carries the
@@ -179,6 +180,10 @@ int nio__engine_backend_available(const char *name) {
   return nio__port_available(name);
 }
 
+int nio_backend_available(const char *name) {
+  return name ? nio__port_available(name) : 0;
+}
+
 /* ---- the loop ------------------------------------------------------- */
 
 static void engine_check_stop(nio_engine *e) {
@@ -191,7 +196,12 @@ static void engine_check_stop(nio_engine *e) {
 /* Deliver what one wait produced: completions (inside the wait), then
 ** deferred events, expired timers, cross-thread calls; free what closed. */
 static int engine_poll(nio_engine *e, int timeout_ms, int timers) {
-  int n = nio__port_wait(e->port, timeout_ms);
+  int n;
+  /* What was queued since the last kick goes now; a submit that failed
+  ** left an event to deliver, so the wait must not block. */
+  nio__conns_kick(e);
+  if (e->deferred) timeout_ms = 0;
+  n = nio__port_wait(e->port, timeout_ms);
   e->now = nio__now_ns();
   engine_run_deferred(e);
   if (timers) nio__timers_run(e);
@@ -207,8 +217,10 @@ static void engine_loop(nio_engine *e) {
     engine_check_stop(e);
     ready = e->hooks.turn ? e->hooks.turn(e, e->hooks.arg) : 0;
     if (e->quit) break;
-    /* What the turn closed with nothing in flight is closed now, not when
-    ** the wait next returns (the peer must see the close at once). */
+    /* The turn's output is submitted (one send per connection), then what
+    ** the turn closed with nothing in flight is closed now, not when the
+    ** wait next returns (the peer must see the close at once). */
+    nio__conns_kick(e);
     nio__conns_sweep(e);
     nio__listeners_sweep(e);
     if (ready || e->deferred || atomic_load(&e->stop_req) != e->stop_seen)
@@ -335,7 +347,8 @@ int nio__engine_stopping(const nio_engine *e) {
 }
 
 const char *nio__engine_backend(const nio_engine *e) {
-  return e->port ? nio__port_backend(e->port) : NULL;
+  if (e->port) return nio__port_backend(e->port);
+  return e->backend[0] ? e->backend : NULL; /* asked for, not (yet) open */
 }
 
 uint64_t nio__engine_now(const nio_engine *e) {

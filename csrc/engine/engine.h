@@ -74,7 +74,8 @@ typedef void (*nio_call_fn)(nio_engine *e, void *arg);
 int nio__engine_call(nio_engine *e, nio_call_fn fn, void *arg);
 /* Whether backend name ("uring", "epoll", "iocp") can run here. */
 int nio__engine_backend_available(const char *name);
-/* The backend in use ("uring"/"epoll"), valid once the worker started. */
+/* The backend in use ("uring"/"epoll"/"iocp") while the port is open;
+** otherwise the one asked for by name, or NULL. */
 const char *nio__engine_backend(const nio_engine *e);
 /* Monotonic time of the current loop turn, in ns (cheap; no syscall). */
 uint64_t nio__engine_now(const nio_engine *e);
@@ -101,8 +102,14 @@ enum { NIO_POST_RAW = 0, NIO_POST_VALUES = 1 };
 ** Returns 0, NIO_EBUSY (the posts not yet freed exceed the engine's post
 ** limit), NIO_ECLOSED (the engine ended or refuses posts), NIO_ENOMEM. */
 int nio__engine_post(nio_engine *e, int kind, const void *p, size_t len);
+/* Any thread: refuse posts from now on (NIO_ECLOSED): the owner has
+** nobody left to receive them. */
+void nio__engine_close_posts(nio_engine *e);
 const char *nio__msg_data(const nio_msg *m, size_t *len);
 int nio__msg_kind(const nio_msg *m);
+/* The message's link, for the owner to keep delivered posts in a list
+** (NULL-terminated; the engine no longer uses it). */
+nio_msg **nio__msg_next(nio_msg *m);
 /* Worker thread (or after the end): free a delivered post. */
 void nio__msg_free(nio_engine *e, nio_msg *m);
 

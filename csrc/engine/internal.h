@@ -63,11 +63,17 @@ typedef struct nio_xslot {
   _Atomic uint64_t id;
   /* Mirror of the connection's queued output (worker writes). */
   _Atomic size_t queued;
-  /* Bytes accepted by nio_send() and still in the inbox: senders add,
-  ** the worker subtracts once it moved them into the output queue. */
+  /* Bytes accepted by nio_send() and still in the inbox: changed only
+  ** under the engine's inbox lock (senders add, the worker subtracts once
+  ** per batch what it moved into the output queue); read anywhere. */
   _Atomic size_t inbox;
   /* The connection's cap on queued + inbox for outside senders. */
   _Atomic size_t limit;
+  /* Worker only: inbox bytes delivered in the current batch, subtracted
+  ** from `inbox` once per slot at the end of the batch; the slots with
+  ** some are linked from the engine's `touched`. */
+  size_t wsub;
+  struct nio_xslot *wnext;
 } nio_xslot;
 
 /* One entry of the slot table. The table is engine-owned and may be
@@ -117,6 +123,7 @@ struct conn {
     listener *pl;    /* listener whose pending queue holds us */
   } u;
   conn *next;          /* listener pending queue, then zombie list */
+  conn *knext;         /* engine's kick list: output to submit this turn */
   conn *dnext;         /* deferred-event list */
   conn *fprev, *fnext; /* close-after-flush list */
   uint64_t fdue;       /* close-after-flush deadline */
@@ -133,6 +140,8 @@ struct conn {
   /* pub.in is a receive buffer lent by the port (nio__port_keep), given
   ** back when drained, closed, or when more input must be appended. */
   unsigned lent : 1;
+  /* On the engine's kick list (a send to submit before the next wait). */
+  unsigned kickq : 1;
 };
 
 /* A free list of malloc'ed blocks of one size class, kept by the engine so
@@ -159,12 +168,19 @@ struct listener {
 };
 
 /*
-** A message in the inbox, from any thread to the worker. Allocated by the
-** sender with its payload behind it; owned by the inbox until the worker
-** takes it, then freed by the worker -- except posts, which the hooks'
-** message callback owns from delivery on (nio__msg_free), and large sends,
-** whose payload the output queue references until it is sent.
+** The inbox is a byte vector of records (inbox.c), swapped whole by the
+** worker: small sends are copied into it inline, so a message costs no
+** allocation. Everything else -- calls, posts, large sends -- is an nio_msg
+** the record points to. An nio_msg is allocated by the sender with its
+** payload behind it; owned by the inbox until the worker takes it, then
+** freed by the worker -- except posts, which the hooks' message callback
+** owns from delivery on (nio__msg_free), and large sends, whose payload
+** the output queue references until it is sent.
 */
+typedef struct nio_ibuf {
+  char *p;
+  size_t len, cap;
+} nio_ibuf;
 enum { NIO_MSG_CALL = 1, NIO_MSG_SEND, NIO_MSG_POST };
 struct nio_msg {
   nio_msg *next;
@@ -203,6 +219,10 @@ struct nio_engine {
   uint32_t nslots, free_slot; /* free_slot: slot + 1 of the first free */
   conn *zombies;
   conn *deferred, *deferred_tail;
+  /* Connections with output queued this turn and no send in flight: their
+  ** send is submitted just before the wait, with everything the turn
+  ** queued (one send per connection per turn, not one per write). */
+  conn *kicks;
   conn *fhead, *ftail; /* close-after-flush, ordered by fdue */
   nio_timer ftimer;
   listener *listeners; /* open listeners */
@@ -224,16 +244,33 @@ struct nio_engine {
   ** per sender inside nio_send() or holder such as a netio thread. */
   atomic_int refs;
   _Atomic size_t posted; /* bytes of posts not yet freed by their owner */
-  /* Inbox, under mu. */
+  atomic_int posts_closed; /* nio__engine_close_posts() was called */
+  /* Inbox, under mu: the records waiting, and the bytes they stand for
+  ** (theirs and their messages'). */
   nio_mutex mu;
-  nio_msg *ihead, *itail;
-  size_t ibytes; /* bytes of the messages waiting in the inbox */
+  nio_ibuf in;
+  size_t ibytes;
   int iclosed;
+  /* Worker only: the records taken, delivered from coff on. */
+  nio_ibuf cur;
+  size_t coff;
+  nio_xslot *touched; /* slots with a wsub to settle */
   atomic_int wake_pending;
   atomic_int stop_req;
   atomic_int posting; /* nio__engine_stop() calls inside their post */
   _Atomic(nio_port *) wake_port;
 };
+
+/* Thread-local variables of the engine: initial-exec, because the module
+** is dlopen'ed by lua5.4 and the general-dynamic model would allocate them
+** per thread through __tls_get_addr, which LeakSanitizer's thread tracking
+** trips over when many threads come and go; they fit the static TLS that
+** glibc keeps for dlopen'ed objects. */
+#if defined(__GNUC__) && !defined(_WIN32)
+#define NIO_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define NIO_TLS_MODEL
+#endif
 
 /* engine.c */
 void nio__engine_defer(conn *c, int events);
@@ -263,6 +300,10 @@ void nio__timers_free(nio_engine *e);
 nio_xslot *nio__xslot(nio_engine *e, uint32_t slot);
 /* Free the outside view's blocks (the engine's last reference). */
 void nio__xslots_free(nio_engine *e);
+/* nio__conn_write for bytes nio_send() accepted: also while c is being
+** closed after flush (they were accepted before that close). */
+int nio__conn_write_accepted(conn *c, const void *p, size_t len,
+                             nio_chunk_free freefn, void *ud);
 /* Wrap an accepted socket (already added to the port). */
 int nio__conn_accepted(nio_engine *e, nio_sock fd, conn **out);
 /* Start receiving on a connection whose owner just took it. */
@@ -270,6 +311,8 @@ void nio__conn_start(conn *c);
 void nio__conn_deliver(conn *c, int events);
 /* Free closed connections whose requests all completed. */
 void nio__conns_sweep(nio_engine *e);
+/* Submit the sends of the connections on the kick list (before a wait). */
+void nio__conns_kick(nio_engine *e);
 /* Whether close-after-flush connections still have output to send. */
 int nio__conns_flushing(const nio_engine *e);
 /* Close every open connection (end of the engine). */

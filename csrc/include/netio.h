@@ -108,7 +108,7 @@ typedef struct nio_options {
   ** it answers NIO_EBUSY. 0: 4 MiB. */
   size_t send_limit;
   /* The most bytes of messages waiting in the engine's inbox (nio_send,
-  ** nio_post) before senders get NIO_EBUSY. 0: 64 MiB. */
+  ** nio_post) before senders get NIO_EBUSY. 0: 16 MiB. */
   size_t inbox_limit;
   /* The most bytes of posted messages not yet received by a task before
   ** nio_post() answers NIO_EBUSY. 0: 64 MiB. */
@@ -148,6 +148,9 @@ const char *nio_engine_error(nio_engine *e);
 /* Free the engine (after nio_engine_join, or if never started). Sends
 ** and posts that race with it get NIO_ECLOSED; e must not be used after. */
 void nio_engine_free(nio_engine *e);
+
+/* Whether the backend named ("uring", "epoll", "iocp") can run here. */
+int nio_backend_available(const char *name);
 
 /* Counters of an engine; call after nio_engine_join(). */
 typedef struct nio_stats {
