@@ -46,7 +46,12 @@ foreach(src ${NETIO_C_TESTS})
   add_executable(${name} ${src} ${CMAKE_SOURCE_DIR}/tests/helpers.c
                  ${NETIO_TEST_HELPERS_OS})
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
-  target_link_libraries(${name} PRIVATE netio_engine PkgConfig::CMOCKA)
+  if(name STREQUAL "test_embed")
+    # The public embedding API: the whole library, Lua included.
+    target_link_libraries(${name} PRIVATE libnetio PkgConfig::CMOCKA)
+  else()
+    target_link_libraries(${name} PRIVATE netio_engine PkgConfig::CMOCKA)
+  endif()
   foreach(be ${NETIO_TEST_BACKENDS})
     add_test(NAME c.${name}.${be} COMMAND ${name})
     set_tests_properties(c.${name}.${be} PROPERTIES
@@ -79,4 +84,25 @@ elseif(BUSTED AND LUA54)
   endforeach()
 else()
   message(WARNING "busted or lua5.4 not found: Lua specs are not run")
+endif()
+
+# The embedding example (examples/embed.c), run on every backend: two C
+# threads push lines to the clients of a Lua server with nio_send, and the
+# clients check every line.
+foreach(be ${NETIO_TEST_BACKENDS})
+  add_test(NAME example.embed.${be} COMMAND embed 4 5000)
+  set_tests_properties(example.embed.${be} PROPERTIES
+    ENVIRONMENT "NETIO_BACKEND=${be};${NETIO_SAN_ENV};${NETIO_WINE_ENV}"
+    TIMEOUT 300 LABELS "example;${be}")
+endforeach()
+
+# The installed package: cmake --install into a scratch prefix, then
+# examples/embed.c built against it with pkg-config and with
+# find_package(netio), and the Lua module loaded by a stock lua5.4.
+# (Not in sanitizer builds: the installed library would need their runtime.)
+if(NOT WIN32 AND NOT NETIO_SANITIZE)
+  add_test(NAME install.package
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tools/install-check.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(install.package PROPERTIES TIMEOUT 300
+    LABELS "install")
 endif()

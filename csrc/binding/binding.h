@@ -1,12 +1,14 @@
 /*
 ** binding.h: private declarations shared by the files of the Lua C module
-** netio.core (core.c, task.c, conn.c, listener.c, tcp.c) and the host.
+** netio.core (core.c, state.c, task.c, conn.c, listener.c, tcp.c,
+** copy.c, message.c, thread.c, log.c) and of the public C API
+** (embed.c).
 **
-** Threading: a Lua state is used by one thread at a time. netio.run()
-** prepares everything on the calling thread, starts the engine's worker
-** thread and blocks in nio__engine_join(); from then on only the worker
-** touches the Lua state, until the join returns. The thread create/join
-** pair orders the two.
+** Threading: a Lua state is used by one thread at a time. netio.run() and
+** nio_engine_start() prepare everything on the calling thread and start
+** the engine's worker thread; from then on only the worker touches the Lua
+** state, until nio__engine_join() returns. The thread create/join pair
+** orders the two. A netio thread (thread.c) has a Lua state of its own.
 */
 #ifndef NIO_BINDING_H
 #define NIO_BINDING_H
@@ -18,8 +20,9 @@
 #define NB_TASK_MT "netio.task"
 #define NB_CONN_MT "netio.conn"
 #define NB_LISTENER_MT "netio.listener"
+#define NB_THREAD_MT "netio.thread"
 
-/* Output water marks (DESIGN §2 conn:send). */
+/* Output water marks of conn:send. */
 #define NB_SEND_HIGH (1u << 20)
 #define NB_SEND_LOW (256u << 10)
 /* Strings up to this size are copied into the output queue; longer ones
@@ -39,10 +42,12 @@ typedef struct nb_state nb_state;
 typedef struct nb_task nb_task;
 typedef struct nb_conn nb_conn;
 typedef struct nb_listener nb_listener;
+typedef struct nb_thread nb_thread;
 
-/* A list of tasks waiting for one event (joiners, acceptors). */
+/* A FIFO of tasks waiting for one event (joiners, acceptors, receivers):
+** woken in the order they began to wait. */
 typedef struct nb_waitq {
-  nb_task *head;
+  nb_task *head, *tail;
 } nb_waitq;
 
 /*
@@ -122,9 +127,11 @@ typedef struct nb_sendref {
 } nb_sendref;
 
 /*
-** The state of one run: the engine's udata. A "netio.state" userdata on the
-** stack of the netio.run call that owns it; registry[light S] is the
-** anchor table T (tasks, sent strings, the loop thread).
+** The state of one run: the engine's udata. A "netio.state" userdata
+** anchored in the run's table T = registry[light S] (T.state), so it lives
+** off any C stack: from nio__bind_state_new() until nio__bind_state_free()
+** drops T. T also anchors the tasks, the strings queued by send, and the
+** loop thread.
 */
 #define NB_MAGIC 0x6e62696eu
 struct nb_state {
@@ -140,11 +147,16 @@ struct nb_state {
   nb_conn *conns;
   nb_listener *listeners;
   nb_sendref *unrefs; /* strings the engine no longer needs */
+  /* Messages posted to the engine, waiting for netio.receive in a task. */
+  nio_msg *mhead, *mtail;
+  nb_waitq receivers;
+  nb_thread *threads; /* netio.thread()s started by this run */
   nio_timer grace;    /* the stop's deadline */
   uint8_t stopping;   /* netio.stop() or a signal */
   uint8_t draining;   /* every task ended: the loop is ending */
   uint8_t forced;     /* the stop grace passed: quit at the next turn */
   uint8_t failed;     /* the main task raised */
+  uint8_t ended;      /* the run is over (hook_finish ran) */
 };
 
 /* ---- core.c ---------------------------------------------------------- */
@@ -161,20 +173,79 @@ int64_t nio__bind_opt_timeout(lua_State *L, int arg, int64_t dflt);
 int nio__bind_fail(lua_State *L, int err);
 /* Release the strings the engine freed (loop thread context). */
 void nio__bind_release_refs(nb_state *S);
+/* Put netio.core into L's package.preload (netio threads' states; the
+** library adds the Lua files of netio in embed.c). */
+void nio__bind_preload(lua_State *L);
 
-typedef struct nb_run_opts {
-  const char *backend; /* NULL: NETIO_BACKEND or the best */
-  /* Called on the calling thread right after the worker started, and
-  ** right after it ended (before the engine is freed): the host's signal
-  ** handling uses them. */
-  void (*started)(nio_engine *e, void *ud);
-  void (*ended)(nio_engine *e, void *ud);
-  void *ud;
-} nb_run_opts;
-/* netio.run for C callers (the host): the function and its nargs
-** arguments are on top of L's stack. Returns the number of results pushed
-** (true, results...) or raises the first task's error. */
-int nio__bind_run(lua_State *L, int nargs, const nb_run_opts *o);
+/* ---- state.c --------------------------------------------------------- */
+
+/* A new run state on L (raises on memory errors). Then the caller makes
+** S->e (nio__bind_state_engine), spawns the main task and starts it. */
+nb_state *nio__bind_state_new(lua_State *L);
+int nio__bind_state_engine(nb_state *S, const nio_options *o);
+/* Start the worker thread with the binding's hooks. */
+int nio__bind_state_start(nb_state *S);
+/* After the engine was joined (or never started): free the engine, drop
+** the anchors. S is invalid after. */
+void nio__bind_state_free(nb_state *S);
+/* The run's table T on top of L's stack. */
+void nio__bind_state_table(lua_State *L, nb_state *S);
+/* netio.run */
+int nio__bind_l_run(lua_State *L);
+/* Engine-wide closes at the end of a run. */
+void nio__bind_state_drain(nb_state *S);
+
+/* ---- copy.c ---------------------------------------------------------- */
+
+/* Encode the n values at idx.. for another Lua state: nil, booleans,
+** numbers, strings and tables of those (copied; a table met twice on one
+** path is a cycle). On a value it cannot copy it raises, naming what
+** (e.g. "cannot copy a function") as a bad argument of fname numbered
+** from argn, or as a plain error when argn is 0. Pushes the encoding as a
+** string. */
+void nio__bind_encode(lua_State *L, int idx, int n, const char *fname,
+                      int argn);
+/* Push the values of an encoding; returns their number. Raises on an
+** encoding it did not make. */
+int nio__bind_decode(lua_State *L, const char *p, size_t len);
+
+/* ---- message.c ------------------------------------------------------- */
+
+/* The engine hook for posted messages. */
+void nio__bind_message_hook(nio_engine *e, void *arg, nio_msg *m);
+/* Free the messages of a run that ended and wake its receivers. */
+void nio__bind_messages_end(nb_state *S);
+/* Push a post as values (a raw post from C is one string); frees m.
+** Returns the number of values. */
+int nio__bind_push_message(lua_State *L, nio_engine *e, nio_msg *m);
+int nio__bind_l_send(lua_State *L);
+int nio__bind_l_post(lua_State *L);
+int nio__bind_l_receive(lua_State *L);
+/* The bytes netio.send(id, data) sends: a string, a number or an array of
+** them (concatenated). Leaves them on top; p/len point into it. */
+void nio__bind_send_data(lua_State *L, int idx, const char **p, size_t *len);
+/* nil, message for a NIO_E* result of nio_send/nio_post ("closed", "busy"),
+** or true. */
+int nio__bind_push_result(lua_State *L, int r);
+
+/* ---- thread.c -------------------------------------------------------- */
+
+void nio__bind_thread_open(lua_State *L);
+int nio__bind_l_thread(lua_State *L);
+/* The end of a run: close the threads' mailboxes, wait for them until the
+** stop grace, report those still running. */
+void nio__bind_threads_end(nb_state *S);
+/* Close the threads' mailboxes (their receive gets nil, "closed"). */
+void nio__bind_threads_close_mail(nb_state *S);
+/* luaopen_netio_core in a netio thread's state: the thread-side module. */
+int nio__bind_thread_module(lua_State *L);
+/* Whether L is a netio thread's state. */
+int nio__bind_in_thread(lua_State *L);
+
+/* ---- log.c ----------------------------------------------------------- */
+
+/* Push the netio.log table. */
+void nio__bind_log_push(lua_State *L);
 
 /* ---- task.c ------------------------------------------------------------ */
 
@@ -213,8 +284,14 @@ nb_task *nio__bind_k_task(lua_State *L, nb_state *hint);
   return lua_yieldk((L), 0, (ctx), (k))
 /* Wait queues. */
 void nio__bind_waitq_add(nb_waitq *q, nb_task *t);
+/* Put t first (it was woken for an event another task took meanwhile). */
+void nio__bind_waitq_add_first(nb_waitq *q, nb_task *t);
 void nio__bind_waitq_remove(nb_task *t);
 void nio__bind_waitq_wake_all(nb_waitq *q);
+/* Wake the first task; returns it, or NULL. */
+nb_task *nio__bind_waitq_wake_one(nb_waitq *q);
+/* Forget every waiter without waking it (the run ended). */
+void nio__bind_waitq_clear(nb_waitq *q);
 /* Run the ready tasks (one batch). Returns 1 if tasks are ready again. */
 int nio__bind_run_ready(nb_state *S);
 /* The run ended: forget every task that did not end. */

@@ -156,7 +156,7 @@ static int acc_append(nb_conn *nb, const char *p, size_t n) {
   return 0;
 }
 
-/* A connection closed by either side is "closed" (DESIGN §1.3), a reset
+/* A connection closed by either side is "closed", a reset
 ** included; other failures keep their readable text. */
 static const char *conn_errmsg(int err) {
   if (err == NIO_ECLOSED || err == NIO_EOF || err == NIO_ECANCELED ||
@@ -585,9 +585,17 @@ static int l_conn_getsockname(lua_State *L) {
 
 static int l_conn_setoption(lua_State *L) {
   static const char *const names[] = {"tcp-nodelay", "keepalive", "linger",
-                                      "reuseaddr", NULL};
+                                      "reuseaddr",   "send-limit", NULL};
   nb_conn *nb = conn_check(L);
   int opt = luaL_checkoption(L, 2, NULL, names), value, r;
+  if (opt == 4) { /* bytes netio.send may have waiting (not a socket's) */
+    lua_Integer n = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, n >= 0, 3, "bytes must not be negative");
+    if (nb->c == NULL) return conn_closed(L);
+    nio__conn_set_send_limit(nb->c, (size_t)n);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   if (opt == 2) { /* linger: seconds, false = off, or LuaSocket's table */
     if (lua_istable(L, 3)) {
       lua_getfield(L, 3, "on");

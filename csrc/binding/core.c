@@ -1,7 +1,7 @@
 /*
-** core.c: the module table of netio.core (run, spawn, sleep, now, stop,
-** backend, available, listen, connect) and the engine hooks that drive
-** the tasks of one run.
+** core.c: the module table of netio.core and its small functions (sleep,
+** now, stop, backend, available, intask, stats), and how a call finds the
+** run and the task it belongs to.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -74,160 +74,6 @@ void nio__bind_release_refs(nb_state *S) {
     free(r);
   }
   lua_pop(L, 1);
-}
-
-/* ---- engine hooks ---------------------------------------------------- */
-
-static int hook_start(nio_engine *e, void *arg) {
-  (void)e;
-  (void)arg;
-  return 0;
-}
-
-static void state_grace_cb(nio_timer *t) {
-  nb_state *S = t->data;
-  if (!S->draining) S->forced = 1;
-}
-
-/* Every task ended: close what is left. Connections with queued output
-** are closed after flush; the engine gives them its grace period after
-** the loop ends (engine_drain), so the run can end now. */
-static void state_drain(nb_state *S) {
-  S->draining = 1;
-  nio__bind_close_listeners(S, 0);
-  nio__bind_close_conns(S, 1, 0);
-}
-
-static int hook_turn(nio_engine *e, void *arg) {
-  nb_state *S = arg;
-  int more = 0;
-  if (S->unrefs) nio__bind_release_refs(S);
-  if (S->forced == 1) {
-    /* The stop's grace period passed: close every connection so that the
-    ** tasks waiting on one see "closed", give them this one turn, end. */
-    S->forced = 2;
-    nio__bind_close_listeners(S, 0);
-    nio__bind_close_conns(S, 0, 0);
-    nio__bind_run_ready(S);
-    nio__engine_quit(e, 0);
-    return 0;
-  }
-  if (S->ready_head) more = nio__bind_run_ready(S);
-  if (S->failed) {
-    nio__engine_quit(e, 0);
-    return 0;
-  }
-  if (S->ntasks == 0) {
-    state_drain(S);
-    nio__engine_quit(e, 0);
-    return 0;
-  }
-  return more;
-}
-
-static void hook_stop(nio_engine *e, void *arg) {
-  nb_state *S = arg;
-  if (S->stopping) return;
-  S->stopping = 1;
-  nio__bind_close_listeners(S, 0);
-  S->grace.data = S;
-  nio__timer_start(e, &S->grace, NB_STOP_GRACE_NS, state_grace_cb);
-}
-
-static void hook_finish(nio_engine *e, void *arg) {
-  nb_state *S = arg;
-  if (nio__timer_active(&S->grace)) nio__timer_stop(e, &S->grace);
-  nio__bind_close_listeners(S, 1);
-  nio__bind_close_conns(S, 0, 1);
-  nio__bind_abandon_tasks(S);
-  nio__bind_release_refs(S);
-}
-
-/* ---- run ------------------------------------------------------------- */
-
-static int run_in_task(lua_State *L, nb_state *S, nb_task *self) {
-  int fidx = 1;
-  nb_task *t = nio__bind_spawn(L, S, fidx);
-  t->joined = 1;
-  return nio__bind_join_wait(L, self, t, -1, 1);
-}
-
-int nio__bind_run(lua_State *L, int nargs, const nb_run_opts *o) {
-  static const nio_engine_hooks hooks = {hook_start, hook_turn, hook_stop,
-                                         hook_finish, NULL, NULL};
-  nio_engine_hooks h = hooks;
-  int fidx = lua_gettop(L) - nargs, r, n;
-  nb_state *S;
-  nb_task *t;
-  const char *backend = o ? o->backend : NULL;
-  nio_options eo;
-
-  /* The state lives on this call's stack, below the function. */
-  S = lua_newuserdatauv(L, sizeof *S, 0);
-  memset(S, 0, sizeof *S);
-  S->magic = NB_MAGIC;
-  lua_insert(L, fidx++);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  S->main = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  /* T: anchors for the run (tasks, queued strings, the loop thread). */
-  lua_newtable(L);
-  S->L = lua_newthread(L);
-  lua_setfield(L, -2, "loop");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, S);
-  if (!lua_checkstack(S->L, 16)) luaL_error(L, "netio: out of stack");
-  t = nio__bind_spawn(L, S, fidx);
-  t->is_main = 1;
-  S->main_task = t;
-  /* fidx now holds the main task's userdata. */
-
-  memset(&eo, 0, sizeof eo);
-  eo.backend = backend;
-  if ((r = nio__engine_new(&S->e, &eo)) != 0) {
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, S);
-    return luaL_error(L, "netio: cannot create the engine: %s",
-                      nio_strerror(r));
-  }
-  nio__engine_set_udata(S->e, S);
-  h.arg = S;
-  if ((r = nio__engine_start(S->e, &h)) == 0) {
-    if (o && o->started) o->started(S->e, o->ud);
-    r = nio__engine_join(S->e);
-    if (o && o->ended) o->ended(S->e, o->ud);
-  }
-  nio__engine_free(S->e);
-  S->e = NULL;
-  S->magic = 0;
-  nio__bind_release_refs(S);
-  if (r != 0 && !S->failed) {
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, S);
-    return luaL_error(L, "netio: cannot run the %s backend: %s",
-                      backend ? backend : "selected", nio_strerror(r));
-  }
-  if (t->status == NB_T_FAILED) {
-    lua_getiuservalue(L, fidx, 2);
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, S);
-    return lua_error(L);
-  }
-  n = nio__bind_task_results(L, t);
-  lua_pushnil(L);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, S);
-  return n;
-}
-
-static int l_run(lua_State *L) {
-  nb_state *S;
-  nb_task *self;
-  luaL_checktype(L, 1, LUA_TFUNCTION);
-  S = nio__bind_current(L);
-  if (S != NULL) {
-    self = nio__bind_task(L, S, "run");
-    return run_in_task(L, S, self);
-  }
-  return nio__bind_run(L, lua_gettop(L) - 1, NULL);
 }
 
 /* ---- sleep, now, stop, backend, available ------------------------- */
@@ -303,10 +149,35 @@ static int l_intask(lua_State *L) {
   return 1;
 }
 
+static int l_stats(lua_State *L) {
+  nb_state *S = nio__bind_current(L);
+  nio_counters st;
+  if (S == NULL || S->e == NULL) {
+    lua_pushliteral(L, "netio: stats must be called from a netio task");
+    return lua_error(L);
+  }
+  nio__engine_stats(S->e, &st);
+  lua_createtable(L, 0, 3);
+  lua_pushinteger(L, (lua_Integer)st.conns);
+  lua_setfield(L, -2, "conns");
+  lua_pushinteger(L, (lua_Integer)st.dropped_bytes);
+  lua_setfield(L, -2, "dropped_bytes");
+  lua_pushinteger(L, (lua_Integer)st.outside_dropped);
+  lua_setfield(L, -2, "outside_dropped");
+  return 1;
+}
+
 int luaopen_netio_core(lua_State *L);
 
+void nio__bind_preload(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_netio_core);
+  lua_setfield(L, -2, "netio.core");
+  lua_pop(L, 1);
+}
+
 int luaopen_netio_core(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"run", l_run},
+  static const luaL_Reg funcs[] = {{"run", nio__bind_l_run},
                                    {"spawn", nio__bind_l_spawn},
                                    {"sleep", l_sleep},
                                    {"now", l_now},
@@ -314,14 +185,24 @@ int luaopen_netio_core(lua_State *L) {
                                    {"backend", l_backend},
                                    {"available", l_available},
                                    {"intask", l_intask},
+                                   {"stats", l_stats},
                                    {"listen", nio__bind_l_listen},
                                    {"connect", nio__bind_l_connect},
+                                   {"send", nio__bind_l_send},
+                                   {"post", nio__bind_l_post},
+                                   {"receive", nio__bind_l_receive},
+                                   {"thread", nio__bind_l_thread},
                                    {NULL, NULL}};
   luaL_checkversion(L);
+  /* In a netio thread's state: the thread-side module. */
+  if (nio__bind_in_thread(L)) return nio__bind_thread_module(L);
   nio__bind_task_open(L);
   nio__bind_conn_open(L);
   nio__bind_listener_open(L);
+  nio__bind_thread_open(L);
   luaL_newlib(L, funcs);
+  nio__bind_log_push(L);
+  lua_setfield(L, -2, "log");
   lua_pushliteral(L, NIO_VERSION);
   lua_setfield(L, -2, "_VERSION");
   return 1;

@@ -54,7 +54,7 @@ void nio__bind_close_listeners(nb_state *S, int detach) {
     next = nl->next;
     listener_close(nl);
     if (detach) {
-      nl->acceptors.head = NULL;
+      nio__bind_waitq_clear(&nl->acceptors);
       nl->prev = nl->next = NULL;
       nl->S = NULL;
     }

@@ -56,16 +56,29 @@ void nio__bind_wait_end(nb_task *t) {
 
 void nio__bind_waitq_add(nb_waitq *q, nb_task *t) {
   t->wq = q;
+  t->wnext = NULL;
+  if (q->tail)
+    q->tail->wnext = t;
+  else
+    q->head = t;
+  q->tail = t;
+}
+
+void nio__bind_waitq_add_first(nb_waitq *q, nb_task *t) {
+  t->wq = q;
   t->wnext = q->head;
   q->head = t;
+  if (q->tail == NULL) q->tail = t;
 }
 
 void nio__bind_waitq_remove(nb_task *t) {
-  nb_task **pp;
-  if (t->wq == NULL) return;
-  for (pp = &t->wq->head; *pp; pp = &(*pp)->wnext)
+  nb_task **pp, *prev = NULL;
+  nb_waitq *q = t->wq;
+  if (q == NULL) return;
+  for (pp = &q->head; *pp; prev = *pp, pp = &(*pp)->wnext)
     if (*pp == t) {
       *pp = t->wnext;
+      if (q->tail == t) q->tail = prev;
       break;
     }
   t->wq = NULL;
@@ -74,13 +87,28 @@ void nio__bind_waitq_remove(nb_task *t) {
 
 void nio__bind_waitq_wake_all(nb_waitq *q) {
   nb_task *t = q->head, *next;
-  q->head = NULL;
+  q->head = q->tail = NULL;
   for (; t; t = next) {
     next = t->wnext;
     t->wq = NULL;
     t->wnext = NULL;
     nio__bind_wake(t);
   }
+}
+
+nb_task *nio__bind_waitq_wake_one(nb_waitq *q) {
+  nb_task *t = q->head;
+  if (t == NULL) return NULL;
+  q->head = t->wnext;
+  if (q->head == NULL) q->tail = NULL;
+  t->wq = NULL;
+  t->wnext = NULL;
+  nio__bind_wake(t);
+  return t;
+}
+
+void nio__bind_waitq_clear(nb_waitq *q) {
+  q->head = q->tail = NULL;
 }
 
 /* ---- spawn ---------------------------------------------------------- */
@@ -244,7 +272,7 @@ void nio__bind_abandon_tasks(nb_state *S) {
     task_vacate(t);
     t->status = NB_T_ABANDONED;
     t->queued = 0;
-    t->joiners.head = NULL;
+    nio__bind_waitq_clear(&t->joiners);
     task_unlink(S, t);
     t->S = NULL;
   }

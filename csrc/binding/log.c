@@ -1,0 +1,56 @@
+/*
+** log.c: the netio.log table -- the engine's leveled, thread-safe logger
+** for Lua, the same in tasks and in netio threads.
+*/
+#include "binding.h"
+#include "port/log.h"
+
+/* log.<level>(fmt, ...): string.format(fmt, ...) when there are arguments
+** to format, fmt as it is otherwise. The level is upvalue 1. */
+static int l_log_write(lua_State *L) {
+  int level = (int)lua_tointeger(L, lua_upvalueindex(1));
+  const char *msg;
+  if (level > nio__log_level()) return 0;
+  if (lua_gettop(L) > 1) {
+    luaL_checkstring(L, 1);
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, "string") != LUA_TTABLE ||
+        lua_getfield(L, -1, "format") != LUA_TFUNCTION)
+      return luaL_error(L, "netio: log needs the string library");
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    msg = lua_tostring(L, -1);
+  } else {
+    msg = luaL_tolstring(L, 1, NULL);
+  }
+  nio__log(level, "%s", msg);
+  return 0;
+}
+
+/* log.level([name]): the current level's name; sets it when given. */
+static int l_log_level(lua_State *L) {
+  int old = nio__log_level();
+  if (!lua_isnoneornil(L, 1)) {
+    int lvl = nio__log_level_by_name(luaL_checkstring(L, 1));
+    luaL_argcheck(L, lvl >= 0, 1,
+                  "level name expected (\"error\", \"warn\", \"info\", "
+                  "\"debug\")");
+    nio__log_set_level(lvl);
+  }
+  lua_pushstring(L, nio__log_level_name(old));
+  return 1;
+}
+
+void nio__bind_log_push(lua_State *L) {
+  static const char *const names[] = {"error", "warn", "info", "debug"};
+  lua_createtable(L, 0, 5);
+  for (int i = NIO_LOG_ERROR; i <= NIO_LOG_DEBUG; i++) {
+    lua_pushinteger(L, i);
+    lua_pushcclosure(L, l_log_write, 1);
+    lua_setfield(L, -2, names[i]);
+  }
+  lua_pushcfunction(L, l_log_level);
+  lua_setfield(L, -2, "level");
+}
