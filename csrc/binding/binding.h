@@ -1,7 +1,7 @@
 /*
 ** binding.h: private declarations shared by the files of the Lua C module
 ** netio.core (core.c, state.c, task.c, conn.c, listener.c, tcp.c,
-** copy.c, message.c, thread.c, log.c) and of the public C API
+** copy.c, message.c, thread.c, stdin.c, log.c) and of the public C API
 ** (embed.c).
 **
 ** Threading: a Lua state is used by one thread at a time. netio.run() and
@@ -105,6 +105,7 @@ struct nb_conn {
   int64_t tmo_connect, tmo_send, tmo_read; /* ns, -1 = no limit */
   uint32_t magic;                          /* NB_CONN_MAGIC: see conn_check() */
   unsigned connected : 1; /* connect completed (NIO_EV_CONNECT seen) */
+  unsigned readonly : 1;  /* netio.stdin(): send, flush, shutdown refused */
   size_t want;            /* input wanted, when raised above the default */
   /* Reader state kept across yields of one recv call. */
   size_t scan; /* "*l": input bytes already searched for LF */
@@ -246,6 +247,10 @@ int nio__bind_in_thread(lua_State *L);
 
 /* Push the netio.log table. */
 void nio__bind_log_push(lua_State *L);
+
+/* ---- stdin.c --------------------------------------------------------- */
+
+int nio__bind_l_stdin(lua_State *L);
 
 /* ---- task.c ------------------------------------------------------------ */
 

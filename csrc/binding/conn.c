@@ -422,6 +422,11 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   return nio__bind_yield(L, t, ctx, send_k);
 }
 
+/* Misuse: writing to netio.stdin(). */
+static void conn_writable(lua_State *L, nb_conn *nb, const char *name) {
+  if (nb->readonly) luaL_error(L, "netio: %s: the stream is read-only", name);
+}
+
 static int l_conn_send(lua_State *L) {
   nb_conn *nb = conn_check(L);
   size_t total = 0, n = 0;
@@ -443,6 +448,7 @@ static int l_conn_send(lua_State *L) {
   } else if (tp != LUA_TSTRING && tp != LUA_TNUMBER) {
     return luaL_argerror(L, 2, "string or array of strings expected");
   }
+  conn_writable(L, nb, "send");
   t = nio__bind_task(L, nb->S, "send");
   if (nb->c == NULL) return send_failed(L, NIO_ECLOSED);
   if (nb->writer && nb->c->queued > NB_SEND_HIGH) {
@@ -502,7 +508,9 @@ static int flush_k(lua_State *L, int status, lua_KContext ctx) {
 static int l_conn_flush(lua_State *L) {
   nb_conn *nb = conn_check(L);
   int64_t tmo = nio__bind_opt_timeout(L, 2, nb->tmo_send);
-  nb_task *t = nio__bind_task(L, nb->S, "flush");
+  nb_task *t;
+  conn_writable(L, nb, "flush");
+  t = nio__bind_task(L, nb->S, "flush");
   if (nb->c == NULL) return send_failed(L, NIO_ECLOSED);
   if (nb->c->err) return send_failed(L, nb->c->err);
   if (nb->c->queued == 0) {
@@ -531,6 +539,7 @@ static int conn_closed(lua_State *L) {
 static int l_conn_shutdown(lua_State *L) {
   nb_conn *nb = conn_check(L);
   int r;
+  conn_writable(L, nb, "shutdown");
   if (nb->c == NULL) return conn_closed(L);
   if ((r = nio__conn_shutdown(nb->c)) < 0) return send_failed(L, r);
   lua_pushboolean(L, 1);

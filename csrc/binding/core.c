@@ -192,6 +192,7 @@ int luaopen_netio_core(lua_State *L) {
                                    {"post", nio__bind_l_post},
                                    {"receive", nio__bind_l_receive},
                                    {"thread", nio__bind_l_thread},
+                                   {"stdin", nio__bind_l_stdin},
                                    {NULL, NULL}};
   luaL_checkversion(L);
   /* In a netio thread's state: the thread-side module. */
