@@ -206,6 +206,33 @@ describe("conn:flush", function()
     assert.is_true(dt >= 0.08 and dt < 3, "flush gave up after " .. dt .. " s")
   end)
 
+  it("a_big_send_while_a_flush_waits_does_not_take_the_flush_s_wake_up", function()
+    local flushed, dt, sent = H.run(function()
+      local c, s = H.pair()
+      H.clog(c, 17)
+      local t0 = netio.now()
+      local f = netio.spawn(function()
+        local ok, err = c:flush(8)
+        return ok, err, netio.now() - t0
+      end)
+      netio.sleep(0.05)
+      -- Above the high-water mark while the flush holds the writer slot:
+      -- queued, and this send does not wait.
+      local n = assert(c:send(H.data(2 * 1024 * 1024, 19)))
+      local got = 0
+      while got < 64 * 1024 * 1024 do
+        local d = s:recv(65536, 0.5)
+        if not d then break end
+        got = got + #d
+      end
+      local _, ok, err, took = f:join(10)
+      return ok or err, took, n
+    end, 20)
+    assert.are.equal(true, flushed)
+    assert.are.equal(2 * 1024 * 1024, sent)
+    assert.is_true(dt < 6, "the flush returned after " .. dt .. " s, its timeout was 8 s")
+  end)
+
   it("flush_after_close_returns_nil_closed", function()
     local ok, err = with_pair(function(c)
       c:close()

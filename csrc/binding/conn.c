@@ -469,7 +469,9 @@ static int l_conn_send(lua_State *L) {
     r = send_piece(L, nb, 2, &total);
   }
   if (r < 0) return send_failed(L, r);
-  if (nb->c->queued <= NB_SEND_HIGH) {
+  /* Below the high-water mark, or another task (a flush) holds the one
+  ** writer slot: the bytes are queued, and this send does not wait. */
+  if (nb->c->queued <= NB_SEND_HIGH || nb->writer) {
     lua_pushinteger(L, (lua_Integer)total);
     return 1;
   }
