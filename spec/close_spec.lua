@@ -130,7 +130,7 @@ describe("conn:close", function()
       return out
     end, 20)
     assert.is_nil(r.d)
-    -- DESIGN §1.3: a connection closed by either side (a reset included)
+    -- A connection closed by either side (a reset included)
     -- gives nil, "closed" -- at once, not at the recv timeout.
     assert.are.equal("closed", r.err)
     assert.is_true(r.dt < 1, "recv noticed the reset after " .. r.dt .. " s")

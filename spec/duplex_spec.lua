@@ -80,7 +80,7 @@ describe("full duplex", function()
   end)
 
   it("a_second_writer_that_would_wait_gets_nil_busy", function()
-    -- DESIGN allows one writing task; the binding answers a second one
+    -- netio allows one writing task; the binding answers a second one
     -- that would have to wait at the high-water mark with nil, "busy"
     -- (lua/netio/init.lua).
     local r = with_pair(function(c)

@@ -1,8 +1,8 @@
 /*
 ** log.h: the leveled, thread-safe logger shared by every layer (C and the
 ** Lua netio.log). One line per call: time, level, pid, tid, message.
-** Its state is the one piece of process-wide mutable state (DESIGN: logging
-** aside).
+** Its state is process-wide mutable state: the logger is shared by every
+** engine and thread, by design.
 */
 #ifndef NIO_LOG_H
 #define NIO_LOG_H

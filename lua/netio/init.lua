@@ -1,6 +1,7 @@
 -- netio: the public shape of the netio module. The work is done by the C
--- module netio.core (csrc/binding); this file re-exports it. DESIGN.md §2
--- is the contract; below are the choices made where it is silent.
+-- module netio.core (csrc/binding); this file re-exports it. docs/api.md
+-- is the reference; below are the choices a Lua programmer might not
+-- expect.
 --
 -- Running
 --   netio.run(fn, ...)      true, fn's results once every task ended (or
@@ -40,6 +41,19 @@
 --   "tcp-nodelay", false) turns Nagle back on.
 --   Methods of a closed conn or listener return nil, "closed", except
 --   close() (true) and id() (the old id).
+--
+-- Other threads
+--   netio.send(id, data) works from any Lua state in any thread and never
+--   waits: true | nil, "closed" | nil, "busy" (the bytes waiting for the
+--   connection -- from netio.send and from conn:send -- reach its
+--   "send-limit", 4 MiB by default). A reset connection is "closed" too.
+--   netio.thread(fn, ...): fn travels as bytecode; an upvalue other than
+--   _ENV is refused at the call. Values are copied (nil, booleans, numbers,
+--   strings, tables); join gives the results again at every call.
+--   netio.post(...) also works in a task (a message to its own run);
+--   netio.receive() in a task gets a nio_post() from C as one string.
+--   netio.stdin() is a read-only connection fed by a reader thread through
+--   a socket pair: its buffers are the back-pressure.
 local core = require "netio.core"
 
 local netio = {}
