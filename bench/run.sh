@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # bench/run.sh: the whole benchmark in one command -- installs the peers
-# (apt), builds a Release tree, runs echo / HTTP / ab / idle-memory tests with
+# (apt), builds a Release tree, runs echo / HTTP / ab / idle-memory tests (and
+# outside threads -> connections, bench/outside.sh) with
 # the server pinned to CPU 0 and the load to CPU 1, and prints markdown tables.
 #
-#   bash bench/run.sh                 full run (~15 min): 3 rounds x 5 s
-#   QUICK=1 bash bench/run.sh         smoke run (~2 min): 1 round x 1 s
+#   bash bench/run.sh                 full run (~20 min): 3 rounds x 5 s
+#   QUICK=1 bash bench/run.sh         smoke run (~3 min): 1 round x 1 s
 #
 # Knobs (environment):
 #   ROUNDS=3 SECS=5 WARM=1      rounds; measured seconds and warm-up per run
-#   PARTS=echo,http,ab,idle     which parts run
+#   PARTS=echo,http,ab,idle,outside   which parts run
 #   ONLY=uring,netio-uring,...  echo/idle servers to run (default: all)
+#   OUTSIDE_SECS=3 OUTSIDE_SERVERS="baseline nio-uring ..."  the outside
+#                               part (bench/outside.sh, which has more knobs)
 #   SIZES="64 16384" CONNS="50 500"   echo message sizes and connection counts
 #   LOADERS=1                   loadgen processes per echo run (summed)
 #   IDLE_N=10000 AB_N=200000 AB_C=10000 HTTP_C=50
@@ -33,12 +36,14 @@ ROOT=$PWD
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   ROUNDS=${ROUNDS:-1} SECS=${SECS:-1} IDLE_N=${IDLE_N:-2000}
+  OUTSIDE_SECS=${OUTSIDE_SECS:-1}
   AB_N=${AB_N:-30000} AB_C=${AB_C:-2000}
 fi
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-5}
 WARM=${WARM:-1}
-PARTS=${PARTS:-echo,http,ab,idle}
+PARTS=${PARTS:-echo,http,ab,idle,outside}
+OUTSIDE_SECS=${OUTSIDE_SECS:-3}
 SIZES=${SIZES:-64 16384}
 CONNS=${CONNS:-50 500}
 LOADERS=${LOADERS:-1}
@@ -55,6 +60,7 @@ mkdir -p "$OUT"
 RES=$OUT/results.tsv
 : >"$RES"
 B=$ROOT/$BUILD
+[[ $BUILD != /* ]] || B=$BUILD # an absolute path is taken as it is
 has_part() { [[ ",$PARTS," == *",$1,"* ]]; }
 wanted() { [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 say() { printf '%s\n' "$*" >&2; }
@@ -85,7 +91,8 @@ fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building $BUILD (Release)"
   cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DNETIO_TESTS=OFF >/dev/null
-  cmake --build "$B" -j2 --target netio loadgen echo_epoll >/dev/null
+  cmake --build "$B" -j2 --target netio loadgen echo_epoll outside_reader \
+    outside_baseline outside_nio >/dev/null
   # the optimizer's servers: skipped (not failed) when absent or broken
   for t in echo_uring echo_engine; do
     [ -f "bench/$t.c" ] || continue
@@ -453,7 +460,20 @@ if has_part idle; then
     if [[ $srv == nginx-* ]] || wanted "$srv"; then run_idle "$srv"; fi
   done
 fi
+# Messages from outside threads (bench/outside.sh: its own rounds, servers
+# and table, appended to the report).
+if has_part outside; then
+  say "outside threads -> connections (bench/outside.sh)"
+  OUT=$OUT/outside ROUNDS=$ROUNDS SECS=$OUTSIDE_SECS WARM=$WARM \
+    SERVERS=${OUTSIDE_SERVERS:-} bash bench/outside.sh "$B" >/dev/null ||
+    say "warning: bench/outside.sh failed"
+fi
 lua5.4 bench/report.lua "$RES" "$OUT/header.txt" | tee "$OUT/report.md"
+if [ -s "$OUT/outside/results.tsv" ]; then
+  echo | tee -a "$OUT/report.md"
+  lua5.4 bench/outside_report.lua "$OUT/outside/results.tsv" |
+    tee -a "$OUT/report.md"
+fi
 say "raw results: $RES; report: $OUT/report.md"
 exit 0
 }

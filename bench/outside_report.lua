@@ -1,0 +1,157 @@
+-- bench/outside_report.lua: bench/outside.sh's results.tsv -> a markdown
+-- table (medians over rounds; "x baseline" is the median of per-round
+-- ratios to the baseline with as many threads) and the issue's target.
+--   lua5.4 bench/outside_report.lua results.tsv [header.txt]
+-- results.tsv rows: outside srv threads rate round msgs secs p50 p99
+-- errors busy sent  (rate 0: flat out; busy and sent count the server's
+-- whole life, -1: the server did not report)
+local res_path, header_path = arg[1], arg[2]
+
+local NAMES = {
+  baseline = "raw C: mutex queue + eventfd + epoll writer",
+  ["nio-uring"] = "nio_send (C threads), uring",
+  ["nio-epoll"] = "nio_send (C threads), epoll",
+  ["lua-uring"] = "netio.send (Lua threads), uring",
+  ["lua-epoll"] = "netio.send (Lua threads), epoll",
+}
+local ORDER = { "baseline", "nio-uring", "nio-epoll", "lua-uring", "lua-epoll" }
+local GOAL = 0.8
+
+local function median(t)
+  if #t == 0 then return nil end
+  local s = { table.unpack(t) }
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+local function fmt(v, digits)
+  if v == nil then return "-" end
+  return string.format("%." .. (digits or 0) .. "f", v)
+end
+
+-- runs[mode][threads][srv] = { records }, mode "flat" or "paced"
+local runs, threads_seen, rate_seen, srv_seen = { flat = {}, paced = {} }, {}, nil, {}
+local errors = {}
+for line in io.lines(res_path) do
+  local f = {}
+  for v in (line .. "\t"):gmatch("([^\t]*)\t") do f[#f + 1] = v end
+  if f[1] == "outside" then
+    local n = tonumber
+    local r = { srv = f[2], threads = n(f[3]), rate = n(f[4]), round = n(f[5]),
+      msgs = n(f[6]), secs = n(f[7]), p50 = n(f[8]), p99 = n(f[9]),
+      errors = n(f[10]), busy = n(f[11]), sent = n(f[12]) or -1 }
+    r.mps = r.msgs / r.secs
+    local mode = r.rate == 0 and "flat" or "paced"
+    if mode == "paced" then rate_seen = r.rate end
+    runs[mode][r.threads] = runs[mode][r.threads] or {}
+    local t = runs[mode][r.threads]
+    t[r.srv] = t[r.srv] or {}
+    table.insert(t[r.srv], r)
+    threads_seen[r.threads] = true
+    srv_seen[r.srv] = true
+    if r.errors > 0 then
+      errors[#errors + 1] = string.format("%s, %d thread(s), %s, round %d: %d",
+        r.srv, r.threads, mode == "flat" and "flat out" or r.rate .. "/s",
+        r.round, r.errors)
+    end
+  end
+end
+
+local function col(recs, field)
+  local t = {}
+  for _, r in ipairs(recs or {}) do
+    if r[field] and r[field] >= 0 then t[#t + 1] = r[field] end
+  end
+  return t
+end
+
+local function ratio(recs, base)
+  if not recs or not base then return nil end
+  local by, t = {}, {}
+  for _, b in ipairs(base) do by[b.round] = b end
+  for _, r in ipairs(recs) do
+    local b = by[r.round]
+    if b and b.mps > 0 then t[#t + 1] = r.mps / b.mps end
+  end
+  return median(t)
+end
+
+local threads = {}
+for k in pairs(threads_seen) do threads[#threads + 1] = k end
+table.sort(threads)
+
+if header_path then
+  for l in io.lines(header_path) do print(l) end
+  print()
+end
+print("#### Messages from outside threads into connections (64 B, server on " ..
+  "CPU 0, `outside_reader` on CPU 1)")
+print()
+local paced = rate_seen and string.format(" @ %d/s", rate_seen) or nil
+local head = "| server | threads | msgs/s | p50 µs | p99 µs | × baseline | busy ‰"
+local rule = "|---|--:|--:|--:|--:|--:|--:"
+if paced then
+  head = head .. " | p50 µs" .. paced .. " | p99 µs" .. paced
+  rule = rule .. "|--:|--:"
+end
+print(head .. " |")
+print(rule .. "|")
+local targets = {}
+for _, t in ipairs(threads) do
+  local flat = runs.flat[t] or {}
+  local pc = runs.paced[t] or {}
+  for _, srv in ipairs(ORDER) do
+    if srv_seen[srv] and (flat[srv] or pc[srv]) then
+      local recs = flat[srv]
+      local x = ratio(recs, flat.baseline)
+      local busy = {}
+      for _, r in ipairs(recs or {}) do
+        if r.busy >= 0 and r.sent > 0 then
+          busy[#busy + 1] = 1000 * r.busy / r.sent
+        end
+      end
+      local row = string.format("| %s | %d | %s | %s | %s | %s | %s", NAMES[srv],
+        t, fmt(median(col(recs, "mps"))), fmt(median(col(recs, "p50"))),
+        fmt(median(col(recs, "p99"))), fmt(x, 2), fmt(median(busy), 2))
+      if paced then
+        local prec = pc[srv]
+        local p50, p99 = fmt(median(col(prec, "p50"))), fmt(median(col(prec, "p99")))
+        local got = median(col(prec, "mps"))
+        if got and got < 0.95 * rate_seen then
+          p99 = p99 .. string.format(" (only %.0f/s)", got)
+        end
+        row = row .. " | " .. p50 .. " | " .. p99
+      end
+      print(row .. " |")
+      if srv == "nio-uring" or srv == "nio-epoll" then
+        targets[#targets + 1] = { srv = srv, t = t, x = x }
+      end
+    end
+  end
+end
+print()
+print("msgs/s: messages the reader got and checked per second, flat out " ..
+  "(senders never pause but after \"busy\"); p50/p99: send call → the " ..
+  "reader's recv, at that saturation" ..
+  (paced and (", then with the senders paced at " .. rate_seen ..
+    " msgs/s in all") or "") ..
+  ". busy ‰: the senders' retries after \"busy\" per 1000 messages " ..
+  "accepted (flat out). " ..
+  "Medians over rounds; × baseline: median of per-round ratios.")
+if #targets > 0 then
+  print()
+  print("| target | figure | goal | status |")
+  print("|---|--:|--:|---|")
+  for _, g in ipairs(targets) do
+    print(string.format("| %s, %d thread(s): msgs/s ÷ baseline | %s× | ≥ %.1f× | %s |",
+      NAMES[g.srv], g.t, fmt(g.x, 2), GOAL,
+      g.x == nil and "-" or (g.x >= GOAL and "PASS" or "MISS")))
+  end
+end
+if #errors > 0 then
+  print()
+  print("**Broken streams** (lost, repeated or torn messages; those " ..
+    "connections were not counted further): " .. table.concat(errors, "; "))
+end
