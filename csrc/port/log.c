@@ -2,6 +2,7 @@
 ** log.c: the leveled logger. A mutex makes each line whole when several
 ** threads write; the line is formatted before the lock is taken.
 */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +51,12 @@ static void log_wallclock(time_t *sec, long *nsec) {
 static struct {
   _Atomic int init;
   _Atomic int level;
-  int also_stderr;
+  int streams; /* NIO_LOG_STDERR | NIO_LOG_STDOUT */
   FILE *file;
   nio_mutex lock;
   const char *once[32];
   int nonce;
-} L = {0, NIO_LOG_INFO, 1, NULL, LOG_LOCK_INIT, {0}, 0};
+} L = {0, NIO_LOG_INFO, NIO_LOG_STDERR, NULL, LOG_LOCK_INIT, {0}, 0};
 
 /* Reads NETIO_LOG once, under the lock. */
 static void log_init(void) {
@@ -91,14 +92,15 @@ void nio__log_set_level(int level) {
   if (level >= NIO_LOG_ERROR && level <= NIO_LOG_DEBUG) L.level = level;
 }
 
-int nio__log_open(const char *path, int also_stderr) {
+int nio__log_open(const char *path, int flags) {
   FILE *f = NULL;
   log_init();
-  if (path && (f = fopen(path, "a")) == NULL) return NIO_EACCES;
+  if (path && (f = fopen(path, "a")) == NULL)
+    return errno == ENOENT ? NIO_ENOENT : NIO_EACCES;
   nio__mutex_lock(&L.lock);
   if (L.file) fclose(L.file);
   L.file = f;
-  L.also_stderr = f ? also_stderr : 1;
+  L.streams = f ? flags : NIO_LOG_STDERR;
   nio__mutex_unlock(&L.lock);
   return 0;
 }
@@ -131,7 +133,11 @@ void nio__logv(int level, const char *fmt, va_list ap) {
     fputs(line, L.file);
     fflush(L.file);
   }
-  if (L.also_stderr) fputs(line, stderr);
+  if (L.streams & NIO_LOG_STDERR) fputs(line, stderr);
+  if (L.streams & NIO_LOG_STDOUT) {
+    fputs(line, stdout);
+    fflush(stdout);
+  }
   nio__mutex_unlock(&L.lock);
 }
 

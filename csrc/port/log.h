@@ -19,9 +19,11 @@ void nio__log_set_level(int level);
 /* Level by name, or -1. */
 int nio__log_level_by_name(const char *name);
 const char *nio__log_level_name(int level);
-/* Write to path (appended) instead of stderr; also_stderr keeps stderr.
-** path NULL goes back to stderr only. Returns 0 or NIO_E*. */
-int nio__log_open(const char *path, int also_stderr);
+/* Where lines go: path (appended) and/or the standard streams in flags.
+** path NULL: stderr only (flags ignored). Returns 0 or NIO_E* (the file
+** cannot be opened: nothing changes). */
+enum { NIO_LOG_STDERR = 1, NIO_LOG_STDOUT = 2 };
+int nio__log_open(const char *path, int flags);
 void nio__log(int level, const char *fmt, ...)
 #ifdef __GNUC__
     __attribute__((format(printf, 2, 3)))
