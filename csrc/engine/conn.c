@@ -209,7 +209,9 @@ static inline void conn_set_queued(conn *c, size_t queued) {
 static void conn_set_err(conn *c, int err) {
   if (c->pub.err) return;
   c->pub.err = err;
-  if (!c->pub.closing) conn_refuse_outside(c); /* else the slot is not ours */
+  /* A connect that failed keeps taking bytes: its owner may hand them to
+  ** a successor (a reconnecting client), or they are counted at close. */
+  if (!c->pub.closing && c->connected) conn_refuse_outside(c);
 }
 
 nio_conn *nio__conn_get(nio_engine *e, uint64_t id) {
@@ -226,13 +228,8 @@ void nio__conn_set_send_limit(nio_conn *pc, size_t limit) {
 
 /* ---- life ----------------------------------------------------------- */
 
-static conn *conn_new(nio_engine *e, nio_sock fd) {
-  conn *c = calloc(1, sizeof *c);
-  if (c == NULL) return NULL;
-  if (slot_alloc(e, c) < 0) {
-    free(c);
-    return NULL;
-  }
+/* Everything but the slot. */
+static void conn_init(conn *c, nio_engine *e, nio_sock fd) {
   c->e = e;
   c->pub.fd = fd;
   c->want = CONN_WANT;
@@ -245,6 +242,16 @@ static conn *conn_new(nio_engine *e, nio_sock fd) {
   c->wreq.fd = fd;
   c->wreq.data = c;
   e->stats.conns++;
+}
+
+static conn *conn_new(nio_engine *e, nio_sock fd) {
+  conn *c = calloc(1, sizeof *c);
+  if (c == NULL) return NULL;
+  if (slot_alloc(e, c) < 0) {
+    free(c);
+    return NULL;
+  }
+  conn_init(c, e, fd);
   return c;
 }
 
@@ -354,9 +361,12 @@ void nio__conn_close(nio_conn *pc, int reset) {
   c->reset = reset != 0;
   e->stats.dropped_bytes += c->pub.queued;
   e->stats.conns--;
-  conn_refuse_outside(c);
-  conn_set_queued(c, 0);
-  slot_release(e, c);
+  c->pub.queued = 0;
+  if (!c->moved) {
+    conn_refuse_outside(c);
+    conn_set_queued(c, 0);
+    slot_release(e, c);
+  }
   if (c->caf) conn_caf_unlink(c);
   if (c->rreq.active) nio__port_cancel(e->port, &c->rreq);
   if (c->wreq.active)
@@ -380,11 +390,13 @@ void nio__conns_sweep(nio_engine *e) {
     }
     *pp = c->next;
     conn_drop_queue(c);
-    nio__port_remove(e->port, c->pub.fd);
-    if (c->reset)
-      nio__sock_close_reset(c->pub.fd);
-    else
-      nio__sock_close(c->pub.fd);
+    if (c->pub.fd != NIO_BAD_SOCK) { /* a detached one never had one */
+      nio__port_remove(e->port, c->pub.fd);
+      if (c->reset)
+        nio__sock_close_reset(c->pub.fd);
+      else
+        nio__sock_close(c->pub.fd);
+    }
     free(c);
   }
 }
@@ -528,6 +540,28 @@ void nio__conn_consume(nio_conn *pc, size_t n) {
   conn_recv_kick(c);
 }
 
+int nio__conn_unread(nio_conn *pc, const void *p, size_t n) {
+  conn *c = (conn *)pc;
+  size_t avail = pc->wpos - pc->rpos;
+  char *in;
+  if (n == 0) return 0;
+  if (!c->lent && pc->rpos >= n) {
+    pc->rpos -= (uint32_t)n;
+    memcpy(pc->in + pc->rpos, p, n);
+    return 0;
+  }
+  if (n + avail > UINT32_MAX || (in = buf_get(c->e, n + avail)) == NULL)
+    return NIO_ENOMEM;
+  memcpy(in, p, n);
+  if (avail) memcpy(in + n, pc->in + pc->rpos, avail);
+  conn_free_input(c);
+  pc->in = in;
+  pc->cap = (uint32_t)buf_size(n + avail);
+  pc->rpos = 0;
+  pc->wpos = (uint32_t)(n + avail);
+  return 0;
+}
+
 void nio__conn_want(nio_conn *pc, size_t n) {
   conn *c = (conn *)pc;
   if (n == 0) n = 1;
@@ -654,10 +688,22 @@ static int conn_write(conn *c, const void *p, size_t len,
   int r = 0;
   if (c->pub.closing || (c->caf && !late))
     r = NIO_ECLOSED;
-  else if (c->pub.err)
+  else if (c->pub.err && c->connected)
     r = c->pub.err;
   else if (c->pub.shut)
     r = NIO_EPIPE;
+  if (r == 0 && c->max_output && c->pub.queued + len > c->max_output) {
+    /* A reader that does not keep up: the connection is aborted rather
+    ** than let its output grow. A send in flight names queued chunks:
+    ** the queue goes at its (canceled) completion, else now. */
+    conn_set_err(c, NIO_ECONNABORTED);
+    c->reset = 1;
+    if (c->wreq.active)
+      nio__port_cancel(c->e->port, &c->wreq);
+    else
+      conn_send_failed(c, NIO_ECONNABORTED, 1);
+    r = NIO_ECONNABORTED;
+  }
   if (r < 0 || len == 0) {
     if (freefn) freefn(ud, p, len);
     return r;
@@ -808,49 +854,109 @@ static void conn_on_connect(nio_req *req, int res, const char *data,
   conn_fire(c, NIO_EV_CONNECT);
 }
 
-int nio__conn_connect(nio_engine *e, const nio_addr *addr, const nio_addr *bind,
-                      nio_conn_cb cb, void *udata, nio_conn **out) {
-  nio_sock fd;
+int nio__conn_detached(nio_engine *e, nio_conn_cb cb, void *udata,
+                       nio_conn **out) {
   conn *c;
-  int r;
   *out = NULL;
-  if (addr == NULL || addr->len == 0 || addr->len > sizeof addr->ss)
-    return NIO_EINVAL;
   if (e->ending) return NIO_ECLOSED;
-  if ((r = nio__sock_tcp(addr->ss.ss_family, &fd)) < 0) return r;
-  if (bind && (r = nio__sock_bind_reuse(fd, bind)) < 0) goto fail_close;
-  if ((r = nio__port_add(e->port, fd)) < 0) goto fail_close;
-  if ((c = conn_new(e, fd)) == NULL) {
-    r = NIO_ENOMEM;
-    goto fail_remove;
-  }
-  if ((c->u.caddr = malloc(sizeof *addr)) == NULL) {
-    r = NIO_ENOMEM;
-    goto fail_conn;
-  }
-  *c->u.caddr = *addr;
-  c->wreq.op = NIO_OP_CONNECT;
-  c->wreq.cb = conn_on_connect;
-  c->wreq.u.connect.addr = c->u.caddr;
-  if ((r = nio__port_submit(e->port, &c->wreq)) < 0) {
-    free(c->u.caddr);
-    c->u.caddr = NULL;
-    goto fail_conn;
-  }
-  c->connecting = 1;
+  if ((c = conn_new(e, NIO_BAD_SOCK)) == NULL) return NIO_ENOMEM;
   c->pub.cb = cb;
   c->pub.udata = udata;
   *out = &c->pub;
   return 0;
-fail_conn:
-  /* The sweep closes the socket and frees c (no request is active). */
-  nio__conn_close(&c->pub, 0);
-  return r;
+}
+
+int nio__conn_dial(nio_conn *pc, const nio_addr *addr, const nio_addr *bind) {
+  conn *c = (conn *)pc;
+  nio_engine *e = c->e;
+  nio_sock fd;
+  int r;
+  if (addr == NULL || addr->len == 0 || addr->len > sizeof addr->ss)
+    return NIO_EINVAL;
+  if (c->pub.closing || c->caf) return NIO_ECLOSED;
+  if (c->pub.fd != NIO_BAD_SOCK || c->connecting) return NIO_EISCONN;
+  if (e->ending) return NIO_ECLOSED;
+  if ((r = nio__sock_tcp(addr->ss.ss_family, &fd)) < 0) return r;
+  if (bind && (r = nio__sock_bind_reuse(fd, bind)) < 0) goto fail_close;
+  if ((r = nio__port_add(e->port, fd)) < 0) goto fail_close;
+  if ((c->u.caddr = malloc(sizeof *addr)) == NULL) {
+    r = NIO_ENOMEM;
+    goto fail_remove;
+  }
+  *c->u.caddr = *addr;
+  c->pub.fd = c->rreq.fd = c->wreq.fd = fd;
+  c->wreq.op = NIO_OP_CONNECT;
+  c->wreq.cb = conn_on_connect;
+  c->wreq.u.connect.addr = c->u.caddr;
+  if ((r = nio__port_submit(e->port, &c->wreq)) < 0) {
+    /* The socket stays with c: the sweep closes it with c. */
+    free(c->u.caddr);
+    c->u.caddr = NULL;
+    return r;
+  }
+  c->connecting = 1;
+  return 0;
 fail_remove:
   nio__port_remove(e->port, fd);
 fail_close:
   nio__sock_close(fd);
   return r;
+}
+
+int nio__conn_connect(nio_engine *e, const nio_addr *addr, const nio_addr *bind,
+                      nio_conn_cb cb, void *udata, nio_conn **out) {
+  nio_conn *c;
+  int r;
+  *out = NULL;
+  if (addr == NULL || addr->len == 0 || addr->len > sizeof addr->ss)
+    return NIO_EINVAL;
+  if ((r = nio__conn_detached(e, cb, udata, &c)) < 0) return r;
+  if ((r = nio__conn_dial(c, addr, bind)) < 0) {
+    /* The sweep closes the socket, if any, and frees c. */
+    nio__conn_close(c, 0);
+    return r;
+  }
+  *out = c;
+  return 0;
+}
+
+int nio__conn_successor(nio_conn *pc, nio_conn **out) {
+  conn *c = (conn *)pc, *n;
+  nio_engine *e = c->e;
+  *out = NULL;
+  if (c->pub.closing || c->caf) return NIO_ECLOSED;
+  if ((n = calloc(1, sizeof *n)) == NULL) return NIO_ENOMEM;
+  /* The slot, its id and its outside view go over; c closes as usual but
+  ** leaves them be. Sends queued in the inbox for the id reach n. */
+  conn_init(n, e, NIO_BAD_SOCK);
+  n->slot = c->slot;
+  n->pub.id = c->pub.id;
+  n->xs = c->xs;
+  n->max_output = c->max_output;
+  n->pub.cb = c->pub.cb;
+  n->pub.udata = c->pub.udata;
+  e->slots[c->slot].c = n;
+  c->moved = 1;
+  /* Never connected: nothing of its output went anywhere (no send was
+  ** ever submitted), so all of it goes on with the id. Otherwise what is
+  ** left may be the rest of a message the peer got part of: dropped. */
+  if (!c->connected && c->qhead) {
+    n->qhead = c->qhead;
+    n->qtail = c->qtail;
+    n->pub.queued = c->pub.queued;
+    c->qhead = c->qtail = NULL;
+    c->pub.queued = 0;
+  }
+  nio__conn_close(pc, 0);
+  /* A failed stream refused outside senders: the new one takes them. */
+  atomic_store_explicit(&n->xs->id, n->pub.id, memory_order_release);
+  conn_set_queued(n, n->pub.queued);
+  *out = &n->pub;
+  return 0;
+}
+
+void nio__conn_set_max_output(nio_conn *pc, size_t max) {
+  ((conn *)pc)->max_output = max;
 }
 
 /* ---- socket queries ------------------------------------------------- */

@@ -176,6 +176,22 @@ struct nio_conn {
 ** with c->err = 0 or NIO_E*; on failure the owner still closes c. */
 int nio__conn_connect(nio_engine *e, const nio_addr *addr, const nio_addr *bind,
                       nio_conn_cb cb, void *udata, nio_conn **out);
+/* A connection without a socket yet: it has an id and takes writes
+** (queued, sent once connected), for nio__conn_dial() -- a client that
+** may be written to before it is connected. */
+int nio__conn_detached(nio_engine *e, nio_conn_cb cb, void *udata,
+                       nio_conn **out);
+/* Connect a detached connection to addr (as nio__conn_connect). */
+int nio__conn_dial(nio_conn *c, const nio_addr *addr, const nio_addr *bind);
+/* Close c and give its id to a new detached connection, returned: what is
+** sent to the id from now on (nio_send included) goes to the successor.
+** If c never connected, its queued output goes over too; otherwise it is
+** dropped (counted). For reconnecting clients. */
+int nio__conn_successor(nio_conn *c, nio_conn **out);
+/* Queued output above max bytes aborts the connection: its output is
+** dropped (counted), it fails with NIO_ECONNABORTED, and its close
+** resets (the peer sees the loss). 0: no limit. */
+void nio__conn_set_max_output(nio_conn *c, size_t max);
 /* Wrap a connected stream socket (a socket pair's end, say) as a
 ** connection, receiving at once. On failure the caller keeps fd. */
 int nio__conn_adopt(nio_engine *e, nio_sock fd, nio_conn_cb cb, void *udata,
@@ -190,6 +206,9 @@ void nio__conn_set_send_limit(nio_conn *c, size_t limit);
 ** pointer (valid until the next engine call on c). */
 const char *nio__conn_input(nio_conn *c, size_t *len);
 void nio__conn_consume(nio_conn *c, size_t n);
+/* Put n bytes back in front of the input (consumed, then not used: a
+** canceled read). Returns 0 or NIO_ENOMEM. */
+int nio__conn_unread(nio_conn *c, const void *p, size_t n);
 /* How many input bytes the owner wants buffered before the engine stops
 ** receiving (flow control). Default 64 KiB; raise it for recv(n) with a
 ** large n or recv("*a"). Receiving resumes when the buffer drains below. */

@@ -128,6 +128,7 @@ struct conn {
   conn *fprev, *fnext; /* close-after-flush list */
   uint64_t fdue;       /* close-after-flush deadline */
   size_t lowat;
+  size_t max_output; /* queued output that aborts the connection; 0 none */
   nio_xslot *xs; /* this slot's outside view (stable; see nio_xslot) */
   uint32_t want;
   uint32_t slot;
@@ -142,6 +143,8 @@ struct conn {
   unsigned lent : 1;
   /* On the engine's kick list (a send to submit before the next wait). */
   unsigned kickq : 1;
+  /* Its slot (and id) went to a successor: close leaves the slot alone. */
+  unsigned moved : 1;
 };
 
 /* A free list of malloc'ed blocks of one size class, kept by the engine so
