@@ -264,6 +264,35 @@ describe("netio.log", function()
       end
     end)
 
+    it("open_sends_lines_to_a_file_with_an_optional_copy_to_stdout", function()
+      local path = H.tmpname()
+      local code, out, err = run(([[
+        local netio = require "netio"
+        assert(netio.log.open(%q, { stdout = true }))
+        netio.log.info("to the file and stdout %%d", 1)
+        assert(netio.log.open(%q))
+        netio.log.warn("to the file only")
+        assert(netio.log.open())
+        netio.log.error("to stderr again")
+        print(select(3, netio.log.open(%q)))
+        print(pcall(netio.log.open, %q, { stdot = true }))
+      ]]):format(path, path,
+        H.windows and "Z:\\no\\such\\dir\\x.log" or "/no/such/dir/x.log", path))
+      local file = H.read(path) or ""
+      os.remove(path)
+      assert.are.equal(0, code, "the host should exit with 0: " .. err)
+      -- Text mode: lines end in CRLF on Windows.
+      assert.truthy(file:find("info  %d+ %d+ to the file and stdout 1\r?\n"), "file: " .. file)
+      assert.truthy(file:find("warn  %d+ %d+ to the file only\r?\n"), "file: " .. file)
+      assert.is_nil(file:find("stderr again", 1, true), "file: " .. file)
+      assert.truthy(out:find("to the file and stdout 1", 1, true), "stdout copy: " .. out)
+      assert.is_nil(out:find("file only", 1, true), "no stdout copy without it: " .. out)
+      assert.truthy(err:find("to stderr again", 1, true), "back to stderr: " .. err)
+      assert.is_nil(err:find("file only", 1, true), "the file only: " .. err)
+      assert.truthy(out:find("ENOENT", 1, true), "a missing directory: " .. out)
+      assert.truthy(out:find("unknown option 'stdot'", 1, true), out)
+    end)
+
     it("lines_from_several_threads_at_once_stay_whole", function()
       local code, out, err = run([[
         local netio = require "netio"

@@ -194,7 +194,8 @@ describe("netio.post and netio.receive", function()
         for k = 1, 3 do refused[k] = select(2, ts[k]:join(10)) end
         return { total = total, bad = bad, refused = refused, last = last }
       end, 30)
-      assert.are.same({ 0, 0, 0 }, r.refused, "every netio.post from the threads should be accepted")
+      assert.are.same({ 0, 0, 0 }, r.refused,
+        "every netio.post from the threads should be accepted")
       assert.is_nil(r.bad, "each thread's messages should arrive in order")
       assert.are.equal(3 * per_thread, r.total, "every message should arrive once")
       assert.are.same({ per_thread, per_thread, per_thread }, r.last,
@@ -267,12 +268,13 @@ describe("netio.post and netio.receive", function()
       assert.are.equal("netio: receive must be called from a netio task", err)
     end)
 
-    it("receive_in_a_plain_coroutine_inside_a_task_raises", function()
+    it("receive_in_a_plain_coroutine_inside_a_task_waits_for_the_task", function()
       local r = H.run(function()
-        return table.pack(coroutine.wrap(function() return pcall(netio.receive, 0) end)())
+        netio.spawn(function() netio.sleep(0.02) netio.post("late") end)
+        return table.pack(coroutine.wrap(function() return netio.receive(2) end)())
       end)
-      assert.is_false(r[1], "netio.receive in a plain coroutine should raise")
-      assert.are.equal("netio: receive must be called from a netio task", r[2])
+      assert.are.same({ n = 1, "late" }, r,
+        "netio.receive in a plain coroutine inside a task should wait for the message")
     end)
 
     it("post_in_a_plain_coroutine_inside_a_task_works", function()

@@ -90,6 +90,7 @@ describe("netio.thread", function()
     end)
 
     it("has_the_standard_libraries_and_its_own_globals", function()
+      -- luacheck: globals THREAD_SPEC_GLOBAL
       THREAD_SPEC_GLOBAL = "main state"
       local r = H.run(function()
         local t = netio.thread(function()
@@ -412,16 +413,24 @@ describe("netio.thread", function()
       is_error("bad argument #1 to 'join' (timeout must be a non-negative number)", r[3])
     end)
 
-    it("of_a_running_thread_outside_a_task_raises", function()
+    it("of_a_running_thread_in_a_plain_coroutine_inside_a_task_waits", function()
       local r = H.run(function()
         local t = netio.thread(function() return require("netio").receive(5) end)
-        local res = table.pack(coroutine.wrap(function() return pcall(t.join, t) end)())
-        t:post("done")
-        t:join(5)
-        return res
+        netio.spawn(function() netio.sleep(0.02) t:post("done") end)
+        return table.pack(coroutine.wrap(function() return t:join(5) end)())
       end)
-      assert.is_false(r[1], "join of a running thread from a plain coroutine should raise")
-      assert.are.equal("netio: join must be called from a netio task", r[2])
+      assert.are.same({ n = 2, true, "done" }, r,
+        "join in a plain coroutine inside a task should wait for the thread")
+    end)
+
+    it("of_a_running_thread_outside_a_run_raises", function()
+      local t
+      local ok = pcall(netio.run, function()
+        t = netio.thread(function() return require("netio").receive(0.3) end)
+      end)
+      assert.is_true(ok)
+      -- The run ended and the thread with it (its mailbox closed): joined.
+      assert.are.same({ n = 3, true, nil, "closed" }, table.pack(t:join()))
     end)
   end)
 

@@ -1,8 +1,8 @@
 /*
 ** binding.h: private declarations shared by the files of the Lua C module
 ** netio.core (core.c, state.c, task.c, conn.c, listener.c, tcp.c,
-** copy.c, message.c, thread.c, stdin.c, log.c) and of the public C API
-** (embed.c).
+** copy.c, message.c, thread.c, stdin.c, log.c, waitq.c) and of the public
+** C API (embed.c).
 **
 ** Threading: a Lua state is used by one thread at a time. netio.run() and
 ** nio_engine_start() prepare everything on the calling thread and start
@@ -43,6 +43,7 @@ typedef struct nb_task nb_task;
 typedef struct nb_conn nb_conn;
 typedef struct nb_listener nb_listener;
 typedef struct nb_thread nb_thread;
+typedef struct nb_wq nb_wq;
 
 /* A FIFO of tasks waiting for one event (joiners, acceptors, receivers):
 ** woken in the order they began to wait. */
@@ -63,8 +64,16 @@ enum {
   NB_T_WAIT,      /* yielded inside a netio call, waiting to be woken */
   NB_T_DONE,      /* returned; results on the coroutine's stack */
   NB_T_FAILED,    /* raised; error value in user value 2 */
-  NB_T_ABANDONED  /* the run ended before the task did */
+  NB_T_ABANDONED, /* the run ended before the task did */
+  NB_T_CANCELED   /* ended after task:cancel() */
 };
+
+/* netio.wait(t1, t2, ...): one node per target, in the target's list of
+** watchers, held by the waiting task (a userdata on its stack). */
+typedef struct nb_watch {
+  nb_task *waiter, *target;
+  struct nb_watch *prev, *next;
+} nb_watch;
 struct nb_task {
   lua_State *co;
   nb_state *S;                  /* NULL once the run ended */
@@ -82,7 +91,16 @@ struct nb_task {
   uint8_t timedout; /* the wait's timer fired */
   uint8_t is_main;  /* the first task of netio.run: its error ends the run */
   uint8_t joined;   /* somebody waits for it: do not log its error */
+  uint8_t canceled; /* task:cancel(): its next wait raises "canceled" */
+  /* A plain coroutine inside the task that is in a netio call (netio's
+  ** coroutine.resume passes the wait up to the task), or NULL. */
+  lua_State *nested;
   nb_waitq joiners;
+  nb_watch *watchers; /* netio.wait()s waiting for it to end */
+  /* What the current wait must undo besides the generic (slot, wait
+  ** queue, timer) when the task is canceled in it; cleared by wait_end. */
+  void (*cancel_fn)(nb_task *t, void *arg);
+  void *cancel_arg;
 };
 
 /*
@@ -152,6 +170,7 @@ struct nb_state {
   nio_msg *mhead, *mtail;
   nb_waitq receivers;
   nb_thread *threads; /* netio.thread()s started by this run */
+  nb_wq *wqs;         /* the run's waitqs (closed when it stops) */
   nio_timer grace;    /* the stop's deadline */
   uint8_t stopping;   /* netio.stop() or a signal */
   uint8_t draining;   /* every task ended: the loop is ending */
@@ -170,6 +189,9 @@ nb_state *nio__bind_current(lua_State *L);
 nb_task *nio__bind_task(lua_State *L, nb_state *hint, const char *name);
 /* A timeout argument: nil/none → dflt, number ≥ 0 → ns; else argerror. */
 int64_t nio__bind_opt_timeout(lua_State *L, int arg, int64_t dflt);
+/* Raise "bad argument #idx to 'f' (unknown option 'x')" for a key of the
+** options table at idx that is not in the NULL-terminated known. */
+void nio__bind_check_opts(lua_State *L, int idx, const char *const *known);
 /* Push nil, message, code for a NIO_E* error; returns 3. */
 int nio__bind_fail(lua_State *L, int err);
 /* Release the strings the engine freed (loop thread context). */
@@ -243,6 +265,12 @@ int nio__bind_thread_module(lua_State *L);
 /* Whether L is a netio thread's state. */
 int nio__bind_in_thread(lua_State *L);
 
+/* ---- waitq.c --------------------------------------------------------- */
+
+void nio__bind_waitq_open(lua_State *L);
+int nio__bind_l_waitq(lua_State *L);
+void nio__bind_close_waitqs(nb_state *S, int detach);
+
 /* ---- log.c ----------------------------------------------------------- */
 
 /* Push the netio.log table. */
@@ -269,6 +297,16 @@ void nio__bind_wait_begin(nb_task *t, int64_t timeout_ns);
 int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,
                     lua_KFunction k);
 void nio__bind_wait_end(nb_task *t);
+/* Undo t's current wait (slot, wait queue, timer, its cancel_fn) without
+** raising; t is running again. */
+void nio__bind_undo_wait(nb_task *t);
+/* What a netio call in a plain coroutine yields to netio's
+** coroutine.resume, which passes the wait up to the task. */
+extern const char nio__bind_nested_mark;
+/* Register the undo of the current wait for a cancellation. */
+void nio__bind_on_cancel(nb_task *t, void (*fn)(nb_task *, void *), void *arg);
+/* t was canceled: undo its wait and raise "canceled" in L. */
+int nio__bind_canceled(lua_State *L, nb_task *t);
 /* A conn's reader/writer slot: taken by a waiting task, given back when
 ** the wait ends -- or when the task ends or the conn is collected, so
 ** neither side keeps a dangling pointer to the other. */
@@ -303,8 +341,9 @@ int nio__bind_run_ready(nb_state *S);
 void nio__bind_abandon_tasks(nb_state *S);
 /* join for the run-in-a-task path: push the results of a finished t. */
 int nio__bind_task_results(lua_State *L, nb_task *t);
-/* netio.spawn */
+/* netio.spawn, netio.wait */
 int nio__bind_l_spawn(lua_State *L);
+int nio__bind_l_wait(lua_State *L);
 /* Yield in task t until target ends or the timeout; the continuation
 ** pushes the results (as join). */
 int nio__bind_join_wait(lua_State *L, nb_task *t, nb_task *target,
@@ -338,5 +377,7 @@ void nio__bind_close_listeners(nb_state *S, int detach);
 
 int nio__bind_l_listen(lua_State *L);
 int nio__bind_l_connect(lua_State *L);
+int nio__bind_l_dial(lua_State *L);
+int nio__bind_l_detached(lua_State *L);
 
 #endif /* NIO_BINDING_H */

@@ -329,6 +329,17 @@ static int recv_pattern(lua_State *L, size_t *n) {
   }
 }
 
+/* A recv canceled partway: the bytes it had collected go back in front of
+** the input, for the next read; the reader state is as before the call. */
+static void recv_cancel(nb_task *t, void *arg) {
+  nb_conn *nb = arg;
+  (void)t;
+  if (nb->acclen && nb->c) nio__conn_unread(nb->c, nb->acc, nb->acclen);
+  acc_reset(nb);
+  nb->scan = 0;
+  want(nb, 0);
+}
+
 static int l_conn_recv(lua_State *L) {
   nb_conn *nb = conn_check(L);
   size_t n = 0;
@@ -348,6 +359,7 @@ static int l_conn_recv(lua_State *L) {
   lua_settop(L, 3);
   nio__bind_occupy(&nb->reader, t);
   nio__bind_wait_begin(t, tmo);
+  nio__bind_on_cancel(t, recv_cancel, nb);
   return nio__bind_yield(L, t, ctx, recv_k);
 }
 
@@ -595,15 +607,19 @@ static int l_conn_getsockname(lua_State *L) {
 }
 
 static int l_conn_setoption(lua_State *L) {
-  static const char *const names[] = {"tcp-nodelay", "keepalive", "linger",
-                                      "reuseaddr",   "send-limit", NULL};
+  static const char *const names[] = {"tcp-nodelay", "keepalive",
+                                      "linger",      "reuseaddr",
+                                      "send-limit",  "max-output", NULL};
   nb_conn *nb = conn_check(L);
   int opt = luaL_checkoption(L, 2, NULL, names), value, r;
-  if (opt == 4) { /* bytes netio.send may have waiting (not a socket's) */
+  if (opt >= 4) { /* byte counts of netio's own, not socket options */
     lua_Integer n = luaL_checkinteger(L, 3);
     luaL_argcheck(L, n >= 0, 3, "bytes must not be negative");
     if (nb->c == NULL) return conn_closed(L);
-    nio__conn_set_send_limit(nb->c, (size_t)n);
+    if (opt == 4)
+      nio__conn_set_send_limit(nb->c, (size_t)n);
+    else
+      nio__conn_set_max_output(nb->c, (size_t)n);
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -629,6 +645,28 @@ static int l_conn_setoption(lua_State *L) {
   if ((r = nio__conn_setopt(nb->c, names[opt], value)) < 0)
     return nio__bind_fail(L, r);
   lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* conn:successor(): this connection closes and a new one, not yet
+** connected (conn:dial()), takes over its id -- for reconnecting clients:
+** what other threads send to the id goes to the new one. */
+static int l_conn_successor(lua_State *L) {
+  nb_conn *nb = conn_check(L), *n;
+  nio_conn *c;
+  int r;
+  if (nb->c == NULL || nb->S == NULL) return conn_closed(L);
+  n = nio__bind_conn_new(L, nb->S);
+  if ((r = nio__conn_successor(nb->c, &c)) < 0) return nio__bind_fail(L, r);
+  /* The old one is closed by the engine: forget it, wake its waiters. */
+  nb->c = NULL;
+  acc_reset(nb);
+  if (nb->reader) nio__bind_wake(nb->reader);
+  if (nb->writer) nio__bind_wake(nb->writer);
+  nio__bind_conn_attach(n, c);
+  n->tmo_connect = nb->tmo_connect;
+  n->tmo_send = nb->tmo_send;
+  n->tmo_read = nb->tmo_read;
   return 1;
 }
 
@@ -674,6 +712,8 @@ void nio__bind_conn_open(lua_State *L) {
       {"getsockname", l_conn_getsockname},
       {"setoption", l_conn_setoption},
       {"id", l_conn_id},
+      {"dial", nio__bind_l_dial},
+      {"successor", l_conn_successor},
       {"getstats", l_conn_getstats},
       {NULL, NULL}};
   if (luaL_newmetatable(L, NB_CONN_MT)) {

@@ -25,22 +25,36 @@ nb_state *nio__bind_current(lua_State *L) {
   return main == S->main ? S : NULL;
 }
 
+/* Whether netio's coroutine.resume runs in L's state (lua/netio/init.lua
+** installs it): then a plain coroutine inside a task may wait too. */
+static int nested_ok(lua_State *L) {
+  int r = lua_getfield(L, LUA_REGISTRYINDEX, "netio.nested") == LUA_TBOOLEAN;
+  lua_pop(L, 1);
+  return r;
+}
+
 nb_task *nio__bind_task(lua_State *L, nb_state *hint, const char *name) {
   nb_state *S;
   if (hint && hint->current && hint->current->co == L) return hint->current;
   S = nio__bind_current(L);
   if (S && S->current && S->current->co == L) return S->current;
+  if (S && S->current && nested_ok(L)) {
+    S->current->nested = L;
+    return S->current;
+  }
   /* No position prefix: the message is the rule, word for word. */
   lua_pushfstring(L, "netio: %s must be called from a netio task", name);
   lua_error(L);
   return NULL;
 }
 
+#define K_OWNS(t, L) ((t) && ((t)->co == (L) || (t)->nested == (L)))
+
 nb_task *nio__bind_k_task(lua_State *L, nb_state *hint) {
   nb_state *S;
-  if (hint && hint->current && hint->current->co == L) return hint->current;
+  if (hint && K_OWNS(hint->current, L)) return hint->current;
   S = nio__bind_current(L);
-  return S && S->current && S->current->co == L ? S->current : NULL;
+  return S && K_OWNS(S->current, L) ? S->current : NULL;
 }
 
 int64_t nio__bind_opt_timeout(lua_State *L, int arg, int64_t dflt) {
@@ -51,6 +65,24 @@ int64_t nio__bind_opt_timeout(lua_State *L, int arg, int64_t dflt) {
   /* A billion seconds or more (math.huge included) is no limit. */
   if (n >= 1e9) return -1;
   return (int64_t)(n * 1e9);
+}
+
+void nio__bind_check_opts(lua_State *L, int idx, const char *const *known) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    int ok = 0;
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (int i = 0; known[i] && !ok; i++)
+        ok = strcmp(lua_tostring(L, -1), known[i]) == 0;
+    if (!ok) {
+      const char *k = lua_type(L, -1) == LUA_TSTRING
+                          ? lua_pushfstring(L, "'%s'", lua_tostring(L, -1))
+                          : lua_pushfstring(L, "of type %s", luaL_typename(L, -1));
+      luaL_argerror(L, idx, lua_pushfstring(L, "unknown option %s", k));
+    }
+  }
 }
 
 int nio__bind_fail(lua_State *L, int err) {
@@ -149,6 +181,24 @@ static int l_intask(lua_State *L) {
   return 1;
 }
 
+/* core.nested(): netio's coroutine.resume is installed in this state
+** (init.lua); returns the mark a waiting plain coroutine yields. */
+static int l_nested(lua_State *L) {
+  lua_pushboolean(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "netio.nested");
+  lua_pushlightuserdata(L, (void *)&nio__bind_nested_mark);
+  return 1;
+}
+
+/* core.nested_abort(): the resumer of a waiting plain coroutine cannot
+** yield (a C boundary): undo the task's wait before the error. */
+static int l_nested_abort(lua_State *L) {
+  nb_state *S = nio__bind_current(L);
+  if (S && S->current && S->current->status == NB_T_WAIT)
+    nio__bind_undo_wait(S->current);
+  return 0;
+}
+
 static int l_stats(lua_State *L) {
   nb_state *S = nio__bind_current(L);
   nio_counters st;
@@ -179,6 +229,8 @@ void nio__bind_preload(lua_State *L) {
 int luaopen_netio_core(lua_State *L) {
   static const luaL_Reg funcs[] = {{"run", nio__bind_l_run},
                                    {"spawn", nio__bind_l_spawn},
+                                   {"wait", nio__bind_l_wait},
+                                   {"waitq", nio__bind_l_waitq},
                                    {"sleep", l_sleep},
                                    {"now", l_now},
                                    {"stop", l_stop},
@@ -186,8 +238,11 @@ int luaopen_netio_core(lua_State *L) {
                                    {"available", l_available},
                                    {"intask", l_intask},
                                    {"stats", l_stats},
+                                   {"nested", l_nested},
+                                   {"nested_abort", l_nested_abort},
                                    {"listen", nio__bind_l_listen},
                                    {"connect", nio__bind_l_connect},
+                                   {"detached", nio__bind_l_detached},
                                    {"send", nio__bind_l_send},
                                    {"post", nio__bind_l_post},
                                    {"receive", nio__bind_l_receive},
@@ -201,6 +256,7 @@ int luaopen_netio_core(lua_State *L) {
   nio__bind_conn_open(L);
   nio__bind_listener_open(L);
   nio__bind_thread_open(L);
+  nio__bind_waitq_open(L);
   luaL_newlib(L, funcs);
   nio__bind_log_push(L);
   lua_setfield(L, -2, "log");

@@ -43,6 +43,26 @@ static int l_log_level(lua_State *L) {
   return 1;
 }
 
+/* log.open([path[, {stdout =, stderr =}]]): lines to path (appended),
+** copied to stdout and/or stderr when asked; no path: stderr only.
+** true | nil, message, code. */
+static int l_log_open(lua_State *L) {
+  static const char *const known[] = {"stdout", "stderr", NULL};
+  const char *path = luaL_optstring(L, 1, NULL);
+  int flags = 0, r;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    nio__bind_check_opts(L, 2, known);
+    if (lua_getfield(L, 2, "stdout"), lua_toboolean(L, -1))
+      flags |= NIO_LOG_STDOUT;
+    if (lua_getfield(L, 2, "stderr"), lua_toboolean(L, -1))
+      flags |= NIO_LOG_STDERR;
+  }
+  if ((r = nio__log_open(path, flags)) < 0) return nio__bind_fail(L, r);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 void nio__bind_log_push(lua_State *L) {
   static const char *const names[] = {"error", "warn", "info", "debug"};
   lua_createtable(L, 0, 5);
@@ -53,4 +73,6 @@ void nio__bind_log_push(lua_State *L) {
   }
   lua_pushcfunction(L, l_log_level);
   lua_setfield(L, -2, "level");
+  lua_pushcfunction(L, l_log_open);
+  lua_setfield(L, -2, "open");
 }

@@ -77,6 +77,7 @@ void nio__bind_state_drain(nb_state *S) {
   ** hear that their mailboxes closed, so one that posts then is told. */
   nio__engine_close_posts(S->e);
   nio__bind_threads_close_mail(S);
+  nio__bind_close_waitqs(S, 0);
 }
 
 static int hook_turn(nio_engine *e, void *arg) {
@@ -111,6 +112,8 @@ static void hook_stop(nio_engine *e, void *arg) {
   if (S->stopping) return;
   S->stopping = 1;
   nio__bind_close_listeners(S, 0);
+  /* Tasks waiting on coordination objects hear "closed" and can end. */
+  nio__bind_close_waitqs(S, 0);
   S->grace.data = S;
   nio__timer_start(e, &S->grace, NB_STOP_GRACE_NS, state_grace_cb);
 }
@@ -120,6 +123,7 @@ static void hook_finish(nio_engine *e, void *arg) {
   if (nio__timer_active(&S->grace)) nio__timer_stop(e, &S->grace);
   nio__bind_close_listeners(S, 1);
   nio__bind_close_conns(S, 0, 1);
+  nio__bind_close_waitqs(S, 1);
   nio__engine_close_posts(e);
   nio__bind_messages_end(S);
   nio__bind_abandon_tasks(S);

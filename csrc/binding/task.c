@@ -43,15 +43,52 @@ void nio__bind_wait_begin(nb_task *t, int64_t timeout_ns) {
   }
 }
 
+const char nio__bind_nested_mark = 0;
+
 int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,
                     lua_KFunction k) {
+  /* A canceled task ends at its current or next wait. */
+  if (t->canceled) return nio__bind_canceled(L, t);
   t->status = NB_T_WAIT;
+  if (L != t->co) {
+    /* A plain coroutine inside the task: its resumer, netio's
+    ** coroutine.resume, sees the mark and yields the task itself. */
+    lua_pushlightuserdata(L, (void *)&nio__bind_nested_mark);
+    return lua_yieldk(L, 1, ctx, k);
+  }
   return lua_yieldk(L, 0, ctx, k);
 }
 
 void nio__bind_wait_end(nb_task *t) {
   if (nio__timer_active(&t->timer) && t->S) nio__timer_stop(t->S->e, &t->timer);
   t->timedout = 0;
+  t->cancel_fn = NULL;
+  t->cancel_arg = NULL;
+}
+
+void nio__bind_on_cancel(nb_task *t, void (*fn)(nb_task *, void *),
+                         void *arg) {
+  t->cancel_fn = fn;
+  t->cancel_arg = arg;
+}
+
+static void task_vacate(nb_task *t);
+
+void nio__bind_undo_wait(nb_task *t) {
+  void (*fn)(nb_task *, void *) = t->cancel_fn;
+  void *arg = t->cancel_arg;
+  t->status = NB_T_READY; /* running again */
+  task_vacate(t);
+  nio__bind_waitq_remove(t);
+  nio__bind_wait_end(t);
+  if (fn) fn(t, arg);
+}
+
+int nio__bind_canceled(lua_State *L, nb_task *t) {
+  nio__bind_undo_wait(t);
+  /* An exact string, as "closed" and "timeout": no position prefix. */
+  lua_pushliteral(L, "canceled");
+  return lua_error(L);
 }
 
 void nio__bind_waitq_add(nb_waitq *q, nb_task *t) {
@@ -175,6 +212,17 @@ static void task_unlink(nb_state *S, nb_task *t) {
 /* In a protected call on the loop thread: turn the error of a failed task
 ** into its final value (message + traceback), log it, and close the
 ** coroutine's pending to-be-closed variables. */
+/* Run the pending <close> variables of a task that raised, as the task
+** itself: their netio calls that do not wait (a last send, a close) work;
+** one that would wait fails (a C boundary). */
+static void task_close_vars(nb_task *t) {
+  nb_state *S = t->S;
+  nb_task *was = S->current;
+  S->current = t;
+  lua_resetthread(t->co);
+  S->current = was;
+}
+
 static int task_failed_p(lua_State *L) {
   nb_task *t = lua_touserdata(L, 1);
   lua_State *co = t->co;
@@ -189,14 +237,15 @@ static int task_failed_p(lua_State *L) {
   }
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, -3, 2);
-  if (!t->is_main && t->joiners.head == NULL && !t->joined) {
+  if (!t->is_main && t->joiners.head == NULL && t->watchers == NULL &&
+      !t->joined) {
     msg = lua_tostring(L, -1);
     if (msg == NULL)
       msg = lua_pushfstring(L, "(error object is a %s value)",
                             luaL_typename(L, -1));
     nio__log(NIO_LOG_ERROR, "netio: uncaught error in task: %s", msg);
   }
-  lua_resetthread(co);
+  task_close_vars(t);
   return 0;
 }
 
@@ -209,7 +258,13 @@ static void task_end(nb_state *S, nb_task *t, int status, int nres) {
   if (nio__timer_active(&t->timer)) nio__timer_stop(S->e, &t->timer);
   task_vacate(t);
   nio__bind_waitq_remove(t);
-  if (status == LUA_OK) {
+  if (t->canceled) {
+    /* However it ended -- the cancel error, a cleanup's error, or a
+    ** return after catching it -- a canceled task joins as "canceled",
+    ** and nothing is logged. Its pending <close> variables run now. */
+    t->status = NB_T_CANCELED;
+    if (status != LUA_OK) task_close_vars(t);
+  } else if (status == LUA_OK) {
     t->status = NB_T_DONE;
     t->nres = nres;
   } else {
@@ -224,12 +279,18 @@ static void task_end(nb_state *S, nb_task *t, int status, int nres) {
     if (t->is_main) S->failed = 1;
   }
   nio__bind_waitq_wake_all(&t->joiners);
+  for (nb_watch *w = t->watchers; w; w = w->next) nio__bind_wake(w->waiter);
   task_unlink(S, t);
   t->S = NULL; /* the task may outlive the run */
 }
 
 static void task_resume(nb_state *S, nb_task *t) {
   int nres = 0, nargs = 0, st;
+  if (!t->started && t->canceled) { /* canceled before it ever ran */
+    t->started = 1;
+    task_end(S, t, LUA_OK, 0);
+    return;
+  }
   if (!t->started) {
     t->started = 1;
     nargs = t->nargs;
@@ -239,11 +300,10 @@ static void task_resume(nb_state *S, nb_task *t) {
   st = lua_resume(t->co, S->L, nargs, &nres);
   S->current = NULL;
   if (st == LUA_YIELD) {
-    if (t->status != NB_T_WAIT) {
-      /* A bare coroutine.yield() in a task: run it again next turn. */
-      lua_pop(t->co, nres);
-      task_enqueue(t);
-    }
+    /* Waiting (the mark of a wait passed up from a plain coroutine is
+    ** dropped too), or a bare coroutine.yield(): run it again next turn. */
+    lua_pop(t->co, nres);
+    if (t->status != NB_T_WAIT) task_enqueue(t);
     return;
   }
   task_end(S, t, st, nres);
@@ -310,6 +370,10 @@ static int join_results(lua_State *L, int idx, int raise) {
     lua_pushnil(L);
     lua_getiuservalue(L, idx, 2);
     return raise ? lua_error(L) : 2;
+  case NB_T_CANCELED:
+    lua_pushnil(L);
+    lua_pushliteral(L, "canceled");
+    return 2;
   default:
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
@@ -319,7 +383,7 @@ static int join_results(lua_State *L, int idx, int raise) {
 
 #define task_ended(t)                                                          \
   ((t)->status == NB_T_DONE || (t)->status == NB_T_FAILED ||                   \
-   (t)->status == NB_T_ABANDONED)
+   (t)->status == NB_T_ABANDONED || (t)->status == NB_T_CANCELED)
 
 /* ctx: the stack index of the target's userdata * 2 + raise. */
 static int join_k(lua_State *L, int status, lua_KContext ctx) {
@@ -362,9 +426,101 @@ static int l_task_join(lua_State *L) {
   return nio__bind_join_wait(L, t, target, tmo, 0);
 }
 
+/* task:cancel(): true when the task will end canceled, false when it had
+** ended already. */
+static int l_task_cancel(lua_State *L) {
+  nb_task *t = luaL_checkudata(L, 1, NB_TASK_MT);
+  if (task_ended(t) || t->S == NULL) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  t->canceled = 1;
+  /* Waiting: its wait ends now. Running (itself), or ready: at its next
+  ** wait. Never started: it never runs. */
+  if (t->status == NB_T_WAIT) nio__bind_wake(t);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ---- netio.wait ------------------------------------------------------- */
+
+typedef struct wait_nodes {
+  int n;
+  nb_watch w[];
+} wait_nodes;
+
+static void wait_unlink(nb_task *t, void *arg) {
+  wait_nodes *ws = arg;
+  (void)t;
+  for (int i = 0; i < ws->n; i++) {
+    nb_watch *w = &ws->w[i];
+    if (w->target == NULL) continue;
+    if (w->prev)
+      w->prev->next = w->next;
+    else
+      w->target->watchers = w->next;
+    if (w->next) w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->target = NULL;
+  }
+}
+
+/* The first of the tasks at 1..n that ended, in argument order: push it
+** and its join results. Returns the count, or 0 if none ended. */
+static int wait_first(lua_State *L, int n) {
+  for (int i = 1; i <= n; i++) {
+    nb_task *target = lua_touserdata(L, i);
+    if (task_ended(target)) {
+      lua_pushvalue(L, i);
+      return 1 + join_results(L, lua_gettop(L), 0);
+    }
+  }
+  return 0;
+}
+
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  int n = (int)ctx, r;
+  nb_task *t;
+  (void)status;
+  NB_K_GUARD(t, L, NULL, ctx, wait_k);
+  if ((r = wait_first(L, n)) > 0) {
+    wait_unlink(t, lua_touserdata(L, n + 1));
+    nio__bind_wait_end(t);
+    return r;
+  }
+  return nio__bind_yield(L, t, ctx, wait_k);
+}
+
+int nio__bind_l_wait(lua_State *L) {
+  int n = lua_gettop(L), r;
+  wait_nodes *ws;
+  nb_task *t;
+  luaL_argexpected(L, n > 0, 1, "task");
+  for (int i = 1; i <= n; i++) luaL_checkudata(L, i, NB_TASK_MT);
+  if ((r = wait_first(L, n)) > 0) return r;
+  t = nio__bind_task(L, NULL, "wait");
+  for (int i = 1; i <= n; i++)
+    luaL_argcheck(L, lua_touserdata(L, i) != t, i,
+                  "a task cannot wait for itself");
+  ws = lua_newuserdatauv(L, sizeof *ws + (size_t)n * sizeof(nb_watch), 0);
+  ws->n = n;
+  for (int i = 0; i < n; i++) {
+    nb_watch *w = &ws->w[i];
+    w->waiter = t;
+    w->target = lua_touserdata(L, i + 1);
+    w->prev = NULL;
+    w->next = w->target->watchers;
+    if (w->next) w->next->prev = w;
+    w->target->watchers = w;
+  }
+  nio__bind_wait_begin(t, -1);
+  nio__bind_on_cancel(t, wait_unlink, ws);
+  return nio__bind_yield(L, t, (lua_KContext)n, wait_k);
+}
+
 static int l_task_status(lua_State *L) {
-  static const char *const names[] = {"ready", "waiting", "done", "failed",
-                                      "abandoned"};
+  static const char *const names[] = {"ready",  "waiting",   "done",
+                                      "failed", "abandoned", "canceled"};
   nb_task *t = luaL_checkudata(L, 1, NB_TASK_MT);
   if (t->S && t->S->current == t)
     lua_pushliteral(L, "running");
@@ -381,7 +537,10 @@ static int l_task_tostring(lua_State *L) {
 
 void nio__bind_task_open(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"join", l_task_join}, {"status", l_task_status}, {NULL, NULL}};
+      {"join", l_task_join},
+      {"status", l_task_status},
+      {"cancel", l_task_cancel},
+      {NULL, NULL}};
   if (luaL_newmetatable(L, NB_TASK_MT)) {
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");

@@ -25,7 +25,22 @@ typedef struct tcp_op {
   int resolving;
   int backlog, reuseport;
   tcp_resolve *r;
+  nb_conn *nb; /* connect: the connection being made */
+  int dial;    /* conn:dial(): a failure leaves the connection to its owner */
 } tcp_op;
+
+/* The task was canceled in the middle: the resolution's answer is
+** dropped by its callback, a connection being made is closed. */
+static void tcp_cancel(nb_task *t, void *arg) {
+  tcp_op *op = arg;
+  (void)t;
+  if (op->r) {
+    op->r->t = NULL;
+    op->r = NULL;
+  }
+  op->resolving = 0;
+  if (op->nb) nio__bind_conn_close(op->nb, 0);
+}
 
 static void resolve_cb(void *arg, int res, const nio_addr *a) {
   tcp_resolve *r = arg;
@@ -162,7 +177,9 @@ int nio__bind_l_listen(lua_State *L) {
   lua_Integer backlog = 511;
   int reuseport = 0;
   if (!lua_isnoneornil(L, 2)) {
+    static const char *const known[] = {"backlog", "reuseport", NULL};
     luaL_checktype(L, 2, LUA_TTABLE);
+    nio__bind_check_opts(L, 2, known);
     if (lua_getfield(L, 2, "backlog") != LUA_TNIL) {
       int isint;
       backlog = lua_tointegerx(L, -1, &isint);
@@ -192,17 +209,26 @@ int nio__bind_l_listen(lua_State *L) {
     nio__bind_wait_end(t);
     return nio__bind_fail(L, r);
   }
+  nio__bind_on_cancel(t, tcp_cancel, op);
   return nio__bind_yield(L, t, 0, listen_k);
 }
 
 /* ---- connect ---------------------------------------------------------- */
 
 static int connect_start(nb_task *t, nb_conn *nb, tcp_op *op) {
+  const nio_addr *bind = op->has_bind ? &op->bind : NULL;
   nio_conn *c;
-  int r = nio__conn_connect(t->S->e, &op->addr, op->has_bind ? &op->bind : NULL,
-                            nio__bind_conn_cb, nb, &c);
-  if (r < 0) return r;
-  nio__bind_conn_attach(nb, c);
+  int r;
+  if (op->dial) {
+    /* conn:dial(): the connection exists (with its id and what was
+    ** written to it); only its socket is made now. */
+    if ((r = nio__conn_dial(nb->c, &op->addr, bind)) < 0) return r;
+    nio__conn_setopt(nb->c, "tcp-nodelay", 1);
+  } else {
+    r = nio__conn_connect(t->S->e, &op->addr, bind, nio__bind_conn_cb, nb, &c);
+    if (r < 0) return r;
+    nio__bind_conn_attach(nb, c);
+  }
   nio__bind_occupy(&nb->reader, t);
   return 0;
 }
@@ -231,7 +257,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   if (nb->connected) {
     nio__bind_wait_end(t);
     if ((r = nb->c->err) != 0) {
-      nio__bind_conn_close(nb, 0);
+      if (!op->dial) nio__bind_conn_close(nb, 0);
       return nio__bind_fail(L, r);
     }
     lua_settop(L, 4);
@@ -239,24 +265,31 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
   }
   if (t->timedout) {
     nio__bind_wait_end(t);
-    nio__bind_conn_close(nb, 0);
+    if (!op->dial) nio__bind_conn_close(nb, 0);
     return timeout_fail(L);
   }
   nio__bind_occupy(&nb->reader, t);
   return nio__bind_yield(L, t, ctx, connect_k);
 }
 
-int nio__bind_l_connect(lua_State *L) {
+/* netio.connect(addr[, opts]) and conn:dial(addr[, opts]): the address at
+** 1, the options at 2; dial: the detached connection. */
+static int connect_common(lua_State *L, nb_conn *dial) {
   const char *addr = luaL_checkstring(L, 1), *bind = NULL;
+  const char *fname = dial ? "dial" : "connect";
   char host[256];
   int port, r;
-  int64_t tmo = -1;
+  int64_t tmo = dial ? dial->tmo_connect : -1;
   nb_task *t;
   tcp_op *op;
   nb_conn *nb;
   if (!lua_isnoneornil(L, 2)) {
+    static const char *const known[] = {"timeout", "bind", NULL};
     luaL_checktype(L, 2, LUA_TTABLE);
-    tmo = opt_timeout_field(L, 2, "timeout");
+    nio__bind_check_opts(L, 2, known);
+    if (lua_getfield(L, 2, "timeout") != LUA_TNIL)
+      tmo = opt_timeout_field(L, 2, "timeout");
+    lua_pop(L, 1);
     if (lua_getfield(L, 2, "bind") != LUA_TNIL) {
       luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2,
                     "field 'bind' must be a string");
@@ -264,12 +297,19 @@ int nio__bind_l_connect(lua_State *L) {
     }
     lua_pop(L, 1); /* the string stays alive in the table */
   }
-  lua_settop(L, 2);
-  t = nio__bind_task(L, NULL, "connect");
-  op = lua_newuserdatauv(L, sizeof *op, 0); /* 3 */
+  lua_settop(L, dial ? 3 : 2); /* dial: its conn at 3 */
+  t = nio__bind_task(L, NULL, fname);
+  op = lua_newuserdatauv(L, sizeof *op, 0);
   memset(op, 0, sizeof *op);
-  nb = nio__bind_conn_new(L, t->S); /* 4 */
-  nb->tmo_connect = tmo;
+  lua_insert(L, 3); /* op at 3; connect_k finds the conn at 4 */
+  if (dial) {
+    nb = dial;
+    op->dial = 1;
+  } else {
+    nb = nio__bind_conn_new(L, t->S); /* 4 */
+    nb->tmo_connect = tmo;
+    op->nb = nb;
+  }
   if (bind != NULL) {
     char bhost[256];
     int bport;
@@ -285,5 +325,45 @@ int nio__bind_l_connect(lua_State *L) {
     nio__bind_wait_end(t);
     return nio__bind_fail(L, r);
   }
+  nio__bind_on_cancel(t, tcp_cancel, op);
   return nio__bind_yield(L, t, 0, connect_k);
+}
+
+int nio__bind_l_connect(lua_State *L) {
+  return connect_common(L, NULL);
+}
+
+/* conn:dial(addr[, opts]): connect a connection made by core.detached()
+** (or conn:successor()); what was written to it goes once connected.
+** Returns the conn | nil, err, code; a failure leaves it to its owner. */
+int nio__bind_l_dial(lua_State *L) {
+  nb_conn *nb = luaL_checkudata(L, 1, NB_CONN_MT);
+  if (nb->c == NULL) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+  }
+  if (nb->connected || nb->reader || nb->c->fd != NIO_BAD_SOCK)
+    return luaL_argerror(L, 1, "not a connection waiting to be dialed");
+  lua_settop(L, 3);
+  lua_rotate(L, 1, -1); /* addr, opts, conn */
+  return connect_common(L, nb);
+}
+
+/* core.detached(): a connection with an id and no socket yet, for
+** conn:dial() -- written to before it is connected. */
+int nio__bind_l_detached(lua_State *L) {
+  nb_state *S = nio__bind_current(L);
+  nb_conn *nb;
+  nio_conn *c;
+  int r;
+  if (S == NULL || S->e == NULL) {
+    lua_pushliteral(L, "netio: detached must be called from a netio task");
+    return lua_error(L);
+  }
+  nb = nio__bind_conn_new(L, S);
+  if ((r = nio__conn_detached(S->e, nio__bind_conn_cb, nb, &c)) < 0)
+    return nio__bind_fail(L, r);
+  nio__bind_conn_attach(nb, c);
+  return 1;
 }

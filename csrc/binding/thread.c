@@ -362,6 +362,8 @@ int nio__bind_thread_module(lua_State *L) {
   lua_setfield(L, -2, "log");
   lua_pushliteral(L, NIO_VERSION);
   lua_setfield(L, -2, "_VERSION");
+  lua_pushboolean(L, 1); /* lua/netio/init.lua: the thread-side module */
+  lua_setfield(L, -2, "_THREAD");
   return 1;
 }
 

@@ -61,5 +61,58 @@ for k, v in pairs(core) do
   netio[k] = v
 end
 netio.core = core
+netio._THREAD = nil
+-- Building blocks of this file and of the Lua layer, not the public API
+-- (netio.core still has them: docs/api.md, "Building blocks").
+netio.nested, netio.nested_abort, netio.waitq, netio.detached = nil, nil, nil, nil
+
+-- In a netio thread's Lua state: the thread-side calls only.
+if core._THREAD then return netio end
+
+-- A netio call that waits inside a plain coroutine of a task (an iterator
+-- made with coroutine.wrap that reads a socket) waits for the whole task,
+-- as in OpenResty: the coroutine yields a mark, and coroutine.resume (and
+-- wrap), replaced here, yield the task until the wait is over, then resume
+-- the coroutine where it was. Other yields pass through unchanged.
+do
+  local MARK = core.nested()
+  local co_resume, co_yield, co_create = coroutine.resume, coroutine.yield, coroutine.create
+  local co_close, co_status, co_isyieldable = coroutine.close, coroutine.status,
+    coroutine.isyieldable
+  local abort = core.nested_abort
+
+  local function pass(co, ok, first, ...)
+    if ok and first == MARK and select("#", ...) == 0 then
+      if not co_isyieldable() then
+        abort()
+        error("netio: a coroutine waits in a netio call, but its resumer "
+          .. "cannot yield (it runs under a C call)", 3)
+      end
+      co_yield(MARK)
+      return pass(co, co_resume(co))
+    end
+    return ok, first, ...
+  end
+
+  function coroutine.resume(co, ...) -- luacheck: ignore 122
+    return pass(co, co_resume(co, ...))
+  end
+
+  local function unwrap(co, ok, ...)
+    if ok then return ... end
+    local err = ...
+    if co_status(co) == "dead" then co_close(co) end
+    if type(err) == "string" then error(err, 2) end
+    error(err, 0)
+  end
+
+  function coroutine.wrap(f) -- luacheck: ignore 122
+    local co = co_create(f)
+    return function(...)
+      return unwrap(co, coroutine.resume(co, ...))
+    end
+  end
+end
+
 
 return netio
