@@ -114,5 +114,9 @@ do
   end
 end
 
+-- The pure-Lua layer, one file per idea, on the C primitives.
+local sync = require "netio.sync"
+netio.semaphore, netio.queue, netio.cond = sync.semaphore, sync.queue, sync.cond
+netio.timer = require "netio.timer"
 
 return netio
