@@ -118,5 +118,7 @@ end
 local sync = require "netio.sync"
 netio.semaphore, netio.queue, netio.cond = sync.semaphore, sync.queue, sync.cond
 netio.timer = require "netio.timer"
+netio.server = require "netio.server"
+netio.client = require "netio.client"
 
 return netio
