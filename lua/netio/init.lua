@@ -120,5 +120,6 @@ netio.semaphore, netio.queue, netio.cond = sync.semaphore, sync.queue, sync.cond
 netio.timer = require "netio.timer"
 netio.server = require "netio.server"
 netio.client = require "netio.client"
+netio.punch = require "netio.punch"
 
 return netio
