@@ -8,12 +8,15 @@ local NAMES = {
   uring = "raw liburing (C)", engine = "engine API (C, no Lua)",
   epoll = "raw epoll (C)", ["netio-uring"] = "netio Lua, uring",
   ["netio-epoll"] = "netio Lua, epoll", luv = "luv (Lua 5.4)",
+  ["netio-server-uring"] = "netio.server Lua, uring",
+  ["netio-server-epoll"] = "netio.server Lua, epoll",
   cqueues = "cqueues (Lua 5.4)", copas = "copas (Lua 5.2)",
   ["nginx-lua"] = "nginx + Lua module", ["nginx-static"] = "nginx static",
 }
 local ECHO_ORDER = { "uring", "engine", "epoll", "netio-uring", "netio-epoll",
   "luv", "cqueues", "copas" }
-local HTTP_ORDER = { "netio-uring", "netio-epoll", "nginx-lua", "nginx-static" }
+local HTTP_ORDER = { "netio-uring", "netio-server-uring", "netio-epoll",
+  "netio-server-epoll", "nginx-lua", "nginx-static" }
 
 local function median(t)
   if #t == 0 then return nil end
@@ -171,9 +174,34 @@ if hg then
     end
   end
   p()
+  -- netio.server (bench/http_server.lua) against the same server written
+  -- with bare listen/accept (bench/http_netio.lua), same backend and round.
+  local pairs_line = {}
+  for _, be in ipairs({ "uring", "epoll" }) do
+    local s, b = hg["netio-server-" .. be], hg["netio-" .. be]
+    local c, pr = ratio(s, b, "cpu"), ratio(s, b, "proc")
+    if s and b then
+      pairs_line[#pairs_line + 1] = string.format("%s %s× CPU0 (%s× proc)",
+        be, fmt(c, 3), fmt(pr, 3))
+    end
+  end
+  if #pairs_line > 0 then
+    p("netio.server ÷ bare listen/accept, CPU per request, medians of "
+      .. "per-round ratios: " .. table.concat(pairs_line, "; ") .. ".")
+    p()
+  end
   local v = ratio(hg["netio-uring"], hg["nginx-lua"], "cpu")
   target("HTTP: netio uring CPU/request ÷ nginx + Lua module",
     v and fmt(v, 2) .. "×", "≤ 1.00×", v and v <= 1.0)
+  for _, be in ipairs({ "uring", "epoll" }) do
+    local s, b = hg["netio-server-" .. be], hg["netio-" .. be]
+    if s or b then
+      v = ratio(s, b, "cpu")
+      target("HTTP: netio.server CPU/request ÷ bare listen/accept (same "
+        .. "backend), " .. be, v and fmt(v, 3) .. "×", "≤ 1.05×",
+        v and v <= 1.05)
+    end
+  end
 end
 
 -- ---- ab ----------------------------------------------------------------------

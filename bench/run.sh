@@ -10,7 +10,8 @@
 # Knobs (environment):
 #   ROUNDS=3 SECS=5 WARM=1      rounds; measured seconds and warm-up per run
 #   PARTS=echo,http,ab,idle,outside   which parts run
-#   ONLY=uring,netio-uring,...  echo/idle servers to run (default: all)
+#   ONLY=uring,netio-uring,...  echo/idle/HTTP servers to run (default: all;
+#                               netio-uring names its echo and HTTP servers)
 #   OUTSIDE_SECS=3 OUTSIDE_SERVERS="baseline nio-uring ..."  the outside
 #                               part (bench/outside.sh, which has more knobs)
 #   SIZES="64 16384" CONNS="50 500"   echo message sizes and connection counts
@@ -18,7 +19,10 @@
 #   IDLE_N=10000 AB_N=200000 AB_C=10000 HTTP_C=50
 #   BUILD=build-bench  OUT=/tmp/netio-bench.XXXX  SKIP_APT=1  SKIP_BUILD=1
 # Echo servers: uring engine epoll netio-uring netio-epoll luv cqueues copas
-# HTTP servers: netio-uring netio-epoll nginx-lua nginx-static
+# HTTP servers: netio-uring netio-server-uring netio-epoll netio-server-epoll
+#   nginx-lua nginx-static (netio-server-*: bench/http_server.lua, the same
+#   server as netio-* but written with netio.server; listed next to its bare
+#   twin so the two run close together in every round)
 #
 # CPU per message: busy time of CPU 0 (user+nice+system+irq+softirq
 # from /proc/stat) over the measured window, divided by the messages. It
@@ -53,7 +57,8 @@ AB_C=${AB_C:-10000}
 HTTP_C=${HTTP_C:-50}
 BUILD=${BUILD:-build-bench}
 ECHO_SERVERS="uring engine epoll netio-uring netio-epoll luv cqueues copas"
-HTTP_SERVERS="netio-uring netio-epoll nginx-lua nginx-static"
+HTTP_SERVERS="netio-uring netio-server-uring netio-epoll netio-server-epoll
+  nginx-lua nginx-static"
 COPAS_MAX=900 # copas waits in select(): file descriptors must stay < 1024
 OUT=${OUT:-$(mktemp -d /tmp/netio-bench.XXXX)}
 mkdir -p "$OUT"
@@ -132,6 +137,10 @@ start_server() {
   http:netio-uring | http:netio-epoll)
     NETIO_BACKEND=${name#netio-} taskset -c 0 "$B/netio" \
       bench/http_netio.lua "$addr" >"$log" 2>&1 &
+    ;;
+  http:netio-server-uring | http:netio-server-epoll)
+    NETIO_BACKEND=${name#netio-server-} taskset -c 0 "$B/netio" \
+      bench/http_server.lua "$addr" >"$log" 2>&1 &
     ;;
   echo:luv | echo:cqueues)
     taskset -c 0 lua5.4 "bench/echo_$name.lua" "$addr" >"$log" 2>&1 &
@@ -447,7 +456,9 @@ for ((r = 1; r <= ROUNDS; r++)); do
   fi
   if has_part http; then
     say "round $r/$ROUNDS: HTTP hello, wrk -t1 -c $HTTP_C"
-    for srv in $(rotate "$r" $HTTP_SERVERS); do run_http "$srv" "$r"; done
+    for srv in $(rotate "$r" $HTTP_SERVERS); do
+      wanted "$srv" && run_http "$srv" "$r"
+    done
   fi
   if has_part ab; then
     say "round $r/$ROUNDS: ab -k -c $AB_C -n $AB_N"
