@@ -54,6 +54,21 @@
 --   netio.receive() in a task gets a nio_post() from C as one string.
 --   netio.stdin() is a read-only connection fed by a reader thread through
 --   a socket pair: its buffers are the back-pressure.
+--
+-- Tasks working together
+--   task:cancel() makes the task's current or next wait raise "canceled";
+--   join then gives nil, "canceled" however it ended. netio.wait(t1, ...)
+--   returns the first to end and its join results. Semaphores, queues,
+--   conds and timers (sync.lua, timer.lua) hand permits and values over
+--   FIFO, never lose one to a timeout or a cancel, and answer nil, "closed"
+--   once the run stops.
+--   A netio call waiting in a plain coroutine of a task waits for the task
+--   (coroutine.resume and coroutine.wrap are replaced below to pass the
+--   wait up).
+--   netio.server / netio.client log their handlers' errors once per
+--   repeat window (ratelog.lua); a client keeps its id across reconnects
+--   (conn:successor), and what it had queued before its first connect goes
+--   out once connected.
 local core = require "netio.core"
 
 local netio = {}
