@@ -6,24 +6,10 @@
 -- of its error (through the host, NETIO_HOST). And netio.wait(t1, ...).
 local H = require "helper"
 local netio = H.netio
+local raised, is_error = H.raised, H.is_error
 
 local HOST = os.getenv("NETIO_HOST")
 local Q = H.quote
-
--- The message of the error fn(...) raises, or fails the test.
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "expected an error, the call returned normally")
-  return tostring(err)
-end
-
--- Assert that msg is "<position>: want" or want.
-local function is_error(want, msg, what)
-  assert(type(msg) == "string" and (msg == want
-      or (msg:sub(-#want - 2) == ": " .. want)),
-    ("%sexpected the error %q, got %q"):format(what and (what .. ": ") or "",
-      want, tostring(msg)))
-end
 
 -- Let the other tasks run until they wait (a few turns of the loop).
 local function settle()

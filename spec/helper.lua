@@ -397,4 +397,27 @@ function H.has_ipv6()
   return s:find("00000000000000000000000000000001", 1, true) ~= nil
 end
 
+-- The message of the error fn(...) raises; fails the test when it returns.
+function H.raised(fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected an error, the call returned normally")
+  return tostring(err)
+end
+
+-- Assert that msg is want, or "<position>: want" (the error of a call with
+-- that text, whatever the call site).
+function H.is_error(want, msg, what)
+  assert(type(msg) == "string" and (msg == want
+      or (msg:sub(-#want - 2) == ": " .. want)),
+    ("%sexpected the error %q, got %q"):format(what and (what .. ": ") or "",
+      want, tostring(msg)))
+end
+
+-- Assert that msg contains want.
+function H.has(want, msg, what)
+  assert(type(msg) == "string" and msg:find(want, 1, true),
+    ("%sexpected a message containing %q, got %q"):format(
+      what and (what .. ": ") or "", want, tostring(msg)))
+end
+
 return H

@@ -4,21 +4,7 @@
 -- several threads.
 local H = require "helper"
 local netio = H.netio
-
--- The message of the error fn(...) raises, or fails the test.
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "expected an error, the call returned normally")
-  return tostring(err)
-end
-
--- Assert that msg is "<position>: want" or want.
-local function is_error(want, msg, what)
-  assert(type(msg) == "string" and (msg == want
-      or (msg:sub(-#want - 2) == ": " .. want)),
-    ("%sexpected the error %q, got %q"):format(what and (what .. ": ") or "",
-      want, tostring(msg)))
-end
+local raised, is_error = H.raised, H.is_error
 
 describe("netio.post and netio.receive", function()
   describe("between tasks", function()

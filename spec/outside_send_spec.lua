@@ -5,15 +5,9 @@
 -- racing with close, accounted by netio.stats().
 local H = require "helper"
 local netio = H.netio
+local has = H.has
 
 local HOST = os.getenv("NETIO_HOST")
-
--- Assert that `msg` contains `want` (plain text).
-local function has(want, msg, what)
-  assert(type(msg) == "string" and msg:find(want, 1, true),
-    ("%sexpected a message containing %q, got %q"):format(
-      what and (what .. ": ") or "", want, tostring(msg)))
-end
 
 -- The misuse cases of netio.send and their messages (docs/api.md).
 -- Each case calls n.send from a Lua function, so the name is 'send'.

@@ -5,31 +5,9 @@
 -- run with threads still running.
 local H = require "helper"
 local netio = H.netio
+local raised, is_error, has = H.raised, H.is_error, H.has
 
 local HOST = os.getenv("NETIO_HOST")
-
--- The message of the error fn(...) raises, or fails the test.
-local function raised(fn, ...)
-  local ok, err = pcall(fn, ...)
-  assert(not ok, "expected an error, the call returned normally")
-  return tostring(err)
-end
-
--- Assert that msg contains want (plain text).
-local function has(want, msg, what)
-  assert(type(msg) == "string" and msg:find(want, 1, true),
-    ("%sexpected a message containing %q, got %q"):format(
-      what and (what .. ": ") or "", want, tostring(msg)))
-end
-
--- Assert that msg is "<position>: want" or want: the error of a call with
--- the given text, whatever the call site.
-local function is_error(want, msg, what)
-  assert(type(msg) == "string" and (msg == want
-      or (msg:sub(-#want - 2) == ": " .. want)),
-    ("%sexpected the error %q, got %q"):format(what and (what .. ": ") or "",
-      want, tostring(msg)))
-end
 
 -- A table nested `depth` deep ({ { { ... } } }); the innermost holds "end".
 local function nested(depth)
