@@ -187,13 +187,27 @@ int main(int argc, char **argv) {
 
   while ((opt = getopt(argc, argv, "a:c:t:r:l:q:b:")) != -1) {
     switch (opt) {
-    case 'a': addr = optarg; break;
-    case 'c': nconn = atoi(optarg); break;
-    case 't': nthreads = atoi(optarg); break;
-    case 'r': rate = atof(optarg); break;
-    case 'l': send_limit = (size_t)atoll(optarg); break;
-    case 'q': queue_limit = (size_t)atoll(optarg); break;
-    case 'b': backoff_ns = (uint64_t)atoll(optarg) * 1000u; break;
+    case 'a':
+      addr = optarg;
+      break;
+    case 'c':
+      nconn = atoi(optarg);
+      break;
+    case 't':
+      nthreads = atoi(optarg);
+      break;
+    case 'r':
+      rate = atof(optarg);
+      break;
+    case 'l':
+      send_limit = (size_t)atoll(optarg);
+      break;
+    case 'q':
+      queue_limit = (size_t)atoll(optarg);
+      break;
+    case 'b':
+      backoff_ns = (uint64_t)atoll(optarg) * 1000u;
+      break;
     default:
       fprintf(stderr, "usage: outside_baseline -a ip:port [-c conns] "
                       "[-t threads] [-r rate] [-l send_limit] "
@@ -240,8 +254,11 @@ int main(int argc, char **argv) {
   th = calloc((size_t)nthreads, sizeof *th);
   if (!snd || !th) die("calloc");
   for (int t = 0; t < nthreads; t++) {
-    snd[t] = (om_sender){.send = bq_push, .tid = t, .nthreads = nthreads,
-                         .nconn = nconn, .rate = rate / nthreads,
+    snd[t] = (om_sender){.send = bq_push,
+                         .tid = t,
+                         .nthreads = nthreads,
+                         .nconn = nconn,
+                         .rate = rate / nthreads,
                          .backoff_ns = backoff_ns};
     if (pthread_create(&th[t], NULL, sender_main, &snd[t]) != 0)
       die("pthread_create");

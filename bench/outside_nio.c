@@ -85,13 +85,27 @@ int main(int argc, char **argv) {
 
   while ((opt = getopt(argc, argv, "a:c:t:r:l:q:b:")) != -1) {
     switch (opt) {
-    case 'a': addr = optarg; break;
-    case 'c': nconn = atoi(optarg); break;
-    case 't': nthreads = atoi(optarg); break;
-    case 'r': rate = atof(optarg); break;
-    case 'l': o.send_limit = (size_t)atoll(optarg); break;
-    case 'q': o.inbox_limit = (size_t)atoll(optarg); break;
-    case 'b': backoff_ns = (uint64_t)atoll(optarg) * 1000u; break;
+    case 'a':
+      addr = optarg;
+      break;
+    case 'c':
+      nconn = atoi(optarg);
+      break;
+    case 't':
+      nthreads = atoi(optarg);
+      break;
+    case 'r':
+      rate = atof(optarg);
+      break;
+    case 'l':
+      o.send_limit = (size_t)atoll(optarg);
+      break;
+    case 'q':
+      o.inbox_limit = (size_t)atoll(optarg);
+      break;
+    case 'b':
+      backoff_ns = (uint64_t)atoll(optarg) * 1000u;
+      break;
     default:
       fprintf(stderr, "usage: outside_nio -a ip:port [-c conns] [-t threads] "
                       "[-r rate] [-l send_limit] [-q inbox_limit] "
@@ -138,9 +152,13 @@ int main(int argc, char **argv) {
   th = calloc((size_t)nthreads, sizeof *th);
   if (!snd || !th) return 1;
   for (int t = 0; t < nthreads; t++) {
-    snd[t] = (om_sender){.send = nio_push, .ctx = shared.ids, .tid = t,
-                         .nthreads = nthreads, .nconn = nconn,
-                         .rate = rate / nthreads, .backoff_ns = backoff_ns};
+    snd[t] = (om_sender){.send = nio_push,
+                         .ctx = shared.ids,
+                         .tid = t,
+                         .nthreads = nthreads,
+                         .nconn = nconn,
+                         .rate = rate / nthreads,
+                         .backoff_ns = backoff_ns};
     if (pthread_create(&th[t], NULL, om_sender_run, &snd[t]) != 0) return 1;
   }
   for (int t = 0; t < nthreads; t++) pthread_join(th[t], NULL);

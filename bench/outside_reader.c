@@ -26,7 +26,8 @@
 ** bottleneck?); cpu_busy_us and srv_cpu_us as in loadgen.c: busy time of
 ** CPU -C from /proc/stat and utime+stime of the -P processes, both over
 ** the window. -H writes the latency histogram ("us count" lines; above
-** 100 ms the buckets are 100 us wide). Exit status 1 when a connection failed or broke, or nothing
+** 100 ms the buckets are 100 us wide). Exit status 1 when a connection failed
+*or broke, or nothing
 ** arrived.
 */
 #define _GNU_SOURCE
@@ -51,7 +52,7 @@
 typedef struct rconn {
   int fd;
   int broken;
-  int index; /* the server's connection index, -1 until the first message */
+  int index;    /* the server's connection index, -1 until the first message */
   size_t carry; /* bytes of a partial message kept in part[] */
   unsigned char part[OM_SIZE];
   uint64_t next[OM_MAX_THREADS];
@@ -173,8 +174,9 @@ static int check(rconn *c, int k, const unsigned char *m) {
     return 0;
   }
   if (seq != c->next[tid]) {
-    broken(c, k, seq < c->next[tid] ? "repeated or reordered message"
-                                    : "lost message",
+    broken(c, k,
+           seq < c->next[tid] ? "repeated or reordered message"
+                              : "lost message",
            m);
     return 0;
   }
@@ -195,12 +197,24 @@ int main(int argc, char **argv) {
 
   while ((opt = getopt(argc, argv, "a:c:d:w:P:C:H:")) != -1) {
     switch (opt) {
-    case 'a': addr = optarg; break;
-    case 'c': nconn = atoi(optarg); break;
-    case 'd': secs = atoi(optarg); break;
-    case 'w': warm = atoi(optarg); break;
-    case 'C': cpu = atoi(optarg); break;
-    case 'H': histfile = optarg; break;
+    case 'a':
+      addr = optarg;
+      break;
+    case 'c':
+      nconn = atoi(optarg);
+      break;
+    case 'd':
+      secs = atoi(optarg);
+      break;
+    case 'w':
+      warm = atoi(optarg);
+      break;
+    case 'C':
+      cpu = atoi(optarg);
+      break;
+    case 'H':
+      histfile = optarg;
+      break;
     case 'P': {
       char *dup = strdup(optarg), *tok, *save = NULL;
       for (tok = strtok_r(dup, ",", &save); tok && npids < MAX_PIDS;

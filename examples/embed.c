@@ -38,7 +38,8 @@ typedef int sock_t;
 #define SENDERS 2
 
 /* The server (the first task; the C functions are globals set below):
-** accepts clients and hands their ids to C (report_client). "quit", posted by C, closes everything after the
+** accepts clients and hands their ids to C (report_client). "quit", posted by
+*C, closes everything after the
 ** queued output was sent (close() flushes), and the engine ends. */
 static const char server_lua[] =
     "local netio = require 'netio'\n"
@@ -101,8 +102,7 @@ static void *sender(void *arg) {
         nap_us(100);
       }
       if (r != 0) {
-        fprintf(stderr, "embed: sender %d: nio_send: %s\n", t,
-                nio_strerror(r));
+        fprintf(stderr, "embed: sender %d: nio_send: %s\n", t, nio_strerror(r));
         return (void *)1;
       }
     }
@@ -138,8 +138,8 @@ static void *client(void *arg) {
   sock_close(fd);
   for (t = 0; t < SENDERS; t++)
     if (next[t] != nlines) {
-      fprintf(stderr, "embed: client: %d of %d lines from sender %d\n",
-              next[t], nlines, t);
+      fprintf(stderr, "embed: client: %d of %d lines from sender %d\n", next[t],
+              nlines, t);
       return (void *)1;
     }
   return NULL;

@@ -106,8 +106,9 @@ static inline void eh_hook_message(nio_engine *e, void *arg, nio_msg *m) {
 
 /* The hooks of a test. */
 static inline nio_engine_hooks eh_hooks(eh_test *t) {
-  nio_engine_hooks h = {eh_hook_start,  eh_hook_turn, eh_hook_stop,
-                        eh_hook_finish, t,            eh_hook_message};
+  nio_engine_hooks h = {
+      eh_hook_start,  eh_hook_turn, eh_hook_stop, eh_hook_finish, t,
+      eh_hook_message};
   return h;
 }
 

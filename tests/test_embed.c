@@ -142,8 +142,8 @@ static void one_engine(int lines) {
   th_close(fd);
   if (n < 0) th_fail("reading the lines: %s", nio_strerror((int)n));
   if (next[0] != lines || next[1] != lines)
-    th_fail("expected %d lines from each sender, got %d and %d", lines,
-            next[0], next[1]);
+    th_fail("expected %d lines from each sender, got %d and %d", lines, next[0],
+            next[1]);
   assert_int_equal(nio_engine_join(e, &status), 0);
   if (status != 0) th_fail("script failed: %s", nio_engine_error(e));
   if (strcmp(x.said, "quit") != 0)
@@ -280,7 +280,8 @@ static void unknown_backend_fails_at_join(void **state) {
   r = nio_engine_join(e, &status);
   assert_int_equal(r, NIO_EINVAL);
   assert_int_equal(status, 1);
-  if (nio_engine_error(e) == NULL || strstr(nio_engine_error(e), "bogus") == NULL)
+  if (nio_engine_error(e) == NULL ||
+      strstr(nio_engine_error(e), "bogus") == NULL)
     th_fail("expected an error naming the backend, got %s",
             nio_engine_error(e) ? nio_engine_error(e) : "NULL");
   nio_engine_free(e);

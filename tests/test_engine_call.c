@@ -68,8 +68,8 @@ static int call_start(eh_test *t) {
 }
 
 static void run_callers(call_state *s, int before_start) {
-  nio_engine_hooks h = {eh_hook_start, eh_hook_turn, eh_hook_stop,
-                        eh_hook_finish, &s->t, NULL};
+  nio_engine_hooks h = {eh_hook_start,  eh_hook_turn, eh_hook_stop,
+                        eh_hook_finish, &s->t,        NULL};
   nio_thread *th[THREADS];
   caller cs[THREADS];
   for (int i = 0; i < THREADS; i++) s->last[i] = 0;

@@ -72,7 +72,9 @@ static void rx_cb(nio_conn *c, int ev) {
   while (n - off >= REC) {
     uint32_t w[4];
     memcpy(w, p + off, REC);
-    if (!EH_CHECK(&s->t, w[3] == REC_MAGIC && w[0] < SENDERS && w[2] == (uint32_t)k->idx,
+    if (!EH_CHECK(&s->t,
+                  w[3] == REC_MAGIC && w[0] < SENDERS &&
+                      w[2] == (uint32_t)k->idx,
                   "reader %d: record %llu is not a record of this connection "
                   "(sender %u, conn %u, magic %08x)",
                   k->idx, (unsigned long long)k->records, w[0], w[2], w[3]))
@@ -582,8 +584,7 @@ static void posts_from_threads_arrive_in_order(void **state) {
   assert_int_equal(p->bad, 0);
   assert_int_equal(p->got, POSTERS * POSTS);
   /* After the end, posts are refused. */
-  assert_int_equal(nio__engine_post(p->t.e, NIO_POST_RAW, "x", 1),
-                   NIO_ECLOSED);
+  assert_int_equal(nio__engine_post(p->t.e, NIO_POST_RAW, "x", 1), NIO_ECLOSED);
   eh_free(&p->t);
   free(p);
 }

@@ -103,8 +103,8 @@ static void wait_flag(atomic_int *f, const char *what) {
 
 static void graceful_stop_flushes_forgotten_output_to_reader(void **state) {
   stop_state *s = calloc(1, sizeof *s);
-  nio_engine_hooks h = {eh_hook_start, eh_hook_turn, eh_hook_stop,
-                        eh_hook_finish, &s->t, NULL};
+  nio_engine_hooks h = {eh_hook_start,  eh_hook_turn, eh_hook_stop,
+                        eh_hook_finish, &s->t,        NULL};
   nio_thread *rd;
   char *want = malloc(FLUSH_BYTES);
   (void)state;

@@ -607,9 +607,9 @@ static int l_conn_getsockname(lua_State *L) {
 }
 
 static int l_conn_setoption(lua_State *L) {
-  static const char *const names[] = {"tcp-nodelay", "keepalive",
-                                      "linger",      "reuseaddr",
-                                      "send-limit",  "max-output", NULL};
+  static const char *const names[] = {"tcp-nodelay", "keepalive",  "linger",
+                                      "reuseaddr",   "send-limit", "max-output",
+                                      NULL};
   nb_conn *nb = conn_check(L);
   int opt = luaL_checkoption(L, 2, NULL, names), value, r;
   if (opt >= 4) { /* byte counts of netio's own, not socket options */

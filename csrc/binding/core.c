@@ -77,9 +77,10 @@ void nio__bind_check_opts(lua_State *L, int idx, const char *const *known) {
       for (int i = 0; known[i] && !ok; i++)
         ok = strcmp(lua_tostring(L, -1), known[i]) == 0;
     if (!ok) {
-      const char *k = lua_type(L, -1) == LUA_TSTRING
-                          ? lua_pushfstring(L, "'%s'", lua_tostring(L, -1))
-                          : lua_pushfstring(L, "of type %s", luaL_typename(L, -1));
+      const char *k =
+          lua_type(L, -1) == LUA_TSTRING
+              ? lua_pushfstring(L, "'%s'", lua_tostring(L, -1))
+              : lua_pushfstring(L, "of type %s", luaL_typename(L, -1));
       luaL_argerror(L, idx, lua_pushfstring(L, "unknown option %s", k));
     }
   }

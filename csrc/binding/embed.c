@@ -121,8 +121,7 @@ static int embed_pstart(lua_State *L) {
   return 0;
 }
 
-int nio_engine_start(nio_engine *e, const char *script, int argc,
-                     char **argv) {
+int nio_engine_start(nio_engine *e, const char *script, int argc, char **argv) {
   nb_state *S = embed_state(e);
   lua_State *L;
   int r;
@@ -177,8 +176,8 @@ int nio_engine_join(nio_engine *e, int *status) {
   t = S->main_task;
   if (r != 0 && !S->failed) {
     const char *be = nio__engine_backend(e);
-    lua_pushfstring(L, "cannot run the %s backend: %s",
-                    be ? be : "selected", nio_strerror(r));
+    lua_pushfstring(L, "cannot run the %s backend: %s", be ? be : "selected",
+                    nio_strerror(r));
     embed_set_error(S, lua_tostring(L, -1));
     lua_pop(L, 1);
     nio__bind_abandon_tasks(S);

@@ -133,9 +133,9 @@ static void hook_finish(nio_engine *e, void *arg) {
 }
 
 int nio__bind_state_start(nb_state *S) {
-  static const nio_engine_hooks hooks = {
-      hook_start, hook_turn, hook_stop, hook_finish, NULL,
-      nio__bind_message_hook};
+  static const nio_engine_hooks hooks = {hook_start, hook_turn,
+                                         hook_stop,  hook_finish,
+                                         NULL,       nio__bind_message_hook};
   nio_engine_hooks h = hooks;
   h.arg = S;
   return nio__engine_start(S->e, &h);

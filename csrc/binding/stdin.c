@@ -43,7 +43,8 @@ static void stdin_deliver(const char *p, size_t n) {
     r = nio__sock_send(s, p, n);
     nio__mutex_lock(&stdin_g.mu);
     stdin_g.sending = NIO_BAD_SOCK;
-    if (r < 0 && stdin_g.out == s) stdin_g.out = NIO_BAD_SOCK; /* its run closed it */
+    if (r < 0 && stdin_g.out == s)
+      stdin_g.out = NIO_BAD_SOCK; /* its run closed it */
     if (stdin_g.out != s) nio__sock_close(s);
     nio__mutex_unlock(&stdin_g.mu);
     if (r > 0) {

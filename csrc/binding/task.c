@@ -66,8 +66,7 @@ void nio__bind_wait_end(nb_task *t) {
   t->cancel_arg = NULL;
 }
 
-void nio__bind_on_cancel(nb_task *t, void (*fn)(nb_task *, void *),
-                         void *arg) {
+void nio__bind_on_cancel(nb_task *t, void (*fn)(nb_task *, void *), void *arg) {
   t->cancel_fn = fn;
   t->cancel_arg = arg;
 }
@@ -536,11 +535,10 @@ static int l_task_tostring(lua_State *L) {
 }
 
 void nio__bind_task_open(lua_State *L) {
-  static const luaL_Reg methods[] = {
-      {"join", l_task_join},
-      {"status", l_task_status},
-      {"cancel", l_task_cancel},
-      {NULL, NULL}};
+  static const luaL_Reg methods[] = {{"join", l_task_join},
+                                     {"status", l_task_status},
+                                     {"cancel", l_task_cancel},
+                                     {NULL, NULL}};
   if (luaL_newmetatable(L, NB_TASK_MT)) {
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");

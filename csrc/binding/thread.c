@@ -122,8 +122,8 @@ static nb_thread *thread_self(lua_State *L) {
 static int thread_msgh(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL)
-    msg = lua_pushfstring(L, "(error object is a %s value)",
-                          luaL_typename(L, 1));
+    msg =
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   luaL_traceback(L, L, msg, 1);
   return 1;
 }
@@ -344,14 +344,12 @@ static int thread_l_task_only(lua_State *L) {
 
 int nio__bind_thread_module(lua_State *L) {
   static const char *const task_only[] = {
-      "run",    "spawn", "sleep", "stop",  "listen", "connect",
+      "run",    "spawn", "sleep", "stop",    "listen", "connect",
       "thread", "stdin", "stats", "backend", NULL};
-  static const luaL_Reg funcs[] = {{"send", nio__bind_l_send},
-                                   {"post", thread_l_post},
-                                   {"receive", thread_l_receive},
-                                   {"now", thread_l_now},
-                                   {"intask", thread_l_false},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"send", nio__bind_l_send},    {"post", thread_l_post},
+      {"receive", thread_l_receive}, {"now", thread_l_now},
+      {"intask", thread_l_false},    {NULL, NULL}};
   luaL_newlib(L, funcs);
   for (int i = 0; task_only[i]; i++) {
     lua_pushstring(L, task_only[i]);
@@ -476,7 +474,8 @@ static int thread_packages(lua_State *L, nb_thread *th) {
       }
       ld = &th->loaders[n];
       ld->fn = fn;
-      ld->name = dup_bytes(lua_tostring(L, -3 - nup), lua_rawlen(L, -3 - nup) + 1);
+      ld->name =
+          dup_bytes(lua_tostring(L, -3 - nup), lua_rawlen(L, -3 - nup) + 1);
       ld->up = dup_bytes(p, len);
       ld->uplen = len;
       th->nloaders = ++n;
@@ -512,7 +511,8 @@ int nio__bind_l_thread(lua_State *L) {
   h->th = NULL;
   luaL_setmetatable(L, NB_THREAD_MT);
   top = lua_gettop(L);
-  if ((th = calloc(1, sizeof *th)) == NULL) return luaL_error(L, "not enough memory");
+  if ((th = calloc(1, sizeof *th)) == NULL)
+    return luaL_error(L, "not enough memory");
   if (nio__mutex_init(&th->mu) < 0) {
     free(th);
     return luaL_error(L, "netio: cannot make a mutex");
@@ -631,7 +631,8 @@ static int l_thread_post(lua_State *L) {
   nio__bind_encode(L, 2, lua_gettop(L) - 1, "post", 1);
   p = lua_tolstring(L, -1, &len);
   if (th == NULL) return nio__bind_push_result(L, NIO_ECLOSED);
-  if ((m = malloc(sizeof *m + len)) == NULL) return luaL_error(L, "not enough memory");
+  if ((m = malloc(sizeof *m + len)) == NULL)
+    return luaL_error(L, "not enough memory");
   m->next = NULL;
   m->len = len;
   memcpy(m->data, p, len);

@@ -21,7 +21,7 @@
 
 typedef struct nb_wq {
   nb_waitq q;
-  nb_state *S;              /* NULL once the run ended */
+  nb_state *S;               /* NULL once the run ended */
   struct nb_wq *prev, *next; /* S->wqs */
   int closed;
 } nb_wq;

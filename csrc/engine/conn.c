@@ -682,8 +682,8 @@ static nio_chunk *conn_chunk_copy(nio_engine *e, size_t len) {
 
 /* late: bytes accepted from outside before the owner closed c after
 ** flush; they join the output being flushed. */
-static int conn_write(conn *c, const void *p, size_t len,
-                      nio_chunk_free freefn, void *ud, int late) {
+static int conn_write(conn *c, const void *p, size_t len, nio_chunk_free freefn,
+                      void *ud, int late) {
   nio_chunk *ch, *t = c->qtail;
   int r = 0;
   if (c->pub.closing || (c->caf && !late))

@@ -137,8 +137,7 @@ void nio__engine_ref(nio_engine *e) {
 }
 
 void nio__engine_unref(nio_engine *e) {
-  if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
-    return;
+  if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1) return;
   nio__inbox_free(e);
   nio__xslots_free(e);
   free(e->xblocks);

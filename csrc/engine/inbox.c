@@ -92,9 +92,9 @@ static int inbox_push(nio_engine *e, uint64_t id, const void *p, size_t len,
   if (xs) waiting = atomic_load_explicit(&xs->inbox, memory_order_relaxed);
   if (e->iclosed)
     r = NIO_ECLOSED;
-  else if (xs && waiting + atomic_load_explicit(&xs->queued,
-                                                memory_order_acquire) >=
-                     atomic_load_explicit(&xs->limit, memory_order_relaxed))
+  else if (xs &&
+           waiting + atomic_load_explicit(&xs->queued, memory_order_acquire) >=
+               atomic_load_explicit(&xs->limit, memory_order_relaxed))
     r = NIO_EBUSY;
   else if (e->ibytes > 0 && e->ibytes + cost > e->inbox_limit)
     r = NIO_EBUSY;
@@ -114,7 +114,8 @@ static int inbox_push(nio_engine *e, uint64_t id, const void *p, size_t len,
     memcpy(h + 1, p, len);
   e->in.len += rec;
   e->ibytes += cost;
-  if (xs) atomic_store_explicit(&xs->inbox, waiting + len, memory_order_relaxed);
+  if (xs)
+    atomic_store_explicit(&xs->inbox, waiting + len, memory_order_relaxed);
   /* One wake-up per batch: the worker clears wake_pending before it takes
   ** the vector, so records waiting mean wake_pending is set (also before
   ** the port exists: the worker's first turn then looks). The post itself
@@ -267,7 +268,8 @@ static nio_engine *send_engine(uint64_t id) {
     while (atomic_flag_test_and_set(&send_key_lock))
       ;
     if (send_key_state == 0)
-      send_key_state = nio__tls_key_new(&send_key, send_cache_drop) == 0 ? 1 : -1;
+      send_key_state =
+          nio__tls_key_new(&send_key, send_cache_drop) == 0 ? 1 : -1;
     atomic_flag_clear(&send_key_lock);
     if (send_key_state != 1) return e; /* uncached: the caller drops it */
     nio__tls_set(send_key, c);
@@ -440,8 +442,7 @@ static void ibuf_drop(nio_engine *e, nio_ibuf *b, size_t off) {
       nio_msg *m;
       memcpy(&m, h + 1, sizeof m);
       off += REC_SIZE(sizeof m);
-      if (m->type == NIO_MSG_SEND)
-        e->stats.outside_dropped += m->len;
+      if (m->type == NIO_MSG_SEND) e->stats.outside_dropped += m->len;
       if (m->type == NIO_MSG_POST)
         nio__msg_free(e, m);
       else

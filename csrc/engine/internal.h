@@ -129,7 +129,7 @@ struct conn {
   uint64_t fdue;       /* close-after-flush deadline */
   size_t lowat;
   size_t max_output; /* queued output that aborts the connection; 0 none */
-  nio_xslot *xs; /* this slot's outside view (stable; see nio_xslot) */
+  nio_xslot *xs;     /* this slot's outside view (stable; see nio_xslot) */
   uint32_t want;
   uint32_t slot;
   uint8_t devents; /* deferred events to deliver at the next turn */
@@ -246,7 +246,7 @@ struct nio_engine {
   ** reference goes: the owner's (dropped by nio__engine_free), and one
   ** per sender inside nio_send() or holder such as a netio thread. */
   atomic_int refs;
-  _Atomic size_t posted; /* bytes of posts not yet freed by their owner */
+  _Atomic size_t posted;   /* bytes of posts not yet freed by their owner */
   atomic_int posts_closed; /* nio__engine_close_posts() was called */
   /* Inbox, under mu: the records waiting, and the bytes they stand for
   ** (theirs and their messages'). */

@@ -131,8 +131,7 @@ struct lua_State *nio_engine_state(nio_engine *e);
 ** same arguments. Returns 0; NIO_EINVAL (already started, nothing to run,
 ** or the script does not compile: nio_engine_error() says why);
 ** NIO_ENOENT (the script cannot be read); or a thread creation error. */
-int nio_engine_start(nio_engine *e, const char *script, int argc,
-                     char **argv);
+int nio_engine_start(nio_engine *e, const char *script, int argc, char **argv);
 /* Any thread, async-signal-safe: ask for a graceful stop (listeners
 ** close, tasks get a grace period, queued output is flushed). */
 void nio_engine_stop(nio_engine *e);

@@ -97,8 +97,8 @@ struct nio_thread {
   pthread_t t;
   nio_thread_fn fn;
   void *arg;
-  int detached;      /* started detached: the thread owns the record */
-  atomic_int gone;   /* 1: the thread's end, or the detach, came first */
+  int detached;    /* started detached: the thread owns the record */
+  atomic_int gone; /* 1: the thread's end, or the detach, came first */
 };
 
 static void *thread_main(void *ud) {
