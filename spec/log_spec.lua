@@ -103,6 +103,17 @@ describe("netio.log", function()
       assert.are.equal("warn", netio.log.level(), "a failed level() should not change the level")
     end)
 
+    it("enable_raises_on_a_bad_name_or_switch", function()
+      for _, args in ipairs({ { "bogus" }, { nil }, { "warn", "yes" }, { "warn", 1 } }) do
+        local ok, err = pcall(netio.log.enable, table.unpack(args, 1, 2))
+        assert.is_false(ok, "enable(" .. tostring(args[1]) .. ", " .. tostring(args[2])
+          .. ") should raise")
+        assert.is_truthy(tostring(err):find("bad argument #", 1, true),
+          "a bad argument error, got " .. tostring(err))
+      end
+      assert.is_true(netio.log.enable("warn"), "a failed enable() changes nothing")
+    end)
+
     it("is_the_same_level_in_a_netio_thread", function()
       local r = H.run(function()
         netio.log.level("debug") -- once the engine logged its start
@@ -207,6 +218,39 @@ describe("netio.log", function()
       for _, p in ipairs(lines(err)) do msgs[#msgs + 1] = p.level .. " " .. p.msg end
       assert.are.same({ "debug d2", "warn w3", "error e4" }, msgs,
         "only the calls at or below the current level should log")
+    end)
+
+    it("enable_switches_each_level_on_its_own", function()
+      local code, out, err = run([[
+        local netio = require "netio"
+        netio.log.level("debug")
+        print(netio.log.enable("warn"), netio.log.enable("warn", false),
+              netio.log.enable("warn"))
+        netio.log.debug("d1")
+        netio.log.info("i1")
+        netio.log.warn("w1")
+        netio.log.error("e1")
+        print(netio.log.enable("error", false), netio.log.enable("debug", false))
+        netio.log.debug("d2")
+        netio.log.info("i2")
+        netio.log.warn("w2")
+        netio.log.error("e2")
+        print(netio.log.enable("warn", true), netio.log.enable("error", true))
+        netio.log.level("warn")
+        netio.log.enable("debug", true)
+        netio.log.debug("d3")
+        netio.log.warn("w3")
+        print(netio.log.level())
+      ]])
+      assert.are.equal(0, code, "the host should exit with 0: " .. err)
+      assert.are.equal("true\ttrue\tfalse\ntrue\ttrue\nfalse\tfalse\nwarn\n", out,
+        "enable(name) reads the switch; enable(name, on) returns what it was")
+      local msgs = {}
+      for _, p in ipairs(lines(err)) do
+        if not p.msg:match("^netio: ") then msgs[#msgs + 1] = p.msg end
+      end
+      assert.are.same({ "d1", "i1", "e1", "i2", "w3" }, msgs,
+        "a level switched off is not logged; one switched on is, when at or below the level")
     end)
 
     it("NETIO_LOG_sets_the_initial_level", function()

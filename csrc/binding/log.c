@@ -10,7 +10,7 @@
 static int l_log_write(lua_State *L) {
   int level = (int)lua_tointeger(L, lua_upvalueindex(1));
   const char *msg;
-  if (level > nio__log_level()) return 0;
+  if (!nio__log_enabled(level)) return 0;
   if (lua_gettop(L) > 1) {
     luaL_checkstring(L, 1);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
@@ -43,6 +43,20 @@ static int l_log_level(lua_State *L) {
   return 1;
 }
 
+/* log.enable(name[, on]): whether level name is switched on; with on
+** (a boolean), switches it and returns whether it was. */
+static int l_log_enable(lua_State *L) {
+  int lvl = nio__log_level_by_name(luaL_checkstring(L, 1));
+  luaL_argcheck(L, lvl >= 0, 1,
+                "level name expected (\"error\", \"warn\", \"info\", "
+                "\"debug\")");
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TBOOLEAN);
+  lua_pushboolean(
+      L,
+      nio__log_switch(lvl, lua_isnoneornil(L, 2) ? -1 : lua_toboolean(L, 2)));
+  return 1;
+}
+
 /* log.open([path[, {stdout =, stderr =}]]): lines to path (appended),
 ** copied to stdout and/or stderr when asked; no path: stderr only.
 ** true | nil, message, code. */
@@ -65,7 +79,7 @@ static int l_log_open(lua_State *L) {
 
 void nio__bind_log_push(lua_State *L) {
   static const char *const names[] = {"error", "warn", "info", "debug"};
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 7);
   for (int i = NIO_LOG_ERROR; i <= NIO_LOG_DEBUG; i++) {
     lua_pushinteger(L, i);
     lua_pushcclosure(L, l_log_write, 1);
@@ -73,6 +87,8 @@ void nio__bind_log_push(lua_State *L) {
   }
   lua_pushcfunction(L, l_log_level);
   lua_setfield(L, -2, "level");
+  lua_pushcfunction(L, l_log_enable);
+  lua_setfield(L, -2, "enable");
   lua_pushcfunction(L, l_log_open);
   lua_setfield(L, -2, "open");
 }

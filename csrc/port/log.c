@@ -3,6 +3,7 @@
 ** threads write; the line is formatted before the lock is taken.
 */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,16 +48,18 @@ static void log_wallclock(time_t *sec, long *nsec) {
   { PTHREAD_MUTEX_INITIALIZER }
 #endif
 
-/* level and init are read without the lock on the fast path: atomics. */
+/* level, off and init are read without the lock on the fast path:
+** atomics. off: bit i set when level i is switched off on its own. */
 static struct {
   _Atomic int init;
   _Atomic int level;
+  _Atomic unsigned off;
   int streams; /* NIO_LOG_STDERR | NIO_LOG_STDOUT */
   FILE *file;
   nio_mutex lock;
   const char *once[32];
   int nonce;
-} L = {0, NIO_LOG_INFO, NIO_LOG_STDERR, NULL, LOG_LOCK_INIT, {0}, 0};
+} L = {0, NIO_LOG_INFO, 0, NIO_LOG_STDERR, NULL, LOG_LOCK_INIT, {0}, 0};
 
 /* Reads NETIO_LOG once, under the lock. */
 static void log_init(void) {
@@ -92,6 +95,20 @@ void nio__log_set_level(int level) {
   if (level >= NIO_LOG_ERROR && level <= NIO_LOG_DEBUG) L.level = level;
 }
 
+int nio__log_enabled(int level) {
+  log_init();
+  return level >= NIO_LOG_ERROR && level <= L.level && !(L.off & (1u << level));
+}
+
+int nio__log_switch(int level, int on) {
+  unsigned bit = 1u << level, was;
+  log_init();
+  if (level < NIO_LOG_ERROR || level > NIO_LOG_DEBUG) return 0;
+  if (on < 0) return !(L.off & bit);
+  was = on ? atomic_fetch_and(&L.off, ~bit) : atomic_fetch_or(&L.off, bit);
+  return !(was & bit);
+}
+
 int nio__log_open(const char *path, int flags) {
   FILE *f = NULL;
   log_init();
@@ -111,8 +128,7 @@ void nio__logv(int level, const char *fmt, va_list ap) {
   struct tm tm;
   time_t sec;
   long nsec;
-  log_init();
-  if (level > L.level) return;
+  if (!nio__log_enabled(level)) return;
   log_wallclock(&sec, &nsec);
 #ifdef _WIN32
   localtime_s(&tm, &sec);

@@ -16,6 +16,12 @@ enum { NIO_LOG_ERROR = 0, NIO_LOG_WARN, NIO_LOG_INFO, NIO_LOG_DEBUG };
 ** ("error", "warn", "info", "debug"). */
 int nio__log_level(void);
 void nio__log_set_level(int level);
+/* Each level can also be switched off on its own (all are on at start):
+** a line is written when its level is at or below the current level and
+** switched on. nio__log_switch: on 1 / 0 switches level on / off, -1 only
+** reads; returns whether it was on. */
+int nio__log_enabled(int level);
+int nio__log_switch(int level, int on);
 /* Level by name, or -1. */
 int nio__log_level_by_name(const char *name);
 const char *nio__log_level_name(int level);
