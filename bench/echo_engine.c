@@ -41,7 +41,7 @@ static void ee_listener_cb(nio_listener *l, int events) {
 
 static int ee_start(nio_engine *e, void *arg) {
   nio_listener *l;
-  int r = nio__listen(e, &ee_addr, 4096, 0, ee_listener_cb, NULL, &l);
+  int r = nio__listen(e, &ee_addr, 4096, 0, 0, ee_listener_cb, NULL, &l);
   (void)arg;
   if (r < 0) {
     fprintf(stderr, "echo_engine: listen: %s\n", nio_strerror(r));

@@ -70,6 +70,54 @@ describe("netio.listen", function()
     assert.are.equal(port1, port2)
   end)
 
+  it("listen_with_accepts_serves_every_client", function()
+    -- accepts: AcceptEx calls kept posted on iocp; uring and epoll take no
+    -- such count. Each size must accept every client.
+    local got = H.run(function()
+      local r = {}
+      for _, n in ipairs({ 1, 64, 1024 }) do
+        local l, port = H.listen("127.0.0.1:0", { accepts = n })
+        local cs = {}
+        for i = 1, 80 do cs[i] = H.connect("127.0.0.1:" .. port) end
+        local ok = 0
+        for i = 1, 80 do
+          local s = H.track(assert(l:accept(5)))
+          assert(cs[i]:send("x"))
+          if s:recv(1, 5) == "x" then ok = ok + 1 end
+        end
+        r[#r + 1] = ok
+        l:close()
+      end
+      return r
+    end)
+    assert.are.same({ 80, 80, 80 }, got, "clients accepted and served with accepts = 1, 64, 1024")
+  end)
+
+  it("listen_rejects_bad_options", function()
+    local errs = H.run(function()
+      local r = {}
+      for _, o in ipairs({ { accepts = 0 }, { accepts = 1025 }, { accepts = 1.5 },
+                           { accepts = "4" }, { backlog = 0 }, { backlog = 70000 },
+                           { backlog_ = 1 } }) do
+        local ok, e = pcall(function() return netio.listen("127.0.0.1:0", o) end)
+        r[#r + 1] = ok and "no error" or tostring(e)
+      end
+      return r
+    end)
+    local want = {
+      "bad argument #2 to 'listen' (field 'accepts' must be an integer from 1 to 1024)",
+      "bad argument #2 to 'listen' (field 'accepts' must be an integer from 1 to 1024)",
+      "bad argument #2 to 'listen' (field 'accepts' must be an integer from 1 to 1024)",
+      "bad argument #2 to 'listen' (field 'accepts' must be an integer from 1 to 1024)",
+      "bad argument #2 to 'listen' (field 'backlog' must be a positive integer)",
+      "bad argument #2 to 'listen' (field 'backlog' must be a positive integer)",
+      "bad argument #2 to 'listen' (unknown option 'backlog_')",
+    }
+    for i, w in ipairs(want) do
+      assert.truthy(errs[i]:find(w, 1, true), ("case %d: expected %q, got %q"):format(i, w, errs[i]))
+    end
+  end)
+
   it("listen_on_a_port_in_use_returns_nil_message_EADDRINUSE", function()
     local l2, msg, code = H.run(function()
       local _, port = H.listen("127.0.0.1:0")

@@ -185,6 +185,8 @@ describe("netio.server", function()
         e("127.0.0.1:0", f, { idle_timeout = -1 }),
         e("127.0.0.1:0", f, { idle_timeout = 0 / 0 }),
         e("127.0.0.1:0", f, { max_output = 0 }),
+        e("127.0.0.1:0", f, { accepts = 0 }),
+        e("127.0.0.1:0", f, { accepts = 2000 }),
       }
     end)
     local want = {
@@ -197,6 +199,8 @@ describe("netio.server", function()
       "bad argument #3 to 'server' (field 'idle_timeout' must be a positive number)",
       "bad argument #3 to 'server' (field 'idle_timeout' must be a positive number)",
       "bad argument #3 to 'server' (field 'max_output' must be a positive integer)",
+      "bad argument #3 to 'server' (field 'accepts' must be an integer from 1 to 1024)",
+      "bad argument #3 to 'server' (field 'accepts' must be an integer from 1 to 1024)",
     }
     for i, w in ipairs(want) do
       assert.truthy(tostring(errs[i]):find(w, 1, true),

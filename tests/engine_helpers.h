@@ -150,7 +150,7 @@ static inline nio_listener *eh_listen(eh_test *t, nio_addr *a, int backlog,
   nio_listener *l = NULL;
   int r;
   th_addr_loopback(a, 0);
-  r = nio__listen(t->e, a, backlog, 0, cb, ud, &l);
+  r = nio__listen(t->e, a, backlog, 0, 0, cb, ud, &l);
   if (!EH_CHECK(t, r == 0, "nio__listen: expected 0, got %s", nio_err_name(r)))
     return NULL;
   r = nio__listener_getsockname(l, a);

@@ -146,7 +146,7 @@ static int res_start(eh_test *t) {
   /* "[::]" is dual-stack: whichever family localhost resolves to first
   ** reaches it. */
   r = nio__addr_numeric("::", 0, &a);
-  if (r == 0) r = nio__listen(t->e, &a, 0, 0, res_lcb, s, &s->l);
+  if (r == 0) r = nio__listen(t->e, &a, 0, 0, 0, res_lcb, s, &s->l);
   if (r == 0) r = nio__listener_getsockname(s->l, &a);
   if (!EH_CHECK(t, r == 0, "listen on [::]:0: expected 0, got %s",
                 nio_err_name(r)))

@@ -375,7 +375,7 @@ static int bad_start(eh_test *t) {
   EH_CHECK(t, r == NIO_EINVAL, "connect(NULL): expected EINVAL, got %s",
            nio_err_name(r));
   if ((s->l = eh_listen(t, &s->addr, 0, noop_lcb, s)) == NULL) return 0;
-  r = nio__listen(t->e, &s->addr, 0, 0, noop_lcb, NULL, &l2);
+  r = nio__listen(t->e, &s->addr, 0, 0, 0, noop_lcb, NULL, &l2);
   EH_CHECK(t, r == NIO_EADDRINUSE && l2 == NULL,
            "listen on a port in use: expected EADDRINUSE, got %s",
            nio_err_name(r));

@@ -55,6 +55,48 @@ static void accept_delivers_every_client_with_more(void **state) {
   nio__port_close(p);
 }
 
+/* u.accept.depth: how many accepts iocp keeps posted (1, many, and a
+** count above its cap); the other backends ignore it. Every client is
+** accepted, and a cancel with every posted accept out ends once. */
+static void accept_depth_accepts_every_client_and_cancels_once(void **state) {
+  static const uint32_t depths[] = {1, 64, 0x80000000u};
+  (void)state;
+  for (size_t d = 0; d < sizeof depths / sizeof depths[0]; d++) {
+    nio_port *p = th_port_open();
+    nio_addr a;
+    nio_sock l = th_listen(&a);
+    nio_req r;
+    static th_log log;
+    static int clients[100];
+    want_fds w = {&log, 100};
+    assert_int_equal(nio__port_add(p, l), 0);
+    th_log_init(&log);
+    th_req(&r, l, NIO_OP_ACCEPT, &log);
+    r.u.accept.depth = depths[d];
+    assert_int_equal(nio__port_submit(p, &r), 0);
+    th_run_for(p, 10);
+    for (int i = 0; i < 100; i++) clients[i] = th_client(&a);
+    th_run_until(p, has_fds, &w, 10000, "every client to be accepted");
+    if (log.nfds != 100 || log.nfinal != 0)
+      th_fail("depth %u: expected 100 accepted sockets and no final "
+              "completion, got %d sockets, %d final (last %s)",
+              (unsigned)depths[d], log.nfds, log.nfinal,
+              nio_err_name(log.last_res));
+    assert_int_equal(nio__port_cancel(p, &r), 0);
+    th_run_until(p, th_log_final, &log, 5000, "the final accept completion");
+    th_run_for(p, 50);
+    if (log.nfinal != 1 || log.last_res != NIO_ECANCELED)
+      th_fail("depth %u: expected one final ECANCELED completion, got %d "
+              "(last %s)",
+              (unsigned)depths[d], log.nfinal, nio_err_name(log.last_res));
+    close_accepted(&log);
+    for (int i = 0; i < 100; i++) th_close(clients[i]);
+    nio__port_remove(p, l);
+    nio__sock_close(l);
+    nio__port_close(p);
+  }
+}
+
 static void accepted_socket_is_nonblocking_and_cloexec(void **state) {
   nio_port *p = th_port_open();
   nio_addr a;
@@ -272,6 +314,7 @@ static void accept_out_of_fds_reports_emfile_and_recovers(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(accept_delivers_every_client_with_more),
+      cmocka_unit_test(accept_depth_accepts_every_client_and_cancels_once),
       cmocka_unit_test(accepted_socket_is_nonblocking_and_cloexec),
       cmocka_unit_test(accept_cancel_gives_exactly_one_final_completion),
       cmocka_unit_test(accept_cancel_before_first_turn_with_clients_waiting),

@@ -23,7 +23,7 @@ typedef struct tcp_op {
   nio_addr addr, bind;
   int has_bind;
   int resolving;
-  int backlog, reuseport;
+  int backlog, reuseport, accepts;
   tcp_resolve *r;
   nb_conn *nb; /* connect: the connection being made */
   int dial;    /* conn:dial(): a failure leaves the connection to its owner */
@@ -148,7 +148,7 @@ static int listen_do(lua_State *L, nb_state *S, tcp_op *op) {
   int r;
   if (S->stopping || S->draining) return nio__bind_fail(L, NIO_ECLOSED);
   nl = nio__bind_listener_new(L, S);
-  r = nio__listen(S->e, &op->addr, op->backlog, op->reuseport,
+  r = nio__listen(S->e, &op->addr, op->backlog, op->reuseport, op->accepts,
                   nio__bind_listener_cb, nl, &l);
   if (r < 0) return nio__bind_fail(L, r);
   nl->l = l;
@@ -174,17 +174,28 @@ int nio__bind_l_listen(lua_State *L) {
   nb_state *S;
   nb_task *t;
   tcp_op *op;
-  lua_Integer backlog = 511;
+  lua_Integer backlog = 511, accepts = 0;
   int reuseport = 0;
   if (!lua_isnoneornil(L, 2)) {
-    static const char *const known[] = {"backlog", "reuseport", NULL};
+    static const char *const known[] = {"backlog", "reuseport", "accepts",
+                                        NULL};
     luaL_checktype(L, 2, LUA_TTABLE);
     nio__bind_check_opts(L, 2, known);
     if (lua_getfield(L, 2, "backlog") != LUA_TNIL) {
       int isint;
       backlog = lua_tointegerx(L, -1, &isint);
-      luaL_argcheck(L, isint && backlog > 0 && backlog <= 65535, 2,
-                    "field 'backlog' must be a positive integer");
+      luaL_argcheck(L,
+                    lua_type(L, -1) == LUA_TNUMBER && isint && backlog > 0 &&
+                        backlog <= 65535,
+                    2, "field 'backlog' must be a positive integer");
+    }
+    if (lua_getfield(L, 2, "accepts") != LUA_TNIL) {
+      int isint;
+      accepts = lua_tointegerx(L, -1, &isint);
+      luaL_argcheck(L,
+                    lua_type(L, -1) == LUA_TNUMBER && isint && accepts > 0 &&
+                        accepts <= 1024,
+                    2, "field 'accepts' must be an integer from 1 to 1024");
     }
     lua_getfield(L, 2, "reuseport");
     reuseport = lua_toboolean(L, -1);
@@ -199,6 +210,7 @@ int nio__bind_l_listen(lua_State *L) {
   memset(op, 0, sizeof *op);
   op->backlog = (int)backlog;
   op->reuseport = reuseport;
+  op->accepts = (int)accepts;
   r = parse_addr(addr, host, sizeof host, &port, &op->addr);
   if (r < 0) return malformed(L, addr);
   if (r == 0) return listen_do(L, S, op);

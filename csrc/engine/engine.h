@@ -250,10 +250,13 @@ struct nio_listener {
   int err; /* last accept error (NIO_E*), 0 if none */
   /* Engine-private fields follow in listener.c's definition. */
 };
-/* Listen on addr. The engine accepts ahead (pre-posted accepts) and keeps
-** up to backlog accepted connections waiting for nio__listener_accept(). */
+/* Listen on addr. The engine accepts ahead and keeps up to backlog
+** accepted connections waiting for nio__listener_accept(). accepts: how
+** many accepts the backend keeps posted where it pre-posts them (iocp's
+** AcceptEx; 0 = its default of 4, at most 1024); ignored elsewhere. */
 int nio__listen(nio_engine *e, const nio_addr *addr, int backlog, int reuseport,
-                nio_listener_cb cb, void *udata, nio_listener **out);
+                int accepts, nio_listener_cb cb, void *udata,
+                nio_listener **out);
 /* A pending connection, now owned by the caller, or NULL if none. */
 nio_conn *nio__listener_accept(nio_listener *l, nio_conn_cb cb, void *udata);
 int nio__listener_getsockname(nio_listener *l, nio_addr *a);

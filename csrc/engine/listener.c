@@ -109,7 +109,8 @@ static void listener_on_accept(nio_req *req, int res, const char *data,
 }
 
 int nio__listen(nio_engine *e, const nio_addr *addr, int backlog, int reuseport,
-                nio_listener_cb cb, void *udata, nio_listener **out) {
+                int accepts, nio_listener_cb cb, void *udata,
+                nio_listener **out) {
   listener *l;
   nio_sock fd;
   int r;
@@ -136,6 +137,7 @@ int nio__listen(nio_engine *e, const nio_addr *addr, int backlog, int reuseport,
   l->backlog = backlog;
   l->areq.fd = fd;
   l->areq.op = NIO_OP_ACCEPT;
+  l->areq.u.accept.depth = accepts > 0 ? (uint32_t)accepts : 0;
   l->areq.cb = listener_on_accept;
   l->areq.data = l;
   if ((r = nio__port_submit(e->port, &l->areq)) < 0) {

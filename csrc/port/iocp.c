@@ -15,8 +15,9 @@
 ** connections hold none); when it completes, a plain non-blocking recv()
 ** copies into the port's one buffer, which the callback sees.
 **
-** Accepting: a multishot accept keeps IOCP_ACCEPTS AcceptEx calls posted,
-** each with its own pre-made socket; each completion is delivered with
+** Accepting: a multishot accept keeps u.accept.depth AcceptEx calls posted
+** (IOCP_ACCEPTS when 0, at most IOCP_ACCEPTS_MAX), each with its own
+** pre-made socket; each completion is delivered with
 ** NIO_CQE_MORE and its slot posted again.
 **
 ** Ownership: the overlapped state of a request is the backend's, allocated
@@ -34,6 +35,7 @@
 #define IOCP_BUF_SIZE (64 * 1024)
 #define IOCP_MAX_ENTRIES 128
 #define IOCP_ACCEPTS 4
+#define IOCP_ACCEPTS_MAX 1024
 #define IOCP_SEND_BUFS 64
 /* Per run of one request, so one busy socket cannot starve the others. */
 #define IOCP_RECV_BATCH 16
@@ -85,7 +87,8 @@ struct iocp_accept {
   int err;  /* a fatal error: stop posting, final completion due */
   uint8_t canceled;
   uint8_t queued; /* on the run queue */
-  iocp_slot slots[IOCP_ACCEPTS];
+  int nslots;
+  iocp_slot slots[]; /* nslots */
 };
 
 /* Owned by the worker thread; only the handle is used by other threads
@@ -366,7 +369,7 @@ static void acc_finish(iocp_port *p, nio_req *r) {
   iocp_accept *acc = r->bkptr;
   if (acc->queued) iocp_dequeue(p, r);
   int res = acc->canceled ? NIO_ECANCELED : acc->err;
-  for (int i = 0; i < IOCP_ACCEPTS; i++)
+  for (int i = 0; i < acc->nslots; i++)
     if (acc->slots[i].s != INVALID_SOCKET) closesocket(acc->slots[i].s);
   io_finish(r, res, NULL);
 }
@@ -414,10 +417,10 @@ again:
 ** others back; deliver the final completion once all are back. */
 static int acc_rearm(iocp_port *p, iocp_accept *acc) {
   if (!acc->canceled)
-    for (int i = 0; i < IOCP_ACCEPTS && acc->err == 0; i++)
+    for (int i = 0; i < acc->nslots && acc->err == 0; i++)
       if (!acc->slots[i].busy) acc_post(p, acc, &acc->slots[i]);
   if (acc->err != 0 && !acc->canceled)
-    for (int i = 0; i < IOCP_ACCEPTS; i++)
+    for (int i = 0; i < acc->nslots; i++)
       if (acc->slots[i].busy)
         CancelIoEx((HANDLE)acc->r->fd, &acc->slots[i].o.ov);
   if (acc_final_due(acc)) {
@@ -536,8 +539,12 @@ static int iocp_submit(nio_port *pp, nio_req *r) {
     iocp_accept *acc;
     BOOL listening = FALSE;
     int optlen = sizeof listening;
-    if ((acc = calloc(1, sizeof *acc)) == NULL) return NIO_ENOMEM;
+    uint32_t n = r->u.accept.depth;
+    n = n == 0 ? IOCP_ACCEPTS : n > IOCP_ACCEPTS_MAX ? IOCP_ACCEPTS_MAX : n;
+    acc = calloc(1, sizeof *acc + n * sizeof acc->slots[0]);
+    if (acc == NULL) return NIO_ENOMEM;
     acc->r = r;
+    acc->nslots = (int)n;
     /* An unbound socket has no name: AcceptEx reports it (EINVAL) as the
     ** final completion, as accept(2) would. */
     acc->family =
@@ -548,7 +555,7 @@ static int iocp_submit(nio_port *pp, nio_req *r) {
                    &optlen) != 0 ||
         !listening)
       acc->err = NIO_EINVAL;
-    for (int i = 0; i < IOCP_ACCEPTS; i++) {
+    for (int i = 0; i < acc->nslots; i++) {
       acc->slots[i].o.kind = OV_ACCEPT;
       acc->slots[i].acc = acc;
       acc->slots[i].s = INVALID_SOCKET;
@@ -592,7 +599,7 @@ static int iocp_cancel(nio_port *pp, nio_req *r) {
     iocp_accept *acc = r->bkptr;
     if (acc->canceled) return 0;
     acc->canceled = 1;
-    for (int i = 0; i < IOCP_ACCEPTS; i++)
+    for (int i = 0; i < acc->nslots; i++)
       if (acc->slots[i].busy) CancelIoEx((HANDLE)r->fd, &acc->slots[i].o.ov);
     /* Nothing out: the run queue delivers the final completion. */
     if (acc->busy == 0 && !acc->queued) {

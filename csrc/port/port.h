@@ -69,6 +69,11 @@ struct nio_req {
   void *data; /* the owner's */
   union {
     struct {
+      /* iocp: AcceptEx calls kept posted (0 = 4, at most 1024). uring and
+      ** epoll take no such count (one multishot request, or readiness). */
+      uint32_t depth;
+    } accept;
+    struct {
       nio_addr *addr; /* caller-owned until completion */
     } connect;
     struct {

@@ -5,6 +5,8 @@
 --   opts.reuseport     SO_REUSEPORT (several processes on one port)
 --   opts.max_clients   at most this many handlers at once; more connections
 --                      wait in the backlog until one ends
+--   opts.accepts       accepts kept posted where the backend pre-posts them
+--                      (iocp): max_clients (at most 1024) when not given
 --   opts.idle_timeout  seconds without a byte in or out: the connection is
 --                      closed (its handler's recv gets nil, "closed")
 --   opts.max_output    bytes queued for one connection above which it is
@@ -15,7 +17,7 @@ local core = require "netio.core"
 local sync = require "netio.sync"
 local ratelog = require "netio.ratelog"
 
-local KNOWN = { backlog = true, reuseport = true, max_clients = true,
+local KNOWN = { backlog = true, reuseport = true, max_clients = true, accepts = true,
                 idle_timeout = true, max_output = true }
 
 local function argerror(n, msg)
@@ -31,6 +33,10 @@ local function check_opts(opts)
   local mc, it, mo = opts.max_clients, opts.idle_timeout, opts.max_output
   if mc ~= nil and (math.type(mc) ~= "integer" or mc < 1) then
     argerror(3, "field 'max_clients' must be a positive integer")
+  end
+  local ac = opts.accepts
+  if ac ~= nil and (math.type(ac) ~= "integer" or ac < 1 or ac > 1024) then
+    argerror(3, "field 'accepts' must be an integer from 1 to 1024")
   end
   if it ~= nil and (type(it) ~= "number" or not (it > 0)) then
     argerror(3, "field 'idle_timeout' must be a positive number")
@@ -69,7 +75,10 @@ return function(addr, handler, opts)
     argerror(2, "function expected, got " .. type(handler))
   end
   opts = check_opts(opts)
-  local l, err, code = core.listen(addr, { backlog = opts.backlog, reuseport = opts.reuseport })
+  local accepts = opts.accepts
+  if accepts == nil and opts.max_clients then accepts = math.min(opts.max_clients, 1024) end
+  local l, err, code = core.listen(addr,
+    { backlog = opts.backlog, reuseport = opts.reuseport, accepts = accepts })
   if not l then return nil, err, code end
   local sem = opts.max_clients and sync.semaphore(opts.max_clients)
   local idle, maxout = opts.idle_timeout, opts.max_output
