@@ -327,6 +327,27 @@ describe("netio.thread", function()
       assert.are.equal("done", r[4], "status of a thread that returned")
     end)
 
+
+    it("returns_after_everything_the_thread_sent_reached_the_connection", function()
+      local r = H.run(function()
+        local c, s = H.pair()
+        local t = netio.thread(function(id)
+          local n = require "netio"
+          for i = 1, 3 do assert(n.send(id, ("thread %d\n"):format(i))) end
+        end, s:id())
+        -- Spin without yielding until the thread has ended, so that its
+        -- sends are still in the engine's inbox when join is called.
+        local deadline = os.clock() + 5
+        while t:status() == "running" and os.clock() < deadline do end
+        assert(t:join(5))
+        assert(s:send("after join\n"))
+        local got = {}
+        for i = 1, 4 do got[i] = c:recv("*l", 5) end
+        return got
+      end)
+      assert.are.same({ "thread 1", "thread 2", "thread 3", "after join" }, r,
+        "a send made after join returned should come after the thread's sends")
+    end)
     it("returns_the_results_outside_a_task_once_the_thread_ended", function()
       local t = H.run(function()
         local th = netio.thread(function() return "kept" end)

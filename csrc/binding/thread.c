@@ -68,6 +68,10 @@ struct nb_thread {
   nb_state *S;    /* the run, NULL once it ended */
   nb_thread *prev, *next;
   nb_waitq joiners;
+  /* The done-call ran: everything the thread sent or posted before it
+  ** ended has reached the engine (they were queued ahead of the call), so
+  ** a join that returns now is ordered after them. */
+  int reaped;
 };
 
 /* The handle: the payload of a "netio.thread" userdata. */
@@ -202,6 +206,7 @@ static void thread_done_call(nio_engine *e, void *arg) {
   nb_thread *th = arg;
   nb_state *S = th->S;
   (void)e;
+  th->reaped = 1;
   if (th->os) {
     nio__thread_join(th->os); /* it is past its last use of the engine */
     th->os = NULL;
@@ -579,7 +584,7 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
   int st;
   (void)status;
   NB_K_GUARD(t, L, th->S, ctx, join_k);
-  if ((st = thread_state(th)) != TH_RUNNING) {
+  if (th->reaped && (st = thread_state(th)) != TH_RUNNING) {
     nio__bind_waitq_remove(t);
     nio__bind_wait_end(t);
     lua_settop(L, 1);
@@ -607,7 +612,11 @@ static int l_thread_join(lua_State *L) {
     lua_pushliteral(L, "closed");
     return 2;
   }
-  if ((st = thread_state(th)) != TH_RUNNING) return join_results(L, th, st);
+  /* Ended, but its sends may still be in the inbox: a task waits for the
+  ** done-call (unless the run ended, and with it the inbox). */
+  if ((st = thread_state(th)) != TH_RUNNING &&
+      (th->reaped || th->S == NULL || nio__bind_k_task(L, th->S) == NULL))
+    return join_results(L, th, st);
   t = nio__bind_task(L, th->S, "join");
   if (th->S == NULL || th->S != t->S) {
     /* Its run ended: nothing will tell this one when it ends. */
