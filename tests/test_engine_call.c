@@ -136,11 +136,45 @@ static void every_accepted_call_runs_when_engine_ends(void **state) {
   free(s);
 }
 
+/* A call is the engine's own work (a thread telling that it ended): it is
+** accepted even while posts have filled the inbox past its limit. */
+static void calls_are_accepted_while_the_inbox_is_full(void **state) {
+  call_state *s = calloc(1, sizeof *s);
+  nio_engine_hooks h = {eh_hook_start,  eh_hook_turn, eh_hook_stop,
+                        eh_hook_finish, &s->t,        NULL};
+  size_t big = 20u << 20; /* over the 16 MiB inbox limit: passes alone */
+  char *p = calloc(1, big);
+  call_arg *a = calloc(1, sizeof *a);
+  int r;
+  (void)state;
+  s->t.start = call_start;
+  s->stop_after = 1;
+  eh_new(&s->t);
+  assert_int_equal(nio_post(s->t.e, p, big), 0);
+  r = nio_post(s->t.e, "x", 1);
+  if (r != NIO_EBUSY)
+    fail_msg("a post over the inbox limit: expected EBUSY, got %s",
+             nio_err_name(r));
+  a->s = s;
+  a->seq = 1;
+  r = nio__engine_call(s->t.e, call_fn, a);
+  if (r != 0)
+    fail_msg("a call into a full inbox: expected 0, got %s", nio_err_name(r));
+  assert_int_equal(nio__engine_start(s->t.e, &h), 0);
+  s->t.result = nio__engine_join(s->t.e);
+  if (s->t.failed) fail_msg("%s", s->t.msg);
+  assert_int_equal(s->ran, 1);
+  eh_free(&s->t);
+  free(p);
+  free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(calls_from_threads_run_on_worker_in_order),
       cmocka_unit_test(calls_queued_before_start_run),
       cmocka_unit_test(every_accepted_call_runs_when_engine_ends),
+      cmocka_unit_test(calls_are_accepted_while_the_inbox_is_full),
   };
   th_init(0);
   return cmocka_run_group_tests(tests, NULL, NULL);

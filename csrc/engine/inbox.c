@@ -96,8 +96,9 @@ static int inbox_push(nio_engine *e, uint64_t id, const void *p, size_t len,
            waiting + atomic_load_explicit(&xs->queued, memory_order_acquire) >=
                atomic_load_explicit(&xs->limit, memory_order_relaxed))
     r = NIO_EBUSY;
-  else if (e->ibytes > 0 && e->ibytes + cost > e->inbox_limit)
-    r = NIO_EBUSY;
+  else if (e->ibytes > 0 && e->ibytes + cost > e->inbox_limit &&
+           !(m && m->type == NIO_MSG_CALL))
+    r = NIO_EBUSY; /* calls are the engine's own: never refused as full */
   else
     r = ibuf_reserve(&e->in, rec);
   if (r < 0) {
@@ -139,7 +140,7 @@ int nio__engine_call(nio_engine *e, nio_call_fn fn, void *arg) {
   int r;
   if (e == NULL || fn == NULL) return NIO_EINVAL;
   if ((m = msg_new(NIO_MSG_CALL, 0)) == NULL) return NIO_ENOMEM;
-  m->size = 0; /* calls are the engine's own: never refused as "full" */
+  m->size = 0; /* calls count nothing against the limits */
   m->u.call.fn = fn;
   m->u.call.arg = arg;
   if ((r = inbox_push(e, 0, NULL, 0, m, NULL)) < 0) free(m);
