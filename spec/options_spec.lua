@@ -66,6 +66,24 @@ describe("conn:getpeername and conn:getsockname", function()
     assert.are.equal(r.sip, r.cpip)
   end)
 
+  it("getpeername_after_a_reset_before_accept_is_closed", function()
+    -- The client resets (linger 0) before the script accepts: the engine
+    -- accepted the socket ahead, so the conn exists but its peer is gone.
+    local r = H.run(function()
+      local l, port = H.listen()
+      local c = H.connect("127.0.0.1:" .. port)
+      assert(c:setoption("linger", 0))
+      c:close()
+      netio.sleep(0.2)
+      local s = assert(l:accept(2))
+      H.track(s)
+      return table.pack(s:getpeername())
+    end)
+    assert(r[1] == nil and r[2] == "closed" and r.n == 2,
+      ("expected nil, \"closed\", got %s, %s, %s"):format(tostring(r[1]),
+        tostring(r[2]), tostring(r[3])))
+  end)
+
   it("ipv6_ends_report_ipv6_addresses", function()
     if not H.has_ipv6() then
       pending("no IPv6 loopback on this machine")

@@ -586,6 +586,7 @@ static int push_addr(lua_State *L, int r, const nio_addr *a) {
   char ip[64];
   int port;
   if (r == 0) r = nio__addr_format(a, ip, sizeof ip, &port);
+  if (r == NIO_ECLOSED) return conn_closed(L);
   if (r < 0) return nio__bind_fail(L, r);
   lua_pushstring(L, ip);
   lua_pushinteger(L, port);

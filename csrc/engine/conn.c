@@ -966,9 +966,16 @@ int nio__conn_getsockname(nio_conn *c, nio_addr *a) {
   return nio__sock_getsockname(c->fd, a);
 }
 
-int nio__conn_getpeername(nio_conn *c, nio_addr *a) {
-  if (c->closing) return NIO_ECLOSED;
-  return nio__sock_getpeername(c->fd, a);
+int nio__conn_getpeername(nio_conn *pc, nio_addr *a) {
+  conn *c = (conn *)pc;
+  int r;
+  if (pc->closing) return NIO_ECLOSED;
+  r = nio__sock_getpeername(pc->fd, a);
+  /* A stream that was connected has no peer any more only because one side
+  ** closed or reset it (possibly before its owner accepted it): that is
+  ** "closed", not misuse. */
+  if (r == NIO_ENOTCONN && c->connected) r = NIO_ECLOSED;
+  return r;
 }
 
 int nio__conn_setopt(nio_conn *c, const char *name, int value) {
