@@ -335,3 +335,104 @@ describe("recv with binary data", function()
     assert.are.equal("bye", rest)
   end)
 end)
+
+describe("recv and max-input", function()
+  it("recv_n_above_the_default_16_MiB_cap_fails_with_too_large", function()
+    local cap = 16 * 1024 * 1024
+    local payload = H.data(cap + 100000, 13)
+    local r = with_pair(function(c, s)
+      netio.spawn(function() s:send(payload) end)
+      -- A length header of 1 GiB: the call must not buffer what it says.
+      local d, err, partial = c:recv(1024 * 1024 * 1024, 10)
+      local rest, err2 = c:recv(100000, 5)
+      return { d = d, err = err, partial = partial, rest = rest, err2 = err2 }
+    end, 30)
+    assert.is_nil(r.d)
+    assert.are.equal("too large", r.err)
+    H.same(payload:sub(1, cap), r.partial, "partial of the too large recv")
+    assert(r.rest, "the next recv failed: " .. tostring(r.err2))
+    H.same(payload:sub(cap + 1), r.rest, "the recv after a too large one")
+  end)
+
+  it("recv_all_from_a_peer_sending_more_than_the_cap_fails_with_too_large", function()
+    local payload = H.data(250000, 14)
+    local r = with_pair(function(c, s)
+      assert(c:setoption("max-input", 100000))
+      netio.spawn(function()
+        s:send(payload)
+        s:close()
+      end)
+      local out = {}
+      for i = 1, 3 do out[i] = table.pack(c:recv("*a", 5)) end
+      return out
+    end)
+    for i = 1, 2 do
+      assert(r[i][1] == nil and r[i][2] == "too large",
+        ("recv('*a') #%d: expected nil, \"too large\", got %s, %s"):format(i,
+          tostring(r[i][1]), tostring(r[i][2])))
+      H.same(payload:sub((i - 1) * 100000 + 1, i * 100000), r[i][3],
+        "partial of recv('*a') #" .. i)
+    end
+    -- Within the cap, "*a" returns the rest at the end of the stream.
+    H.same(payload:sub(200001), r[3][1], "the last recv('*a')")
+  end)
+
+  it("recv_all_of_exactly_the_cap_succeeds", function()
+    local payload = H.data(100000, 15)
+    local got, err = with_pair(function(c, s)
+      assert(c:setoption("max-input", 100000))
+      netio.spawn(function()
+        s:send(payload)
+        s:close()
+      end)
+      return c:recv("*a", 5)
+    end)
+    assert(got, "recv('*a') failed: " .. tostring(err))
+    H.same(payload, got, "recv('*a') of exactly max-input bytes")
+  end)
+
+  it("a_small_max_input_caps_recv_n_and_the_next_recv_goes_on_after_it", function()
+    local payload = H.data(5000, 16)
+    local r = with_pair(function(c, s)
+      assert(c:setoption("max-input", 1000))
+      assert(s:send(payload))
+      local out = {}
+      out[1] = table.pack(c:recv(3000, 2))   -- above the cap
+      out[2] = table.pack(c:recv(1000, 2))   -- at the cap: as before
+      out[3] = table.pack(c:recv(500, 2))    -- below
+      out[4] = table.pack(c:recv(nil, 2))    -- whatever arrived: at most the cap
+      out[5] = table.pack(c:recv(1500, 2))   -- the 1500 left, above the cap
+      return out
+    end)
+    assert(r[1][1] == nil and r[1][2] == "too large", ("recv(3000) with"
+      .. " max-input 1000: expected nil, \"too large\", got %s, %s"):format(
+      tostring(r[1][1]), tostring(r[1][2])))
+    H.same(payload:sub(1, 1000), r[1][3], "partial of recv(3000)")
+    H.same(payload:sub(1001, 2000), r[2][1], "recv(1000) after it")
+    H.same(payload:sub(2001, 2500), r[3][1], "recv(500)")
+    H.same(payload:sub(2501, 3500), r[4][1], "recv() with max-input 1000")
+    assert.are.equal("too large", r[5][2])
+    H.same(payload:sub(3501, 4500), r[5][3], "partial of recv(1500)")
+  end)
+
+  it("setoption_max_input_rejects_bad_values", function()
+    local r = with_pair(function(c)
+      local out = {}
+      for i, v in ipairs({ 0, -1, 1.5, "many", true }) do
+        out[i] = H.raised(function() return c:setoption("max-input", v) end)
+      end
+      c:close()
+      out.closed = table.pack(c:setoption("max-input", 10))
+      out.closed_bad = H.raised(function() return c:setoption("max-input", 0) end)
+      return out
+    end)
+    H.has("bad argument #2 to 'setoption' (bytes must be positive)", r[1])
+    H.has("bad argument #2 to 'setoption' (bytes must be positive)", r[2])
+    H.has("number has no integer representation", r[3])
+    H.has("number expected, got string", r[4])
+    H.has("number expected, got boolean", r[5])
+    assert(r.closed[1] == nil and r.closed[2] == "closed",
+      "setoption on a closed conn: expected nil, \"closed\"")
+    H.has("bytes must be positive", r.closed_bad)
+  end)
+end)

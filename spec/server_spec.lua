@@ -127,6 +127,27 @@ describe("netio.server", function()
     assert.is_true(r.dropped > 0, "the dropped output is counted")
   end)
 
+  it("caps_what_one_recv_of_a_handler_gathers_at_max_input", function()
+    local r = H.run(function()
+      local got = {}
+      local _, port = server(function(c)
+        got[1] = table.pack(c:recv(5000, 2))
+        got[2] = table.pack(c:recv(10, 2))
+      end, { max_input = 1000 })
+      local c = H.connect("127.0.0.1:" .. port)
+      assert(c:send(("x"):rep(1000) .. "0123456789" .. ("y"):rep(100)))
+      for _ = 1, 100 do
+        if got[2] then break end
+        netio.sleep(0.02)
+      end
+      return got
+    end)
+    assert(r[1] and r[1][1] == nil and r[1][2] == "too large",
+      "recv(5000) in a handler with max_input 1000: expected nil, \"too large\"")
+    assert.are.equal(("x"):rep(1000), r[1][3])
+    assert.are.equal("0123456789", r[2] and r[2][1])
+  end)
+
   it("keeps_serving_when_the_handler_raises_and_does_not_flood_the_log", function()
     if not HOST then pending("NETIO_HOST is not set (the CMake test run sets it)") return end
     local script = [[
@@ -185,6 +206,8 @@ describe("netio.server", function()
         e("127.0.0.1:0", f, { idle_timeout = -1 }),
         e("127.0.0.1:0", f, { idle_timeout = 0 / 0 }),
         e("127.0.0.1:0", f, { max_output = 0 }),
+        e("127.0.0.1:0", f, { max_input = 0 }),
+        e("127.0.0.1:0", f, { max_input = 1.5 }),
         e("127.0.0.1:0", f, { accepts = 0 }),
         e("127.0.0.1:0", f, { accepts = 2000 }),
       }
@@ -199,6 +222,8 @@ describe("netio.server", function()
       "bad argument #3 to 'server' (field 'idle_timeout' must be a positive number)",
       "bad argument #3 to 'server' (field 'idle_timeout' must be a positive number)",
       "bad argument #3 to 'server' (field 'max_output' must be a positive integer)",
+      "bad argument #3 to 'server' (field 'max_input' must be a positive integer)",
+      "bad argument #3 to 'server' (field 'max_input' must be a positive integer)",
       "bad argument #3 to 'server' (field 'accepts' must be an integer from 1 to 1024)",
       "bad argument #3 to 'server' (field 'accepts' must be an integer from 1 to 1024)",
     }

@@ -33,6 +33,10 @@
 #define NB_RECV_ANY_MAX (64u << 10)
 #define NB_LINE_MAX (1u << 20)
 #define NB_RECV_DIRECT_MAX (1u << 20)
+/* The default of what one recv may gather (n bytes, "*a") before it fails
+** with "too large": a peer must not choose the server's memory through a
+** length header. Per connection: setoption("max-input"). */
+#define NB_MAX_INPUT ((size_t)16 << 20)
 /* After netio.stop() (or a signal): how long tasks get to finish before
 ** the connections left are closed and the run ends. (Output queued on
 ** connections closed after flush then gets the engine's own grace.) */
@@ -125,6 +129,7 @@ struct nb_conn {
   unsigned connected : 1; /* connect completed (NIO_EV_CONNECT seen) */
   unsigned readonly : 1;  /* netio.stdin(): send, flush, shutdown refused */
   size_t want;            /* input wanted, when raised above the default */
+  size_t max_input;       /* the most one recv may gather (NB_MAX_INPUT) */
   /* Reader state kept across yields of one recv call. */
   size_t scan; /* "*l": input bytes already searched for LF */
   char *acc;   /* large recv(n) and "*a": bytes collected so far */

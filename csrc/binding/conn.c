@@ -28,6 +28,7 @@ nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S) {
   memset(nb, 0, sizeof *nb);
   nb->magic = NB_CONN_MAGIC;
   nb->tmo_connect = nb->tmo_send = nb->tmo_read = -1;
+  nb->max_input = NB_MAX_INPUT;
   luaL_setmetatable(L, NB_CONN_MT);
   nb->S = S;
   nb->next = S->conns;
@@ -189,6 +190,31 @@ static int recv_fail(lua_State *L, nb_conn *nb, const char *msg) {
   return 3;
 }
 
+/* nil, "too large", partial: the call gathered all a recv may (max_input)
+** and needs more. partial is exactly what it gathered; input past it stays
+** buffered, so the next recv goes on with the byte right after. */
+static int recv_too_large(lua_State *L, nb_conn *nb) {
+  lua_pushnil(L);
+  lua_pushliteral(L, "too large");
+  lua_pushlstring(L, nb->acc ? nb->acc : "", nb->acclen);
+  acc_reset(nb);
+  nb->scan = 0;
+  want(nb, 0);
+  return 3;
+}
+
+/* Move up to n input bytes into the reader's buffer, as far as the cap
+** leaves room. Returns the bytes moved, or -1 when memory ran out. */
+static ptrdiff_t recv_gather(nb_conn *nb, const char *p, size_t n) {
+  /* The cap may have been lowered under a waiting recv. */
+  size_t room = nb->acclen < nb->max_input ? nb->max_input - nb->acclen : 0;
+  if (n > room) n = room;
+  if (n == 0) return 0;
+  if (acc_append(nb, p, n) != 0) return -1;
+  nio__conn_consume(nb->c, n);
+  return (ptrdiff_t)n;
+}
+
 /* One attempt at the pattern. Returns the number of results pushed, or -1
 ** when it must wait for more input. */
 static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
@@ -199,6 +225,7 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
   case RM_ANY:
     if (len > 0) {
       k = len < NB_RECV_ANY_MAX ? len : NB_RECV_ANY_MAX;
+      if (k > nb->max_input) k = nb->max_input;
       lua_pushlstring(L, p, k);
       nio__conn_consume(c, k);
       return 1;
@@ -209,7 +236,7 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
       lua_pushliteral(L, "");
       return 1;
     }
-    if (nb->acclen == 0 && n <= NB_RECV_DIRECT_MAX) {
+    if (nb->acclen == 0 && n <= NB_RECV_DIRECT_MAX && n <= nb->max_input) {
       /* Straight from the input buffer, one copy into the Lua string. */
       if (len >= n) {
         lua_pushlstring(L, p, n);
@@ -223,18 +250,14 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
     /* Large: collect in the reader's buffer so the input stays small. */
     k = n - nb->acclen;
     if (k > len) k = len;
-    if (k > 0) {
-      if (acc_append(nb, p, k) != 0)
-        return recv_fail(L, nb, "not enough memory");
-      nio__conn_consume(c, k);
-      p = nio__conn_input(c, &len);
-    }
+    if (recv_gather(nb, p, k) < 0) return recv_fail(L, nb, "not enough memory");
     if (nb->acclen == n) {
       lua_pushlstring(L, nb->acc, nb->acclen);
       acc_reset(nb);
       want(nb, 0);
       return 1;
     }
+    if (nb->acclen >= nb->max_input) return recv_too_large(L, nb);
     want(nb, NB_RECV_DIRECT_MAX);
     break;
   case RM_LINE: {
@@ -259,9 +282,9 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
   }
   default: /* RM_ALL */
     if (len > 0) {
-      if (acc_append(nb, p, len) != 0)
-        return recv_fail(L, nb, "not enough memory");
-      nio__conn_consume(c, len);
+      ptrdiff_t got = recv_gather(nb, p, len);
+      if (got < 0) return recv_fail(L, nb, "not enough memory");
+      if ((size_t)got < len) return recv_too_large(L, nb);
     }
     if (c->eof && !c->err) {
       lua_pushlstring(L, nb->acc ? nb->acc : "", nb->acclen);
@@ -610,17 +633,22 @@ static int l_conn_getsockname(lua_State *L) {
 static int l_conn_setoption(lua_State *L) {
   static const char *const names[] = {"tcp-nodelay", "keepalive",  "linger",
                                       "reuseaddr",   "send-limit", "max-output",
-                                      NULL};
+                                      "max-input",   NULL};
   nb_conn *nb = conn_check(L);
   int opt = luaL_checkoption(L, 2, NULL, names), value, r;
   if (opt >= 4) { /* byte counts of netio's own, not socket options */
     lua_Integer n = luaL_checkinteger(L, 3);
-    luaL_argcheck(L, n >= 0, 3, "bytes must not be negative");
+    if (opt == 6)
+      luaL_argcheck(L, n > 0, 3, "bytes must be positive");
+    else
+      luaL_argcheck(L, n >= 0, 3, "bytes must not be negative");
     if (nb->c == NULL) return conn_closed(L);
     if (opt == 4)
       nio__conn_set_send_limit(nb->c, (size_t)n);
-    else
+    else if (opt == 5)
       nio__conn_set_max_output(nb->c, (size_t)n);
+    else
+      nb->max_input = (size_t)n;
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -668,6 +696,7 @@ static int l_conn_successor(lua_State *L) {
   n->tmo_connect = nb->tmo_connect;
   n->tmo_send = nb->tmo_send;
   n->tmo_read = nb->tmo_read;
+  n->max_input = nb->max_input;
   return 1;
 }
 

@@ -12,13 +12,15 @@
 --   opts.max_output    bytes queued for one connection above which it is
 --                      aborted (reset): a slow or dead reader cannot eat
 --                      memory
+--   opts.max_input     bytes one recv of a handler may gather (n bytes,
+--                      "*a") before it fails with "too large" (16 MiB)
 -- Returns the listener (close it to stop accepting) | nil, err, code.
 local core = require "netio.core"
 local sync = require "netio.sync"
 local ratelog = require "netio.ratelog"
 
 local KNOWN = { backlog = true, reuseport = true, max_clients = true, accepts = true,
-                idle_timeout = true, max_output = true }
+                idle_timeout = true, max_output = true, max_input = true }
 
 local function argerror(n, msg)
   error(("bad argument #%d to 'server' (%s)"):format(n, msg), 3)
@@ -43,6 +45,10 @@ local function check_opts(opts)
   end
   if mo ~= nil and (math.type(mo) ~= "integer" or mo < 1) then
     argerror(3, "field 'max_output' must be a positive integer")
+  end
+  local mi = opts.max_input
+  if mi ~= nil and (math.type(mi) ~= "integer" or mi < 1) then
+    argerror(3, "field 'max_input' must be a positive integer")
   end
   return opts
 end
@@ -81,7 +87,7 @@ return function(addr, handler, opts)
     { backlog = opts.backlog, reuseport = opts.reuseport, accepts = accepts })
   if not l then return nil, err, code end
   local sem = opts.max_clients and sync.semaphore(opts.max_clients)
-  local idle, maxout = opts.idle_timeout, opts.max_output
+  local idle, maxout, maxin = opts.idle_timeout, opts.max_output, opts.max_input
   local active, state = {}, { done = false }
   local logerr = ratelog.new(("netio.server %s: "):format(addr))
 
@@ -102,6 +108,7 @@ return function(addr, handler, opts)
         break
       end
       if maxout then c:setoption("max-output", maxout) end
+      if maxin then c:setoption("max-input", maxin) end
       if idle then active[c] = { t = core.now(), i = 0, o = 0 } end
       core.spawn(serve, c)
     end
