@@ -241,6 +241,24 @@ describe("conn:recv('*l')", function()
       "the partial is not the start of the stream")
   end)
 
+  it("recv_line_over_the_limit_returns_at_most_the_limit_and_one_buffer", function()
+    -- The peer pushes far more than the limit without an LF: the engine
+    -- stops receiving once the input reaches the limit, within one
+    -- receive buffer (64 KiB), whatever the backend.
+    local stream = ("L"):rep(8 * 1024 * 1024)
+    local d, err, partial = with_pair(function(c, s)
+      netio.spawn(function() s:send(stream) end)
+      netio.sleep(0.3) -- let the peer fill what the engine takes
+      return c:recv("*l", 5)
+    end)
+    assert.is_nil(d)
+    assert.are.equal("line too long", err)
+    local bound = 1024 * 1024 + 1 + 65536
+    assert(#partial > 1024 * 1024 and #partial <= bound,
+      ("the partial of a line over the limit: expected 1 MiB to %d bytes, got %d")
+        :format(bound, #partial))
+  end)
+
   it("recv_line_of_many_lines_in_one_segment", function()
     local n, ok = with_pair(function(c, s)
       local t = {}

@@ -8,7 +8,10 @@
 ** costs no submission (a backend may treat multishot as single-shot: a
 ** final completion with data re-arms it). When input passes `want` the
 ** receive is canceled (rpaused) and re-armed once the owner consumed below
-** `want`. The port owns receive buffers (uring: a provided-buffer ring;
+** `want`. Each arm carries the room left under `want` as its limit, so the
+** completions a backend had on their way when it was canceled add at most
+** one receive buffer: input stays within want + one buffer. The port owns
+*receive buffers (uring: a provided-buffer ring;
 ** epoll: one buffer for the whole port), so an idle connection holds none;
 ** the bytes are copied into the input buffer, which goes back to the
 ** engine's pool as soon as the owner consumed all of it. A large receive
@@ -419,6 +422,10 @@ static void conn_recv_kick(conn *c) {
     return;
   if (!c->caf && c->pub.wpos - c->pub.rpos >= c->want) return;
   c->rreq.u.recv.max = 0;
+  /* The port stops by itself at the room left under want, so what arrives
+  ** after the cancel of a pause is bounded too. A connection closed after
+  ** flush reads only to discard: no limit. */
+  c->rreq.u.recv.limit = c->caf ? 0 : c->want - (c->pub.wpos - c->pub.rpos);
   if ((r = nio__port_submit(c->e->port, &c->rreq)) < 0) {
     conn_set_err(c, r);
     nio__engine_defer(c, NIO_EV_READ);

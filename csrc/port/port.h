@@ -78,6 +78,14 @@ struct nio_req {
     } connect;
     struct {
       uint32_t max; /* at most this many bytes per completion; 0 = any */
+      /* Multishot: the owner's flow control. The request ends (a final
+      ** completion, which may carry data) once it delivered this many
+      ** bytes, or less than one completion's worth more; 0 = no limit.
+      ** It bounds what a backend still delivers after the owner asked for
+      ** a cancel (uring: completions the kernel already queued). A backend
+      ** that delivers nothing once the callback's cancel returned (epoll,
+      ** iocp) may ignore it. */
+      uint32_t limit;
     } recv;
     struct {
       nio_iov *iov; /* caller-owned until completion */

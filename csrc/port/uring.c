@@ -218,6 +218,16 @@ static void uring_prep(uring_port *p, nio_req *r, struct io_uring_sqe *sqe) {
     if (len >= URING_BUF_SIZE) len = 0;
     if ((r->flags & NIO_REQ_MULTISHOT) && len == 0 && !p->no_mshot_recv) {
       io_uring_prep_recv_multishot(sqe, r->fd, NULL, 0, 0);
+      /* The rest of the owner's limit (bkdata: bytes delivered since the
+      ** submit) ends the multishot in the kernel: without it one wake-up
+      ** of the socket fills up to 32 buffers, all delivered, whatever the
+      ** owner's flow control says. liburing 2.3 names sqe->optlen
+      ** file_index. A kernel that cannot (before 6.17) refuses it with
+      ** EINVAL, and receives are single-shot from then on. */
+      if (r->u.recv.limit)
+        sqe->file_index = r->bkdata < r->u.recv.limit
+                              ? r->u.recv.limit - (uint32_t)r->bkdata
+                              : 1;
       r->bkflags |= F_MSHOT;
     } else {
       io_uring_prep_recv(sqe, r->fd, NULL, len, 0);
@@ -384,6 +394,7 @@ static int uring_on_accept(uring_port *p, nio_req *r, int res, unsigned cf) {
 ** completion is EOF (0), an error, or NIO_ECANCELED. */
 static int uring_on_recv(uring_port *p, nio_req *r, int res, const char *data,
                          unsigned cf) {
+  if (res > 0) r->bkdata += (uint64_t)res;
   if (cf & IORING_CQE_F_MORE) {
     r->cb(r, res, data, NIO_CQE_MORE);
     return 1;
@@ -395,7 +406,10 @@ static int uring_on_recv(uring_port *p, nio_req *r, int res, const char *data,
     p->no_mshot_recv = 1;
     return uring_again(p, r);
   }
-  if (res > 0 && (r->bkflags & F_MSHOT)) {
+  /* Ended with data: by the owner's limit (the final completion, so the
+  ** owner re-arms with its new room), or by a CQ overflow (re-armed). */
+  if (res > 0 && (r->bkflags & F_MSHOT) &&
+      (r->u.recv.limit == 0 || r->bkdata < r->u.recv.limit)) {
     r->cb(r, res, data, NIO_CQE_MORE);
     return 1 + uring_again(p, r);
   }
