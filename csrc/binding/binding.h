@@ -38,8 +38,10 @@
 ** length header. Per connection: setoption("max-input"). */
 #define NB_MAX_INPUT ((size_t)16 << 20)
 /* After netio.stop() (or a signal): how long tasks get to finish before
-** the connections left are closed and the run ends. (Output queued on
-** connections closed after flush then gets the engine's own grace.) */
+** the connections left are closed and the run ends. Those with output
+** queued are closed after flush: it gets the engine's own grace
+** (NETIO_GRACE) after the run, and what is left then is dropped and
+** counted. */
 #define NB_STOP_GRACE_NS (2000000000ull)
 
 typedef struct nb_state nb_state;

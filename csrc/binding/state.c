@@ -86,10 +86,12 @@ static int hook_turn(nio_engine *e, void *arg) {
   if (S->unrefs) nio__bind_release_refs(S);
   if (S->forced == 1) {
     /* The stop's grace period passed: close every connection so that the
-    ** tasks waiting on one see "closed", give them this one turn, end. */
+    ** tasks waiting on one see "closed", give them this one turn, end.
+    ** Output they queued is not dropped: those connections close after
+    ** flush, and the engine gives them its own grace (engine_drain). */
     S->forced = 2;
     nio__bind_close_listeners(S, 0);
-    nio__bind_close_conns(S, 0, 0);
+    nio__bind_close_conns(S, 1, 0);
     nio__bind_run_ready(S);
     nio__engine_quit(e, 0);
     return 0;

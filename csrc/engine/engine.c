@@ -242,7 +242,7 @@ static void engine_loop(nio_engine *e) {
 ** freed before its completion, so this ends only when the port is idle.
 */
 static void engine_drain(nio_engine *e) {
-  uint64_t deadline = e->now + e->grace_ns;
+  uint64_t deadline = e->now + e->grace_ns, dropped;
   int timeout;
   e->ending = 1;
   while (nio__conns_flushing(e) && e->now < deadline) {
@@ -250,6 +250,9 @@ static void engine_drain(nio_engine *e) {
     if (timeout > 100) timeout = 100;
     if (engine_poll(e, timeout, 0) < 0) break;
   }
+  /* From here on, queued output no peer took is dropped: counted, and
+  ** said once, so that a stop never loses output silently. */
+  dropped = e->stats.dropped_bytes;
   nio__resolve_cancel_all(e);
   /* Before finish: the owner sees every message accepted, then none. */
   nio__inbox_close(e);
@@ -257,6 +260,13 @@ static void engine_drain(nio_engine *e) {
   engine_run_deferred(e);
   nio__listeners_close_all(e);
   nio__conns_close_all(e);
+  dropped = e->stats.dropped_bytes - dropped;
+  if (dropped > 0)
+    nio__log(NIO_LOG_WARN,
+             "netio: the run ended with %llu bytes of queued output unsent "
+             "(their peers did not take them within the %.3g s grace "
+             "period, NETIO_GRACE): dropped",
+             (unsigned long long)dropped, (double)e->grace_ns / 1e9);
   nio__conns_sweep(e);
   nio__listeners_sweep(e);
   while (e->zombies || e->lzombies) {
