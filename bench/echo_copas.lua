@@ -12,7 +12,7 @@ copas.addserver(server, function(sock)
   sock:setoption("tcp-nodelay", true)
   while true do
     -- receivePartial returns as soon as any bytes arrived (the partial)
-    local data, err, part = copas.receivePartial(sock, 65536)
+    local data, _, part = copas.receivePartial(sock, 65536)
     data = data or (part ~= "" and part)
     if not data then break end
     if not copas.send(sock, data) then break end

@@ -25,6 +25,9 @@ rate = tonumber(rate or 0)
 limit = tonumber(limit or 0)
 backoff_us = tonumber(backoff_us or 50)
 
+-- Runs on a thread of its own (a fresh Lua state): the upvalues it shadows
+-- are not there, so it takes them as arguments and requires netio again.
+-- luacheck: push ignore 431
 local function sender(tid, nthreads, ids, rate, backoff)
   local netio = require "netio"
   local send, now, receive = netio.send, netio.now, netio.receive
@@ -47,7 +50,8 @@ local function sender(tid, nthreads, ids, rate, backoff)
       end
       due = due + interval
     end
-    local id, s, ok, err = ids[i], seq[i], nil, nil
+    local id, s = ids[i], seq[i]
+    local ok, err
     while true do
       ok, err = send(id, pack("<i8I4I2I2i8c36I4", floor(now() * 1e9), M1, tid,
         i - 1, s, FILL, M2))
@@ -66,6 +70,7 @@ local function sender(tid, nthreads, ids, rate, backoff)
   end
   return sent, busy
 end
+-- luacheck: pop
 
 local l = assert(netio.listen(addr))
 io.stdout:write("ready\n")

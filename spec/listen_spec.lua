@@ -114,7 +114,8 @@ describe("netio.listen", function()
       "bad argument #2 to 'listen' (unknown option 'backlog_')",
     }
     for i, w in ipairs(want) do
-      assert.truthy(errs[i]:find(w, 1, true), ("case %d: expected %q, got %q"):format(i, w, errs[i]))
+      assert.truthy(errs[i]:find(w, 1, true),
+        ("case %d: expected %q, got %q"):format(i, w, errs[i]))
     end
   end)
 

@@ -199,7 +199,8 @@ describe("graceful stop with output queued", function()
     local r = scenario("stop", { mib = 32, rate = 4e6, stop_after = 256 * 1024,
                                   env = { NETIO_GRACE = "1" } })
     assert.are.equal(0, r.exit, "the server's exit status; stderr: " .. tostring(r.err))
-    local n = tonumber((r.err or ""):match("warn.-the run ended with (%d+) bytes of queued output unsent"))
+    local n = tonumber((r.err or ""):match(
+      "warn.-the run ended with (%d+) bytes of queued output unsent"))
     assert(n and n > 0, "expected a warn line counting the dropped bytes; stderr: "
       .. tostring(r.err))
     -- 0.5 s to the stop, 2 s of task grace, 1 s of NETIO_GRACE.

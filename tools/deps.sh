@@ -3,8 +3,10 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# clang-format and lua-check: the lint step of tools/test.sh; clang and
+# libclang-rt-14-dev (libFuzzer): the fuzz targets in tests/fuzz.
 pkgs=(build-essential cmake pkg-config lua5.4 liblua5.4-dev liburing-dev
-      libcmocka-dev lua-busted)
+      libcmocka-dev lua-busted clang-format lua-check clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -32,7 +32,8 @@ local function check_opts(opts)
     if not KNOWN[k] then argerror(3, ("unknown option '%s'"):format(tostring(k))) end
   end
   local t = opts.timeout
-  if t ~= nil and (type(t) ~= "number" or not (t >= 0)) then
+  -- not (t >= 0), not t < 0: NaN must fail too.
+  if t ~= nil and (type(t) ~= "number" or not (t >= 0)) then -- luacheck: ignore 581
     argerror(3, "field 'timeout' must be a non-negative number")
   end
   local r, rmin, rmax = opts.reconnect, nil, nil
@@ -45,8 +46,9 @@ local function check_opts(opts)
         argerror(3, ("unknown option 'reconnect.%s'"):format(tostring(k)))
       end
     end
-    if type(rmin) ~= "number" or not (rmin > 0) or type(rmax) ~= "number"
-        or not (rmax >= rmin) then
+    -- not (x > y), not x <= y: NaN must fail too.
+    if type(rmin) ~= "number" or not (rmin > 0) or type(rmax) ~= "number" -- luacheck: ignore 581
+        or not (rmax >= rmin) then -- luacheck: ignore 581
       argerror(3, "field 'reconnect' needs 0 < min <= max")
     end
   elseif r ~= nil and r ~= false then

@@ -40,7 +40,8 @@ local function check_opts(opts)
   if ac ~= nil and (math.type(ac) ~= "integer" or ac < 1 or ac > 1024) then
     argerror(3, "field 'accepts' must be an integer from 1 to 1024")
   end
-  if it ~= nil and (type(it) ~= "number" or not (it > 0)) then
+  -- not (it > 0), not it <= 0: NaN must fail too.
+  if it ~= nil and (type(it) ~= "number" or not (it > 0)) then -- luacheck: ignore 581
     argerror(3, "field 'idle_timeout' must be a positive number")
   end
   if mo ~= nil and (math.type(mo) ~= "integer" or mo < 1) then

@@ -1,0 +1,4 @@
+-- luacheck configuration: `luacheck lua spec bench examples` (tools/test.sh).
+std = "lua54"
+max_line_length = 100
+files["spec/"] = { std = "+busted" }
