@@ -261,21 +261,15 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
     want(nb, NB_RECV_DIRECT_MAX);
     break;
   case RM_LINE: {
-    const char *nl = NULL;
-    if (len > nb->scan) nl = memchr(p + nb->scan, '\n', len - nb->scan);
-    if (nl != NULL) {
-      size_t m = k = (size_t)(nl - p);
-      if (m > 0 && p[m - 1] == '\r') m--;
-      /* The limit holds also when the whole line arrived at once. */
-      if (m > NB_LINE_MAX) return recv_fail(L, nb, "line too long");
+    size_t m, used;
+    int r = nio__line_scan(p, len, &nb->scan, NB_LINE_MAX, &m, &used);
+    if (r == NIO_EMSGSIZE) return recv_fail(L, nb, "line too long");
+    if (r == 0) {
       lua_pushlstring(L, p, m);
-      nio__conn_consume(c, k + 1);
-      nb->scan = 0;
+      nio__conn_consume(c, used);
       want(nb, 0);
       return 1;
     }
-    nb->scan = len;
-    if (len > NB_LINE_MAX) return recv_fail(L, nb, "line too long");
     /* Let a long line accumulate, up to the limit. */
     if (len >= NB_RECV_ANY_MAX) want(nb, NB_LINE_MAX + 1);
     break;

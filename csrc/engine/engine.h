@@ -263,6 +263,17 @@ int nio__listener_getsockname(nio_listener *l, nio_addr *a);
 /* Close: pending connections are closed; no callback after this call. */
 void nio__listener_close(nio_listener *l);
 
+/* ---- line scanning ("*l") -------------------------------------------- */
+
+/* Find the end of the first line of p[0..len): an LF, with a CR right
+** before it not part of the line. *scan counts the bytes already searched
+** (0 at first; kept between calls while the input grows). Returns 0 with
+** the line's length in *linelen and the bytes to consume (LF included) in
+** *used, *scan back to 0; NIO_EAGAIN when there is no LF yet (*scan = len);
+** NIO_EMSGSIZE when the line is longer than max bytes (found or not). */
+int nio__line_scan(const char *p, size_t len, size_t *scan, size_t max,
+                   size_t *linelen, size_t *used);
+
 /* ---- addresses and name resolution ---------------------------------- */
 
 /* Split "host:port", "[v6]:port" or "*:port" into host and port. "*" and
