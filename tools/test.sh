@@ -31,6 +31,26 @@ run_suite() { # build-dir, cmake args..., then -- ctest args...
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_suite build-asan -DCMAKE_BUILD_TYPE=Debug "-DNETIO_SANITIZE=address;undefined"
 run_suite build-tsan -DCMAKE_BUILD_TYPE=Debug -DNETIO_SANITIZE=thread
+# The libFuzzer targets (tests/fuzz), built with clang in their own
+# directory, each for a bounded time from its seed corpus; what they find
+# new goes to build-fuzz/corpus, not into the tree.
+echo "=== build-fuzz: libFuzzer targets (${NETIO_FUZZ_TIME:=60} s each) ==="
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DNETIO_FUZZ=ON -DNETIO_TESTS=OFF -DNETIO_WERROR=ON >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_addr fuzz_line
+for f in addr line; do
+  mkdir -p "build-fuzz/corpus/$f"
+  rc=0
+  build-fuzz/"fuzz_$f" -max_total_time="$NETIO_FUZZ_TIME" -print_final_stats=1 \
+    -artifact_prefix=build-fuzz/ "build-fuzz/corpus/$f" "tests/fuzz/corpus/$f" \
+    >"build-fuzz/fuzz_$f.log" 2>&1 || rc=$?
+  grep -E '^Done|stat::number_of_executed_units|ERROR|SUMMARY' "build-fuzz/fuzz_$f.log" || true
+  if [ "$rc" -ne 0 ]; then
+    tail -n 60 "build-fuzz/fuzz_$f.log" >&2
+    echo "fuzz_$f failed ($rc); the input is in build-fuzz/crash-*" >&2
+    exit 1
+  fi
+done
 # Windows: the MinGW cross build, its tests under Wine (iocp).
 bash tools/test-win.sh build-win
 echo "=== all suites passed ==="
