@@ -1,4 +1,5 @@
--- luacheck configuration: `luacheck lua spec bench examples` (tools/test.sh).
+-- luacheck configuration: `luacheck lua spec bench examples tests/win/shims`
+-- (tools/test.sh).
 std = "lua54"
 max_line_length = 100
 files["spec/"] = { std = "+busted" }

@@ -14,7 +14,7 @@ echo "=== lint: clang-format, luacheck ==="
 { git ls-files -z '*.c' '*.h' 2>/dev/null ||
   find csrc tests bench examples -name '*.[ch]' -print0; } |
   xargs -0 clang-format --dry-run -Werror
-luacheck -q lua spec bench examples
+luacheck -q lua spec bench examples tests/win/shims
 
 run_suite() { # build-dir, cmake args..., then -- ctest args...
   local dir=$1; shift
