@@ -92,6 +92,43 @@ describe("netio.connect", function()
     end)
   end
 
+  for _, case in ipairs({
+    { "[fe80::1%999]:80", "ENODEV", "999" },
+    { "[fe80::1%no-such-if]:80", "ENODEV", "no-such-if" },
+    { "[fe80::1%]:80", "EBADADDR" },
+    { "[1.2.3.4]:80", "EBADADDR" },
+    { "[::g]:80", "EBADADDR" },
+    { "[localhost]:80", "EBADADDR" },
+  }) do
+    local addr, want, zone = case[1], case[2], case[3]
+    it("connect_to_" .. ("%q"):format(addr) .. "_returns_" .. want,
+       function()
+      local c, msg, code = H.run(function()
+        return netio.connect(addr, { timeout = 2 })
+      end)
+      if c then c:close() end
+      assert.is_nil(c, "connect(" .. addr .. ") should fail")
+      if want == "ENODEV" then
+        assert.are.equal(('unknown interface "%s" in address "%s"'):format(
+          zone, addr), msg)
+      else
+        assert.are.equal(('malformed address "%s"'):format(addr), msg)
+      end
+      assert.are.equal(want, code)
+    end)
+  end
+
+  it("connect_with_a_bind_on_an_unknown_interface_returns_enodev", function()
+    local c, msg, code = H.run(function()
+      local _, port = H.server(H.echo)
+      return netio.connect("[::1]:" .. port, { bind = "[::1%999]:0" })
+    end)
+    if c then c:close() end
+    assert.is_nil(c)
+    assert.are.equal('unknown interface "999" in address "[::1%999]:0"', msg)
+    assert.are.equal("ENODEV", code)
+  end)
+
   it("connect_with_a_bind_option_uses_that_local_address", function()
     local want, got_local, got_peer, reply = H.run(function()
       local _, port = H.server(H.echo)

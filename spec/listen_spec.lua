@@ -165,6 +165,44 @@ describe("netio.listen", function()
       assert.truthy(r[3]:match("^E[A-Z_]+$"), "code " .. tostring(r[3]))
     end
   end)
+
+  -- The parser answers for every address it refuses: EBADADDR for what is
+  -- malformed, ENODEV for a zone that names no interface; none of them
+  -- reaches the OS to come back as an unknown error.
+  it("listen_with_a_malformed_ipv6_literal_or_zone_returns_ebadaddr", function()
+    local results = H.run(function()
+      local r = {}
+      for _, addr in ipairs({ "[fe80::1%]:0", "[%lo]:0", "[fe80::1%%lo]:0",
+                              "[1.2.3.4]:0", "[abc]:0", "[::g]:0",
+                              "[1::2::3]:0", "[localhost]:0" }) do
+        r[addr] = table.pack(netio.listen(addr))
+      end
+      return r
+    end)
+    for addr, r in pairs(results) do
+      assert.is_nil(r[1], "listen(" .. addr .. ") should fail")
+      assert.are.equal(('malformed address "%s"'):format(addr), r[2])
+      assert.are.equal("EBADADDR", r[3], "listen(" .. addr .. ") code")
+    end
+  end)
+
+  it("listen_with_an_unknown_interface_returns_enodev", function()
+    local results = H.run(function()
+      local r = {}
+      for _, addr in ipairs({ "[fe80::1%999]:0", "[fe80::1%no-such-if]:0",
+                              "[fe80::1%4294967296]:0", "[::1%999]:0" }) do
+        r[addr] = table.pack(netio.listen(addr))
+      end
+      return r
+    end)
+    for addr, r in pairs(results) do
+      local zone = addr:match("%%(.*)%]")
+      assert.is_nil(r[1], "listen(" .. addr .. ") should fail")
+      assert.are.equal(('unknown interface "%s" in address "%s"'):format(zone,
+        addr), r[2])
+      assert.are.equal("ENODEV", r[3], "listen(" .. addr .. ") code")
+    end
+  end)
 end)
 
 describe("listener:accept", function()

@@ -33,11 +33,34 @@ static void split_accepts_valid_forms(void **state) {
 
 static void split_rejects_malformed(void **state) {
   static const char *bad[] = {
-      "",          "80",       "host",     "host:",    "host:65536",
-      "host:-1",   "host:8o",  "host:+80", "host: 80", "host:123456",
-      "[::1]",     "[::1",     "[::1]80",  "[::1]:",   "::1:80",
-      "a b:1",     "[]:1",     "[a]b]:1",  "ho\tst:1", "**:1",
-      "[::1]:1:2", "host:80 ", ":",        "[:::1",    "h\xc3\xa9:1",
+      "",
+      "80",
+      "host",
+      "host:",
+      "host:65536",
+      "host:-1",
+      "host:8o",
+      "host:+80",
+      "host: 80",
+      "host:123456",
+      "[::1]",
+      "[::1",
+      "[::1]80",
+      "[::1]:",
+      "::1:80",
+      "a b:1",
+      "[]:1",
+      "[a]b]:1",
+      "ho\tst:1",
+      "**:1",
+      "[::1]:1:2",
+      "host:80 ",
+      ":",
+      "[:::1",
+      "h\xc3\xa9:1",
+      "[1.2.3.4]:1",
+      "[localhost]:1",
+      "[%lo]:1",
   };
   char host[256], tiny[4];
   int port;
@@ -77,6 +100,42 @@ static void numeric_parses_ip_literals_only(void **state) {
   assert_int_equal(nio__addr_numeric("127.0.0.1", 65536, &a), NIO_EBADADDR);
   assert_int_equal(nio__addr_numeric("127.0.0.1", -1, &a), NIO_EBADADDR);
   assert_int_equal(nio__addr_numeric(NULL, 1, &a), NIO_EBADADDR);
+}
+
+/* A host with ':' or '%' came from brackets: an IPv6 literal with an
+** optional zone, or refused here -- never handed to the resolver or the
+** OS. */
+static void numeric_checks_ipv6_literals_and_zones(void **state) {
+  static const char *bad[] = {"::g",     "1::2::3",    "fe80::1%",     "%lo",
+                              "::1%%lo", "1.2.3.4%lo", "fe80::1%lo%lo"};
+  static const char *nodev[] = {"fe80::1%999", "fe80::1%no-such-if",
+                                "fe80::1%4294967296", "fe80::1%0"};
+  struct sockaddr_in6 *in6;
+  nio_addr a;
+  uint32_t lo;
+  (void)state;
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    int r = nio__addr_numeric(bad[i], 1, &a);
+    if (r != NIO_EBADADDR)
+      fail_msg("numeric(\"%s\"): expected EBADADDR, got %s", bad[i],
+               nio_err_name(r));
+  }
+  for (size_t i = 0; i < sizeof nodev / sizeof nodev[0]; i++) {
+    int r = nio__addr_numeric(nodev[i], 1, &a);
+    if (r != NIO_ENODEV)
+      fail_msg("numeric(\"%s\"): expected ENODEV, got %s", nodev[i],
+               nio_err_name(r));
+  }
+  /* The loopback interface by its index: the scope is that index. */
+  if (nio__if_index("1", &lo) == 0) {
+    char host[32];
+    snprintf(host, sizeof host, "fe80::1%%%u", (unsigned)lo);
+    assert_int_equal(nio__addr_numeric(host, 7, &a), 0);
+    in6 = (struct sockaddr_in6 *)&a.ss;
+    assert_int_equal(in6->sin6_family, AF_INET6);
+    assert_int_equal(in6->sin6_scope_id, lo);
+    assert_int_equal(ntohs(in6->sin6_port), 7);
+  }
 }
 
 /* ---- resolution ------------------------------------------------------- */
@@ -220,6 +279,7 @@ int main(void) {
       cmocka_unit_test(split_accepts_valid_forms),
       cmocka_unit_test(split_rejects_malformed),
       cmocka_unit_test(numeric_parses_ip_literals_only),
+      cmocka_unit_test(numeric_checks_ipv6_literals_and_zones),
       cmocka_unit_test(resolve_localhost_off_the_loop),
       cmocka_unit_test(engine_end_cancels_pending_resolutions),
   };

@@ -54,10 +54,21 @@ static void resolve_cb(void *arg, int res, const nio_addr *a) {
   nio__bind_wake(r->t);
 }
 
-static int malformed(lua_State *L, const char *addr) {
+/* nil, message, code for an address parse_addr refused with err: an
+** unknown zone (NIO_ENODEV) or anything else malformed (NIO_EBADADDR). */
+static int malformed(lua_State *L, const char *addr, int err) {
+  const char *zone = strchr(addr, '%'), *end;
   lua_pushnil(L);
-  lua_pushfstring(L, "malformed address \"%s\"", addr);
-  lua_pushstring(L, nio_err_name(NIO_EBADADDR));
+  if (err == NIO_ENODEV && zone && (end = strchr(zone, ']')) != NULL) {
+    lua_pushliteral(L, "unknown interface \"");
+    lua_pushlstring(L, zone + 1, (size_t)(end - zone - 1));
+    lua_pushfstring(L, "\" in address \"%s\"", addr);
+    lua_concat(L, 3);
+  } else {
+    err = NIO_EBADADDR;
+    lua_pushfstring(L, "malformed address \"%s\"", addr);
+  }
+  lua_pushstring(L, nio_err_name(err));
   return 3;
 }
 
@@ -66,14 +77,14 @@ static int timeout_fail(lua_State *L) {
 }
 
 /* Parse addr into op->addr. Returns 0, 1 when host needs resolving (host
-** and port filled), or -1 when malformed. */
+** and port filled), or NIO_EBADADDR / NIO_ENODEV (for malformed()). */
 static int parse_addr(const char *s, char *host, size_t hostlen, int *port,
                       nio_addr *a) {
   int r = nio__addr_split(s, host, hostlen, port);
-  if (r != 0) return -1;
+  if (r != 0) return r;
   r = nio__addr_numeric(host, *port, a);
   if (r == NIO_EAI_NONAME) return 1;
-  return r == 0 ? 0 : -1;
+  return r;
 }
 
 /* Start a name resolution for the task; 0 or NIO_E*. */
@@ -212,7 +223,7 @@ int nio__bind_l_listen(lua_State *L) {
   op->reuseport = reuseport;
   op->accepts = (int)accepts;
   r = parse_addr(addr, host, sizeof host, &port, &op->addr);
-  if (r < 0) return malformed(L, addr);
+  if (r < 0) return malformed(L, addr, r);
   if (r == 0) return listen_do(L, S, op);
   /* A host name: resolving waits, so it needs a task. */
   t = nio__bind_task(L, S, "listen");
@@ -325,12 +336,12 @@ static int connect_common(lua_State *L, nb_conn *dial) {
   if (bind != NULL) {
     char bhost[256];
     int bport;
-    if (parse_addr(bind, bhost, sizeof bhost, &bport, &op->bind) != 0)
-      return malformed(L, bind);
+    if ((r = parse_addr(bind, bhost, sizeof bhost, &bport, &op->bind)) != 0)
+      return malformed(L, bind, r);
     op->has_bind = 1;
   }
   r = parse_addr(addr, host, sizeof host, &port, &op->addr);
-  if (r < 0) return malformed(L, addr);
+  if (r < 0) return malformed(L, addr, r);
   nio__bind_wait_begin(t, tmo);
   r = r == 1 ? resolve_start(t, op, host, port) : connect_start(t, nb, op);
   if (r < 0) {

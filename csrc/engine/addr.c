@@ -41,6 +41,9 @@ int nio__addr_split(const char *s, char *host, size_t hostlen, int *port) {
       return NIO_EBADADDR;
     for (const char *q = h; q < end; q++)
       if (!addr_v6_char((unsigned char)*q)) return NIO_EBADADDR;
+    /* Brackets hold an IPv6 literal, never a name or an IPv4 address: the
+    ** ':' it must contain is what tells nio__addr_numeric so. */
+    if (memchr(h, ':', (size_t)(end - h)) == NULL) return NIO_EBADADDR;
     colon = end + 1;
   } else {
     if ((colon = strrchr(s, ':')) == NULL) return NIO_EBADADDR;
@@ -61,9 +64,35 @@ int nio__addr_split(const char *s, char *host, size_t hostlen, int *port) {
   return 0;
 }
 
+/* An IPv6 literal with an optional zone ("fe80::1%eth0", "fe80::1%2").
+** Parsed here rather than by the resolver, so that a malformed literal is
+** EBADADDR and an unknown zone is ENODEV -- never whatever the OS makes of
+** it at bind or connect time. */
+static int addr_v6(const char *host, int port, nio_addr *a) {
+  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->ss;
+  const char *zone = strchr(host, '%');
+  char lit[64];
+  uint32_t scope = 0;
+  size_t n = zone ? (size_t)(zone - host) : strlen(host);
+  int r;
+  if (n == 0 || n >= sizeof lit) return NIO_EBADADDR;
+  memcpy(lit, host, n);
+  lit[n] = '\0';
+  if (inet_pton(AF_INET6, lit, &in6->sin6_addr) != 1) return NIO_EBADADDR;
+  if (zone != NULL) {
+    zone++;
+    if (*zone == '\0' || strchr(zone, '%') != NULL) return NIO_EBADADDR;
+    if ((r = nio__if_index(zone, &scope)) < 0) return r;
+  }
+  in6->sin6_family = AF_INET6;
+  in6->sin6_port = htons((uint16_t)port);
+  in6->sin6_scope_id = scope;
+  a->len = sizeof *in6;
+  return 0;
+}
+
 int nio__addr_numeric(const char *host, int port, nio_addr *a) {
   struct sockaddr_in *in4 = (struct sockaddr_in *)&a->ss;
-  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->ss;
   if (host == NULL || a == NULL || port < 0 || port > 65535)
     return NIO_EBADADDR;
   memset(a, 0, sizeof *a);
@@ -80,11 +109,7 @@ int nio__addr_numeric(const char *host, int port, nio_addr *a) {
     a->len = sizeof *in4;
     return 0;
   }
-  if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons((uint16_t)port);
-    a->len = sizeof *in6;
-    return 0;
-  }
+  /* Only an IPv6 literal (from brackets) has ':' or '%': no name does. */
+  if (strpbrk(host, ":%") != NULL) return addr_v6(host, port, a);
   return NIO_EAI_NONAME;
 }

@@ -279,9 +279,11 @@ int nio__line_scan(const char *p, size_t len, size_t *scan, size_t max,
 /* Split "host:port", "[v6]:port" or "*:port" into host and port. "*" and
 ** "" give host "" (any address). Returns 0 or NIO_EBADADDR. */
 int nio__addr_split(const char *s, char *host, size_t hostlen, int *port);
-/* Parse a numeric host ("" = 0.0.0.0, "127.0.0.1", "::1") and port
-** (0..65535) into a. Returns 0, NIO_EBADADDR for a bad port, or
-** NIO_EAI_NONAME if host is not numeric (then resolve it). */
+/* Parse a numeric host ("" = 0.0.0.0, "127.0.0.1", "::1", "fe80::1%eth0")
+** and port (0..65535) into a. Returns 0, NIO_EBADADDR for a bad port or a
+** host with ':' or '%' that is not an IPv6 literal with an optional zone,
+** NIO_ENODEV for a zone that names no interface, or NIO_EAI_NONAME if
+** host is not numeric (then resolve it). */
 int nio__addr_numeric(const char *host, int port, nio_addr *a);
 /* Resolve a host name without blocking the loop: getaddrinfo runs on a
 ** helper thread; cb runs on the worker with res = 0 and the first address

@@ -34,6 +34,7 @@ extern "C" {
   XX(EFAULT, 14, "bad address")                                                \
   XX(EBUSY, 16, "busy")                                                        \
   XX(EEXIST, 17, "file exists")                                                \
+  XX(ENODEV, 19, "no such device")                                             \
   XX(EINVAL, 22, "invalid argument")                                           \
   XX(ENFILE, 23, "file table overflow")                                        \
   XX(EMFILE, 24, "too many open files")                                        \

@@ -155,6 +155,10 @@ long nio__sock_send(nio_sock s, const void *p, size_t len);
 /* Error of the last failed socket call of this thread, as NIO_E*. */
 int nio__sock_last_error(void);
 
+/* The interface an IPv6 zone names: an interface name ("eth0") or a
+** decimal index of an existing interface. Returns 0 with *index set, or
+** NIO_ENODEV when no interface answers to it. */
+int nio__if_index(const char *zone, uint32_t *index);
 /* Format an address as ip text and port ("::1", 8080). */
 int nio__addr_format(const nio_addr *a, char *ip, size_t iplen, int *port);
 /* Resolve a host name (blocking: call it off the loop) to its first
