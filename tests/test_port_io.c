@@ -381,34 +381,6 @@ static void multishot_recv_delivers_until_eof(void **state) {
   nio__port_close(p);
 }
 
-static void submit_rejects_a_second_recv_on_one_socket(void **state) {
-  nio_port *p = th_port_open();
-  nio_req r1, r2;
-  th_log l1, l2;
-  int c;
-  nio_sock s;
-  (void)state;
-  th_pair(p, &c, &s);
-  th_log_init(&l1);
-  th_log_init(&l2);
-  th_req(&r1, s, NIO_OP_RECV, &l1);
-  th_req(&r2, s, NIO_OP_RECV, &l2);
-  assert_int_equal(nio__port_submit(p, &r1), 0);
-  /* epoll refuses the second reader; other backends may accept it. Either
-  ** way both must complete once the data and EOF come. */
-  int r = nio__port_submit(p, &r2);
-  th_write_all(c, "x", 1);
-  th_close(c);
-  th_run_until(p, th_log_final, &l1, 5000, "the first recv");
-  if (r == 0)
-    th_run_until(p, th_log_final, &l2, 5000, "the second recv");
-  else
-    assert_int_equal(r, NIO_EBUSY);
-  nio__port_remove(p, s);
-  nio__sock_close(s);
-  nio__port_close(p);
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(recv_delivers_data_sent_by_peer),
@@ -423,7 +395,6 @@ int main(void) {
       cmocka_unit_test(recv_delivers_at_most_max_bytes),
       cmocka_unit_test(recv_without_max_delivers_at_most_64k),
       cmocka_unit_test(multishot_recv_delivers_until_eof),
-      cmocka_unit_test(submit_rejects_a_second_recv_on_one_socket),
   };
   th_init(0);
   return cmocka_run_group_tests(tests, NULL, NULL);

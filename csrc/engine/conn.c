@@ -34,6 +34,9 @@
 /* A copy chunk's allocation: its header and data together. */
 #define CONN_CHUNK_ALLOC 2048
 #define CONN_IOV 64
+/* The most bytes one send request carries: far below the port's INT_MAX,
+** so that a huge string is sent (and its progress counted) in pieces. */
+#define CONN_SEND_MAX ((size_t)16 << 20)
 #define CONN_INPUT_MIN 512
 /* Receives of at least this size into an empty input borrow the port's
 ** buffer instead of being copied (smaller ones are cheaper to copy than
@@ -604,6 +607,7 @@ static void conn_do_shutdown(conn *c) {
 static void conn_send_kick(conn *c, int deferred) {
   nio_chunk *ch = c->qhead;
   nio_iov *iov;
+  size_t total = 0;
   int n = 0, r;
   if (c->wreq.active || ch == NULL || !c->connected || c->pub.err ||
       c->pub.closing)
@@ -617,9 +621,11 @@ static void conn_send_kick(conn *c, int deferred) {
     }
     iov = c->iov;
   }
-  for (; ch && n < CONN_IOV; ch = ch->next, n++) {
+  for (; ch && n < CONN_IOV && total < CONN_SEND_MAX; ch = ch->next, n++) {
     iov[n].base = (void *)(ch->p + ch->off);
     iov[n].len = ch->len - ch->off;
+    if (iov[n].len > CONN_SEND_MAX - total) iov[n].len = CONN_SEND_MAX - total;
+    total += iov[n].len;
   }
   c->wreq.op = NIO_OP_SEND;
   c->wreq.cb = conn_on_send;

@@ -114,6 +114,7 @@ static void epoll_finish(epoll_port *p, nio_req *r, int res, const char *data) {
   }
   r->bkflags = ST_NONE;
   r->active = 0;
+  nio__port_done(&p->base, r);
   r->cb(r, res, data, 0);
 }
 
@@ -403,36 +404,15 @@ static int epoll_wait_port(nio_port *pp, int timeout_ms) {
   return n;
 }
 
+/* port.c checked the request (port.h): the fd is added and its side is
+** free. */
 static int epoll_submit(nio_port *pp, nio_req *r) {
   epoll_port *p = (epoll_port *)pp;
   epoll_slot *s = epoll_slot_of(p, r->fd);
-  nio_req **side;
-  size_t total = 0;
-  if (r->active) return NIO_EBUSY;
-  if (r->cb == NULL) return NIO_EINVAL;
-  if (s == NULL || !s->added) return NIO_EBADF;
-  switch (r->op) {
-  case NIO_OP_ACCEPT:
-  case NIO_OP_RECV:
-    side = &s->rd;
-    break;
-  case NIO_OP_CONNECT:
-    if (r->u.connect.addr == NULL) return NIO_EINVAL;
-    side = &s->wr;
-    break;
-  case NIO_OP_SEND:
-    if (r->u.send.iovcnt < 0 || (r->u.send.iovcnt > 0 && !r->u.send.iov))
-      return NIO_EINVAL;
-    /* The result is an int: the total must fit. */
-    for (int i = 0; i < r->u.send.iovcnt; i++)
-      if ((total += r->u.send.iov[i].len) > INT_MAX) return NIO_EMSGSIZE;
-    side = &s->wr;
-    break;
-  default:
-    return NIO_EINVAL;
-  }
-  if (*side != NULL) return NIO_EBUSY;
-  *side = r;
+  if (r->op == NIO_OP_ACCEPT || r->op == NIO_OP_RECV)
+    s->rd = r;
+  else
+    s->wr = r;
   r->active = 1;
   r->bkflags = ST_QUEUED;
   r->bkptr = NULL;
@@ -443,7 +423,6 @@ static int epoll_submit(nio_port *pp, nio_req *r) {
 
 static int epoll_cancel(nio_port *pp, nio_req *r) {
   epoll_port *p = (epoll_port *)pp;
-  if (!r->active) return NIO_ENOENT;
   switch (req_state(r)) {
   case ST_DEFERRED:
     epoll_undefer(p, r);
@@ -467,7 +446,6 @@ static int epoll_add(nio_port *pp, nio_sock fd) {
   struct epoll_event ev;
   epoll_slot *s;
   int n;
-  if (fd < 0) return NIO_EBADF;
   if (fd >= p->nslots) {
     n = p->nslots ? p->nslots : 64;
     while (n <= fd) n *= 2;
@@ -509,16 +487,19 @@ static void epoll_remove(nio_port *pp, nio_sock fd) {
   s->gen++;
 }
 
-/* Any thread, and async-signal-safe: one write(2). A full counter
-** (EAGAIN) already means a wake-up is pending. */
+/* Any thread, and async-signal-safe: one write(2), errno kept (a signal
+** handler calls this between a syscall and its errno check). A full
+** counter (EAGAIN) already means a wake-up is pending. */
 static int epoll_post(nio_port *pp) {
   epoll_port *p = (epoll_port *)pp;
   uint64_t one = 1;
+  int saved = errno, r = 0;
   ssize_t w;
   do w = write(p->efd, &one, sizeof one);
   while (w < 0 && errno == EINTR);
-  if (w < 0 && errno != EAGAIN) return sys_err();
-  return 0;
+  if (w < 0 && errno != EAGAIN) r = sys_err();
+  errno = saved;
+  return r;
 }
 
 static void epoll_close(nio_port *pp) {

@@ -156,10 +156,11 @@ static int iocp_ov_result(SOCKET s, OVERLAPPED *ov) {
 
 /* The final completion; the state is freed first, so the callback may
 ** submit r again or free it. */
-static void io_finish(nio_req *r, int res, const char *data) {
+static void io_finish(iocp_port *p, nio_req *r, int res, const char *data) {
   free(r->bkptr);
   r->bkptr = NULL;
   r->active = 0;
+  nio__port_done(&p->base, r);
   r->cb(r, res, data, 0);
 }
 
@@ -178,17 +179,17 @@ static int io_run_recv(iocp_port *p, iocp_io *io) {
       err = WSAGetLastError();
       if (err == WSAEINTR) continue;
       if (err == WSAEWOULDBLOCK) return n + io_issue_recv(p, io);
-      io_finish(r, nio_translate_sys_error(err), NULL);
+      io_finish(p, r, nio_translate_sys_error(err), NULL);
       return n + 1;
     }
     n++;
     if (got == 0 || !(r->flags & NIO_REQ_MULTISHOT)) {
-      io_finish(r, got, p->buf);
+      io_finish(p, r, got, p->buf);
       return n;
     }
     r->cb(r, got, p->buf, NIO_CQE_MORE);
     if (io->canceled) {
-      io_finish(r, NIO_ECANCELED, NULL);
+      io_finish(p, r, NIO_ECANCELED, NULL);
       return n + 1;
     }
   }
@@ -210,7 +211,7 @@ static int io_issue_recv(iocp_port *p, iocp_io *io) {
     return 0;
   }
   if (WSAGetLastError() == WSA_IO_PENDING) return 0;
-  io_finish(r, wsa_err(), NULL);
+  io_finish(p, r, wsa_err(), NULL);
   return 1;
 }
 
@@ -225,7 +226,7 @@ static int io_run_send(iocp_port *p, iocp_io *io) {
   r->u.send.iov = iov;
   r->u.send.iovcnt = cnt;
   if (cnt == 0) {
-    io_finish(r, (int)io->total, NULL);
+    io_finish(p, r, (int)io->total, NULL);
     return 1;
   }
   for (int i = 0; i < cnt && nb < IOCP_SEND_BUFS; i++) {
@@ -243,7 +244,7 @@ static int io_run_send(iocp_port *p, iocp_io *io) {
     return 0;
   }
   if (WSAGetLastError() == WSA_IO_PENDING) return 0;
-  io_finish(r, wsa_err(), NULL);
+  io_finish(p, r, wsa_err(), NULL);
   return 1;
 }
 
@@ -276,7 +277,7 @@ static int io_run_connect(iocp_port *p, iocp_io *io) {
                                      : (int)sizeof(struct sockaddr_in);
   if (bind(r->fd, (struct sockaddr *)&any, alen) != 0 &&
       (err = WSAGetLastError()) != WSAEINVAL) {
-    io_finish(r, nio_translate_sys_error(err), NULL);
+    io_finish(p, r, nio_translate_sys_error(err), NULL);
     return 1;
   }
   memset(&io->o.ov, 0, sizeof io->o.ov);
@@ -287,7 +288,7 @@ static int io_run_connect(iocp_port *p, iocp_io *io) {
     return 0;
   }
   if (WSAGetLastError() == ERROR_IO_PENDING) return 0;
-  io_finish(r, wsa_err(), NULL);
+  io_finish(p, r, wsa_err(), NULL);
   return 1;
 }
 
@@ -295,7 +296,7 @@ static int io_run_connect(iocp_port *p, iocp_io *io) {
 static int io_run(iocp_port *p, iocp_io *io) {
   nio_req *r = io->r;
   if (io->canceled) {
-    io_finish(r, NIO_ECANCELED, NULL);
+    io_finish(p, r, NIO_ECANCELED, NULL);
     return 1;
   }
   io->state = IO_RUNNING;
@@ -307,7 +308,7 @@ static int io_run(iocp_port *p, iocp_io *io) {
   case NIO_OP_CONNECT:
     return io_run_connect(p, io);
   default:
-    io_finish(r, NIO_EINVAL, NULL);
+    io_finish(p, r, NIO_EINVAL, NULL);
     return 1;
   }
 }
@@ -321,18 +322,18 @@ static int io_complete(iocp_port *p, iocp_io *io, DWORD bytes, int res) {
     /* A canceled read loses nothing: the data stays in the socket. */
     if (io->canceled) res = NIO_ECANCELED;
     if (res < 0) {
-      io_finish(r, res, NULL);
+      io_finish(p, r, res, NULL);
       return 1;
     }
     return io_run_recv(p, io);
   case NIO_OP_SEND:
     if (res < 0) {
-      io_finish(r, res, NULL);
+      io_finish(p, r, res, NULL);
       return 1;
     }
     io_sent(io, bytes);
     if (io->canceled && r->u.send.iovcnt > 0) {
-      io_finish(r, NIO_ECANCELED, NULL);
+      io_finish(p, r, NIO_ECANCELED, NULL);
       return 1;
     }
     return io_run_send(p, io); /* the rest of a short send, or done */
@@ -341,10 +342,10 @@ static int io_complete(iocp_port *p, iocp_io *io, DWORD bytes, int res) {
     if (res == 0 &&
         setsockopt(r->fd, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0)
       res = wsa_err();
-    io_finish(r, res, NULL);
+    io_finish(p, r, res, NULL);
     return 1;
   default:
-    io_finish(r, NIO_EINVAL, NULL);
+    io_finish(p, r, NIO_EINVAL, NULL);
     return 1;
   }
 }
@@ -371,7 +372,7 @@ static void acc_finish(iocp_port *p, nio_req *r) {
   int res = acc->canceled ? NIO_ECANCELED : acc->err;
   for (int i = 0; i < acc->nslots; i++)
     if (acc->slots[i].s != INVALID_SOCKET) closesocket(acc->slots[i].s);
-  io_finish(r, res, NULL);
+  io_finish(p, r, res, NULL);
 }
 
 /* Errors of one incoming connection, not of the listener. */
@@ -529,11 +530,7 @@ static int iocp_wait(nio_port *pp, int timeout_ms) {
 
 static int iocp_submit(nio_port *pp, nio_req *r) {
   iocp_port *p = (iocp_port *)pp;
-  size_t total = 0;
   nio_addr la;
-  if (r->active) return NIO_EBUSY;
-  if (r->cb == NULL) return NIO_EINVAL;
-  if (r->fd == NIO_BAD_SOCK) return NIO_EBADF;
   switch (r->op) {
   case NIO_OP_ACCEPT: {
     iocp_accept *acc;
@@ -568,13 +565,6 @@ static int iocp_submit(nio_port *pp, nio_req *r) {
   case NIO_OP_RECV:
   case NIO_OP_SEND: {
     iocp_io *io;
-    if (r->op == NIO_OP_CONNECT && r->u.connect.addr == NULL) return NIO_EINVAL;
-    if (r->op == NIO_OP_SEND) {
-      if (r->u.send.iovcnt < 0 || (r->u.send.iovcnt > 0 && !r->u.send.iov))
-        return NIO_EINVAL;
-      for (int i = 0; i < r->u.send.iovcnt; i++)
-        if ((total += r->u.send.iov[i].len) > INT_MAX) return NIO_EMSGSIZE;
-    }
     if ((io = calloc(1, sizeof *io)) == NULL) return NIO_ENOMEM;
     io->o.kind = OV_IO;
     io->r = r;
@@ -594,7 +584,6 @@ static int iocp_submit(nio_port *pp, nio_req *r) {
 
 static int iocp_cancel(nio_port *pp, nio_req *r) {
   iocp_port *p = (iocp_port *)pp;
-  if (!r->active || r->bkptr == NULL) return NIO_ENOENT;
   if (r->op == NIO_OP_ACCEPT) {
     iocp_accept *acc = r->bkptr;
     if (acc->canceled) return 0;
@@ -624,7 +613,6 @@ static int iocp_cancel(nio_port *pp, nio_req *r) {
 static int iocp_add(nio_port *pp, nio_sock fd) {
   iocp_port *p = (iocp_port *)pp;
   SOCKET *t;
-  if (fd == NIO_BAD_SOCK) return NIO_EBADF;
   if (CreateIoCompletionPort((HANDLE)fd, p->iocp, 0, 0) == NULL)
     return nio_translate_sys_error((int)GetLastError());
   if (p->skip_ok && !SetFileCompletionNotificationModes(

@@ -1,7 +1,10 @@
 /*
-** port.c: backend selection. The only place that knows which backends
-** exist; everything else goes through the ops table.
+** port.c: backend selection, and the one place where the contract of
+** port.h is checked. The backends are called only with requests that
+** passed these checks (libuv's uv_tcp_connect -> uv__tcp_connect), so they
+** assume them rather than check them again, each a little differently.
 */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "port.h"
@@ -20,6 +23,82 @@ static const nio_port_ops *port_find(const char *name) {
     if (strcmp(port_backends[i]->name, name) == 0) return port_backends[i];
   return NULL;
 }
+
+/* ---- the sockets of a port ----------------------------------------- */
+
+/* An open-addressing table (linear probing, at most half full) of the
+** sockets added to the port, keyed by the socket itself: descriptors are
+** small numbers on Linux, SOCKET values sparse handles on Windows. */
+
+static uint32_t sock_hash(const nio_port *p, nio_sock fd) {
+  uint64_t x = (uint64_t)(uintptr_t)fd * 0x9E3779B97F4A7C15ull;
+  return (uint32_t)(x >> 32) & (p->scap - 1);
+}
+
+static nio_port_sock *sock_find(nio_port *p, nio_sock fd) {
+  uint32_t i;
+  if (p->scap == 0) return NULL;
+  for (i = sock_hash(p, fd); p->socks[i].fd != NIO_BAD_SOCK;
+       i = (i + 1) & (p->scap - 1))
+    if (p->socks[i].fd == fd) return &p->socks[i];
+  return NULL;
+}
+
+static int sock_grow(nio_port *p) {
+  nio_port_sock *old = p->socks, *s;
+  uint32_t ocap = p->scap, ncap = ocap ? ocap * 2 : 64, i;
+  if ((s = malloc(ncap * sizeof *s)) == NULL) return NIO_ENOMEM;
+  for (i = 0; i < ncap; i++) s[i].fd = NIO_BAD_SOCK;
+  p->socks = s;
+  p->scap = ncap;
+  for (uint32_t j = 0; j < ocap; j++) {
+    if (old[j].fd == NIO_BAD_SOCK) continue;
+    for (i = sock_hash(p, old[j].fd); s[i].fd != NIO_BAD_SOCK;
+         i = (i + 1) & (ncap - 1)) {
+    }
+    s[i] = old[j];
+  }
+  free(old);
+  return 0;
+}
+
+static int sock_insert(nio_port *p, nio_sock fd) {
+  uint32_t i;
+  int r;
+  if (sock_find(p, fd) != NULL) return NIO_EEXIST;
+  if (2 * (p->nsocks + 1) > p->scap && (r = sock_grow(p)) < 0) return r;
+  for (i = sock_hash(p, fd); p->socks[i].fd != NIO_BAD_SOCK;
+       i = (i + 1) & (p->scap - 1)) {
+  }
+  p->socks[i].fd = fd;
+  p->socks[i].rd = p->socks[i].wr = NULL;
+  p->nsocks++;
+  return 0;
+}
+
+/* Deletion without tombstones: the entries after the hole that probed
+** past it move back into it. */
+static void sock_delete(nio_port *p, nio_port_sock *s) {
+  uint32_t mask = p->scap - 1, i = (uint32_t)(s - p->socks), j = i, h;
+  for (;;) {
+    p->socks[i].fd = NIO_BAD_SOCK;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (p->socks[j].fd == NIO_BAD_SOCK) {
+        p->nsocks--;
+        return;
+      }
+      h = sock_hash(p, p->socks[j].fd);
+      /* Stays if its home lies cyclically in (i, j]. */
+      if (i <= j ? (i < h && h <= j) : (i < h || h <= j)) continue;
+      break;
+    }
+    p->socks[i] = p->socks[j];
+    i = j;
+  }
+}
+
+/* ---- the port -------------------------------------------------------- */
 
 int nio__port_open(nio_port **out, const char *backend) {
   const nio_port_ops *ops;
@@ -44,7 +123,10 @@ int nio__port_open(nio_port **out, const char *backend) {
 }
 
 void nio__port_close(nio_port *p) {
-  if (p) p->ops->close(p);
+  if (p == NULL) return;
+  free(p->socks);
+  p->socks = NULL;
+  p->ops->close(p);
 }
 
 const char *nio__port_backend(const nio_port *p) {
@@ -60,18 +142,77 @@ int nio__port_available(const char *backend) {
 }
 
 int nio__port_add(nio_port *p, nio_sock fd) {
-  return p->ops->add(p, fd);
+  int r;
+  if (fd == NIO_BAD_SOCK) return NIO_EBADF;
+  if ((r = sock_insert(p, fd)) < 0) return r;
+  if ((r = p->ops->add(p, fd)) < 0) sock_delete(p, sock_find(p, fd));
+  return r;
 }
 
 void nio__port_remove(nio_port *p, nio_sock fd) {
+  nio_port_sock *s = sock_find(p, fd);
+  if (s == NULL) return;
   p->ops->remove(p, fd);
+  sock_delete(p, s);
+}
+
+/* The checks every backend relies on. The total of a send must fit the
+** int its completion reports. */
+static int port_check(nio_port *p, nio_req *r, nio_req ***side) {
+  nio_port_sock *s;
+  size_t total = 0;
+  if (r->active) return NIO_EBUSY;
+  if (r->cb == NULL) return NIO_EINVAL;
+  if (r->fd == NIO_BAD_SOCK || (s = sock_find(p, r->fd)) == NULL)
+    return NIO_EBADF;
+  switch (r->op) {
+  case NIO_OP_ACCEPT:
+  case NIO_OP_RECV:
+    *side = &s->rd;
+    break;
+  case NIO_OP_CONNECT:
+    if (r->u.connect.addr == NULL || r->u.connect.addr->len == 0 ||
+        r->u.connect.addr->len > sizeof r->u.connect.addr->ss)
+      return NIO_EINVAL;
+    *side = &s->wr;
+    break;
+  case NIO_OP_SEND:
+    if (r->u.send.iovcnt < 0 || (r->u.send.iovcnt > 0 && !r->u.send.iov))
+      return NIO_EINVAL;
+    for (int i = 0; i < r->u.send.iovcnt; i++)
+      if (r->u.send.iov[i].len > (size_t)INT_MAX - total)
+        return NIO_EMSGSIZE;
+      else
+        total += r->u.send.iov[i].len;
+    *side = &s->wr;
+    break;
+  default:
+    return NIO_EINVAL;
+  }
+  /* One reader and one sender per socket, each until its final
+  ** completion. */
+  if (**side != NULL) return NIO_EBUSY;
+  return 0;
 }
 
 int nio__port_submit(nio_port *p, nio_req *r) {
-  return p->ops->submit(p, r);
+  nio_req **side = NULL;
+  int e;
+  if ((e = port_check(p, r, &side)) < 0) return e;
+  if ((e = p->ops->submit(p, r)) < 0) return e;
+  *side = r;
+  return 0;
+}
+
+void nio__port_done(nio_port *p, nio_req *r) {
+  nio_port_sock *s = sock_find(p, r->fd);
+  if (s == NULL) return; /* removed early (a broken contract, logged) */
+  if (s->rd == r) s->rd = NULL;
+  if (s->wr == r) s->wr = NULL;
 }
 
 int nio__port_cancel(nio_port *p, nio_req *r) {
+  if (!r->active) return NIO_ENOENT;
   return p->ops->cancel(p, r);
 }
 

@@ -127,7 +127,13 @@ void nio__port_remove(nio_port *p, nio_sock fd);
 /* Queue a request. It takes effect at the next nio__port_wait() (one
 ** submission per loop turn) or earlier if the backend's queue fills.
 ** Never calls the callback from inside submit. Returns 0 or NIO_E* (the
-** request was not accepted and will not complete). */
+** request was not accepted and will not complete). The contract is
+** checked here, once for every backend: NIO_EBUSY for a request still
+** active, or for a second reader (accept, recv) or a second writer
+** (connect, send) on a socket before the first's final completion;
+** NIO_EBADF for a socket not added; NIO_EMSGSIZE for a send whose total is
+** over INT_MAX (its result is an int); NIO_EINVAL for an unknown op, no
+** callback, a connect without an address or a send without its iov. */
 int nio__port_submit(nio_port *p, nio_req *r);
 /* Inside the callback of a receive completion carrying data: keep the
 ** port's buffer that holds it, so the owner need not copy the bytes out.
@@ -141,7 +147,8 @@ int nio__port_keep(nio_port *p, nio_req *r, const char *data);
 void nio__port_release(nio_port *p, const char *data);
 /* Ask an active request to finish early. Its final completion follows with
 ** NIO_ECANCELED, or with its real result if that raced the cancel. The
-** callback is never called from inside cancel. */
+** callback is never called from inside cancel. NIO_ENOENT when r is not
+** active. */
 int nio__port_cancel(nio_port *p, nio_req *r);
 
 /* Submit what is queued, wait up to timeout_ms (-1 = no limit, 0 = poll)
@@ -153,7 +160,10 @@ int nio__port_wait(nio_port *p, int timeout_ms);
 int nio__port_post(nio_port *p);
 
 /*
-** The backend table (nginx-style). Each backend file defines one.
+** The backend table (nginx-style). Each backend file defines one. port.c
+** calls submit only with a request that passed the checks listed at
+** nio__port_submit(), and cancel only with an active request; add and
+** remove only for sockets not added / added.
 */
 typedef struct nio_port_ops {
   const char *name;
@@ -170,10 +180,23 @@ typedef struct nio_port_ops {
   void (*release)(nio_port *p, const char *data);
 } nio_port_ops;
 
-/* Every backend's port struct starts with this. */
+/* A socket added to the port, and its one reader and one writer from
+** submit to final completion (port.c's; the backends never touch it). */
+typedef struct nio_port_sock {
+  nio_sock fd; /* NIO_BAD_SOCK: a free entry */
+  nio_req *rd, *wr;
+} nio_port_sock;
+
+/* Every backend's port struct starts with this, zeroed by its open(). */
 struct nio_port {
   const nio_port_ops *ops;
+  nio_port_sock *socks; /* port.c's table of added sockets */
+  uint32_t nsocks, scap;
 };
+
+/* Backends: call just before a request's final callback (after clearing
+** active), so that port.c frees the socket's reader or writer place. */
+void nio__port_done(nio_port *p, nio_req *r);
 
 extern const nio_port_ops nio__uring_ops;
 extern const nio_port_ops nio__epoll_ops;

@@ -255,7 +255,7 @@ static void uring_prep(uring_port *p, nio_req *r, struct io_uring_sqe *sqe) {
     }
     break;
   default:
-    io_uring_prep_nop(sqe); /* unreachable: submit() checked the op */
+    io_uring_prep_nop(sqe); /* unreachable: port.c checked the op */
     break;
   }
   io_uring_sqe_set_data(sqe, r);
@@ -311,6 +311,7 @@ static int uring_finish(uring_port *p, nio_req *r, int res, const char *data) {
   }
   r->bkflags = 0;
   r->active = 0;
+  nio__port_done(&p->base, r);
   r->cb(r, res, data, 0);
   return 1;
 }
@@ -590,25 +591,10 @@ static int uring_wait(nio_port *pp, int timeout_ms) {
   return n + uring_reap(p);
 }
 
+/* port.c checked the request (port.h). */
 static int uring_submit(nio_port *pp, nio_req *r) {
   uring_port *p = (uring_port *)pp;
   int e;
-  if (r->active) return NIO_EBUSY;
-  if (r->cb == NULL || r->fd < 0) return NIO_EINVAL;
-  switch (r->op) {
-  case NIO_OP_ACCEPT:
-  case NIO_OP_RECV:
-    break;
-  case NIO_OP_CONNECT:
-    if (r->u.connect.addr == NULL) return NIO_EINVAL;
-    break;
-  case NIO_OP_SEND:
-    if (r->u.send.iovcnt < 0 || (r->u.send.iovcnt > 0 && !r->u.send.iov))
-      return NIO_EINVAL;
-    break;
-  default:
-    return NIO_EINVAL;
-  }
   r->active = 1;
   r->bkflags = 0;
   r->bknext = NULL;
@@ -626,7 +612,6 @@ static int uring_submit(nio_port *pp, nio_req *r) {
 ** code that would re-arm it delivers NIO_ECANCELED instead. */
 static int uring_cancel(nio_port *pp, nio_req *r) {
   uring_port *p = (uring_port *)pp;
-  if (!r->active) return NIO_ENOENT;
   if (r->bkflags & F_CANCELED) return 0;
   r->bkflags |= F_CANCELED;
   if (r->bkflags & F_INFLIGHT) uring_queue_cancel(p, r);
@@ -655,7 +640,8 @@ static void uring_release(nio_port *pp, const char *data) {
 
 static int uring_add(nio_port *p, nio_sock fd) {
   (void)p;
-  return fd < 0 ? NIO_EBADF : 0;
+  (void)fd;
+  return 0;
 }
 
 static void uring_remove(nio_port *p, nio_sock fd) {
