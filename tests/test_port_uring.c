@@ -1,8 +1,8 @@
 /*
 ** test_port_uring.c: what only the io_uring backend does -- buffer-ring
 ** exhaustion handled by re-queuing, the setup-flag fallback chain, the
-** NETIO_TEST_URING_FAIL switch, accept resting after EMFILE, cancel of a
-** send the backend is resuming. Skipped (77) unless the backend under test
+** NETIO_TEST_URING_FAIL switch, cancel of a send the backend is resuming.
+*Skipped (77) unless the backend under test
 ** is uring.
 */
 #include <errno.h>
@@ -216,65 +216,6 @@ static void fail_switch_falls_back_to_epoll(void **state) {
   if (saved[0]) setenv("NETIO_BACKEND", saved, 1);
 }
 
-static int has_fd_or_final(void *ud) {
-  th_log *l = ud;
-  return l->nfds > 0 || l->nfinal > 0;
-}
-
-/* Out of descriptors, the accept reports EMFILE with MORE, rests instead of
-** spinning, and accepts again once descriptors are free. */
-static void accept_rests_after_emfile_and_resumes(void **state) {
-  nio_port *p = th_port_open();
-  nio_addr a;
-  nio_sock l = th_listen(&a);
-  nio_req r;
-  static th_log log;
-  struct rlimit old, low;
-  int c, probe;
-  (void)state;
-  assert_int_equal(nio__port_add(p, l), 0);
-  c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  assert_true(c >= 0);
-  /* No descriptor above the ones already open. The kernel reads the limit
-  ** when the accept is prepared, so the accept is submitted after. */
-  probe = dup(0);
-  assert_true(probe >= 0);
-  close(probe);
-  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
-  low = old;
-  low.rlim_cur = (rlim_t)probe;
-  assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-  th_log_init(&log);
-  th_req(&r, l, NIO_OP_ACCEPT, &log);
-  assert_int_equal(nio__port_submit(p, &r), 0);
-  th_run_for(p, 20);
-  assert_int_equal(connect(c, (struct sockaddr *)&a.ss, a.len), 0);
-  /* 350 ms out of descriptors: a rest of 100 ms between tries gives about
-  ** four EMFILE completions; a spinning accept would give thousands. */
-  th_run_for(p, 350);
-  setrlimit(RLIMIT_NOFILE, &old);
-  if (log.nerr < 2 || log.nerr > 10 || log.nfinal != 0)
-    th_fail("expected 2..10 EMFILE completions with MORE in 350 ms, got %d, "
-            "%d final (last %s)",
-            log.nerr, log.nfinal, nio_err_name(log.last_res));
-  if (log.first_res != NIO_EMFILE || !(log.last_flags & NIO_CQE_MORE))
-    th_fail("expected EMFILE with MORE, got %s", nio_err_name(log.first_res));
-  th_run_until(p, has_fd_or_final, &log, 5000, "the accept after EMFILE");
-  if (log.nfds != 1 || log.nfinal != 0)
-    th_fail("expected the waiting client accepted after the limit rose, got "
-            "%d sockets, %d final",
-            log.nfds, log.nfinal);
-  assert_int_equal(nio__port_cancel(p, &r), 0);
-  th_run_until(p, th_log_final, &log, 5000, "the canceled accept");
-  assert_int_equal(log.last_res, NIO_ECANCELED);
-  assert_int_equal(log.nfinal, 1);
-  nio__sock_close(log.fds[0]);
-  close(c);
-  nio__port_remove(p, l);
-  nio__sock_close(l);
-  nio__port_close(p);
-}
-
 /* Cancel lands while the backend is resuming a vectored send (more iovs
 ** than one sendmsg takes, the peer not reading): exactly one final
 ** completion, NIO_ECANCELED, and nothing after it. */
@@ -323,7 +264,6 @@ int main(void) {
       cmocka_unit_test(recv_survives_buffer_ring_exhaustion),
       cmocka_unit_test(setup_fallback_steps_each_work),
       cmocka_unit_test(fail_switch_falls_back_to_epoll),
-      cmocka_unit_test(accept_rests_after_emfile_and_resumes),
       cmocka_unit_test(send_canceled_while_resumed_ends_once),
   };
   const char *be = getenv("NETIO_BACKEND");

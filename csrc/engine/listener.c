@@ -1,13 +1,15 @@
 /*
 ** listener.c: listening sockets -- one pre-posted multishot accept, the
-** queue of accepted connections waiting for their owner, and back-off on
-** accept errors.
+** queue of accepted connections waiting for their owner, and the one
+** back-off on accept errors (the port ends the accept on them and never
+** rests on its own).
 */
 #include <stdlib.h>
 #include "internal.h"
 
-/* After an accept error such as EMFILE the accept is re-armed only after
-** this pause: re-arming at once would spin on the same error. */
+/* After an accept error such as EMFILE (NIO_ACCEPT_BACKOFF) the accept is
+** re-armed only after this pause: re-arming at once would spin on the same
+** error. */
 #define LISTEN_RETRY_NS (100ull * 1000000ull)
 #define LISTEN_BACKLOG 511
 
@@ -29,18 +31,15 @@ static void listener_arm(listener *l) {
     return;
   if ((r = nio__port_submit(l->e->port, &l->areq)) < 0) {
     l->pub.err = r;
-    l->retry.data = l;
-    nio__timer_start(l->e, &l->retry, LISTEN_RETRY_NS, listener_retry);
+    if (nio__port_accept_error(r) == NIO_ACCEPT_BACKOFF) {
+      l->retry.data = l;
+      nio__timer_start(l->e, &l->retry, LISTEN_RETRY_NS, listener_retry);
+    }
   }
 }
 
 static void listener_retry(nio_timer *t) {
   listener_arm(t->data);
-}
-
-static int listener_transient(int err) {
-  return err == NIO_ECONNABORTED || err == NIO_EINTR || err == NIO_EAGAIN ||
-         err == NIO_ECONNRESET || err == NIO_EPERM;
 }
 
 static void listener_take(listener *l, nio_sock fd) {
@@ -95,15 +94,22 @@ static void listener_on_accept(nio_req *req, int res, const char *data,
     if (!more) listener_arm(l);
     return;
   }
+  /* An error ends the accept (port.h); the owner sees it in err. */
   l->pub.err = res;
-  if (listener_transient(res)) {
-    if (!more) listener_arm(l);
-  } else {
-    /* EMFILE and friends: stop accepting for a while so the loop does not
-    ** spin on the error; the owner sees it in err meanwhile. */
-    if (more) nio__port_cancel(l->e->port, &l->areq);
-    l->retry.data = l;
-    nio__timer_start(l->e, &l->retry, LISTEN_RETRY_NS, listener_retry);
+  if (!more) {
+    switch (nio__port_accept_error(res)) {
+    case NIO_ACCEPT_SKIP:
+      listener_arm(l);
+      break;
+    case NIO_ACCEPT_BACKOFF:
+      /* EMFILE and friends: stop accepting for a while so the loop does
+      ** not spin on the error. */
+      l->retry.data = l;
+      nio__timer_start(l->e, &l->retry, LISTEN_RETRY_NS, listener_retry);
+      break;
+    default:
+      break; /* fatal for the listener: it accepts no more */
+    }
   }
   listener_fire(l);
 }

@@ -37,8 +37,6 @@
 ** (edge-triggered readiness would not report the rest again). */
 #define EPOLL_ACCEPT_BATCH 64
 #define EPOLL_RECV_BATCH 16
-/* How long a multishot accept rests after EMFILE and friends. */
-#define EPOLL_ACCEPT_BACKOFF_NS (100 * 1000000ull)
 #define EPOLL_WAKE_KEY UINT64_MAX
 
 /* req->bkflags: a state in the low bits, flags above. */
@@ -48,7 +46,6 @@ enum {
   ST_WAITING,  /* parked in its slot until readiness */
   ST_RUNNING,  /* being run by wait(), possibly inside its callback */
   ST_CANCELED, /* cancel asked; the final NIO_ECANCELED is due */
-  ST_DEFERRED, /* accept resting after a transient error (p->deferred) */
   ST_MASK = 7,
   F_CONNECTING = 8 /* connect() said EINPROGRESS */
 };
@@ -74,7 +71,6 @@ typedef struct epoll_port {
                      ** slot pointer across a callback */
   int nslots;
   nio_req *qhead, *qtail; /* run queue, linked by bknext */
-  nio_req *deferred;      /* resting accepts, linked by bkptr */
   char *buf;              /* recv buffer, valid during one callback */
   struct epoll_event events[EPOLL_MAX_EVENTS];
 } epoll_port;
@@ -95,13 +91,6 @@ static void epoll_enqueue(epoll_port *p, nio_req *r) {
   else
     p->qhead = r;
   p->qtail = r;
-}
-
-static void epoll_undefer(epoll_port *p, nio_req *r) {
-  nio_req **pp = &p->deferred;
-  while (*pp && *pp != r) pp = (nio_req **)&(*pp)->bkptr;
-  if (*pp) *pp = r->bkptr;
-  r->bkptr = NULL;
 }
 
 /* The final completion: the slot and the request are released before the
@@ -125,43 +114,9 @@ static int epoll_more(nio_req *r, int res, const char *data) {
   return req_state(r) == ST_CANCELED;
 }
 
-static int accept_transient(int err) {
-  switch (err) {
-  case EMFILE:
-  case ENFILE:
-  case ENOBUFS:
-  case ENOMEM:
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-/* Errors of one incoming connection, not of the listener: skip it. */
-static int accept_skippable(int err) {
-  switch (err) {
-  case EINTR:
-  case ECONNABORTED:
-  case EPROTO:
-  case EPERM:
-  case ENETDOWN:
-  case ENOPROTOOPT:
-  case EHOSTDOWN:
-  case ENONET:
-  case EHOSTUNREACH:
-  case EOPNOTSUPP:
-  case ENETUNREACH:
-  case ETIMEDOUT:
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-/* Multishot accept. A transient error (EMFILE, ENFILE, ENOBUFS, ENOMEM) is
-** delivered as a MORE completion carrying the error; the request then rests
-** for EPOLL_ACCEPT_BACKOFF_NS, ignoring readiness, instead of spinning on a
-** backlog it cannot drain. */
+/* Multishot accept. Errors of one incoming connection are skipped; any
+** other error ends the request with a final completion carrying it
+** (EMFILE and friends: the owner backs off and submits again). */
 static int epoll_run_accept(epoll_port *p, nio_req *r) {
   int n = 0, fd, err;
   for (int i = 0; i < EPOLL_ACCEPT_BATCH; i++) {
@@ -176,18 +131,10 @@ static int epoll_run_accept(epoll_port *p, nio_req *r) {
       req_set_state(r, ST_WAITING);
       return n;
     }
-    if (accept_skippable(err)) continue;
-    n++;
-    if (accept_transient(err)) {
-      if (epoll_more(r, nio_translate_sys_error(err), NULL)) goto canceled;
-      req_set_state(r, ST_DEFERRED);
-      r->bkdata = nio__now_ns() + EPOLL_ACCEPT_BACKOFF_NS;
-      r->bkptr = p->deferred;
-      p->deferred = r;
-      return n;
-    }
-    epoll_finish(p, r, nio_translate_sys_error(err), NULL);
-    return n;
+    err = nio_translate_sys_error(err);
+    if (nio__port_accept_error(err) == NIO_ACCEPT_SKIP) continue;
+    epoll_finish(p, r, err, NULL);
+    return n + 1;
   }
   req_set_state(r, ST_QUEUED);
   epoll_enqueue(p, r);
@@ -332,28 +279,6 @@ static int epoll_run_queue(epoll_port *p) {
   return n;
 }
 
-/* Moves resting accepts whose time has come to the run queue; returns the
-** ms until the next one is due, or -1. */
-static int epoll_wake_deferred(epoll_port *p) {
-  uint64_t now, next = UINT64_MAX;
-  nio_req **pp = &p->deferred, *r;
-  if (*pp == NULL) return -1;
-  now = nio__now_ns();
-  while ((r = *pp) != NULL) {
-    if (r->bkdata <= now) {
-      *pp = r->bkptr;
-      r->bkptr = NULL;
-      req_set_state(r, ST_QUEUED);
-      epoll_enqueue(p, r);
-    } else {
-      if (r->bkdata < next) next = r->bkdata;
-      pp = (nio_req **)&r->bkptr;
-    }
-  }
-  if (next == UINT64_MAX) return -1;
-  return (int)((next - now + 999999) / 1000000);
-}
-
 static void epoll_drain_wake(epoll_port *p) {
   uint64_t v;
   while (read(p->efd, &v, sizeof v) < 0 && errno == EINTR) {
@@ -383,13 +308,9 @@ static int epoll_on_event(epoll_port *p, const struct epoll_event *ev) {
 
 static int epoll_wait_port(nio_port *pp, int timeout_ms) {
   epoll_port *p = (epoll_port *)pp;
-  int n, ne, due;
-  due = epoll_wake_deferred(p);
+  int n, ne;
   n = epoll_run_queue(p);
-  if (n > 0 || p->qhead != NULL)
-    timeout_ms = 0;
-  else if (due >= 0 && (timeout_ms < 0 || due < timeout_ms))
-    timeout_ms = due;
+  if (n > 0 || p->qhead != NULL) timeout_ms = 0;
   ne = epoll_wait(p->epfd, p->events, EPOLL_MAX_EVENTS, timeout_ms);
   if (ne < 0) {
     if (errno != EINTR) return n > 0 ? n : sys_err();
@@ -424,9 +345,6 @@ static int epoll_submit(nio_port *pp, nio_req *r) {
 static int epoll_cancel(nio_port *pp, nio_req *r) {
   epoll_port *p = (epoll_port *)pp;
   switch (req_state(r)) {
-  case ST_DEFERRED:
-    epoll_undefer(p, r);
-    /* fallthrough */
   case ST_WAITING:
     req_set_state(r, ST_CANCELED);
     epoll_enqueue(p, r);

@@ -377,14 +377,13 @@ static void acc_finish(iocp_port *p, nio_req *r) {
 
 /* Errors of one incoming connection, not of the listener. */
 static int acc_skippable(int err) {
-  return err == NIO_ECONNRESET || err == NIO_ECONNABORTED ||
-         err == NIO_ETIMEDOUT || err == NIO_ENETDOWN ||
-         err == NIO_ENETUNREACH || err == NIO_EHOSTUNREACH;
+  return nio__port_accept_error(err) == NIO_ACCEPT_SKIP;
 }
 
 /* Post one AcceptEx. A failure to make the socket (EMFILE, ENOBUFS) or to
-** post is recorded as the request's error when no other slot is out, so
-** that the final completion carries it and the owner backs off. */
+** post ends the request: the other slots are taken back and the final
+** completion carries the error, for the owner to back off. Only an error
+** of one connection is retried here, a few times. */
 static void acc_post(iocp_port *p, iocp_accept *acc, iocp_slot *sl) {
   nio_req *r = acc->r;
   DWORD bytes = 0;
@@ -393,7 +392,7 @@ again:
   if (sl->s == INVALID_SOCKET &&
       (res = nio__sock_tcp(acc->family, &sl->s)) < 0) {
     sl->s = INVALID_SOCKET;
-    if (acc->busy == 0) acc->err = res;
+    acc->err = res;
     return;
   }
   memset(&sl->o.ov, 0, sizeof sl->o.ov);

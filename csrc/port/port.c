@@ -6,6 +6,9 @@
 */
 #include <limits.h>
 #include <stdlib.h>
+#ifndef _WIN32
+#include <errno.h>
+#endif
 #include <string.h>
 #include "port.h"
 #include "log.h"
@@ -209,6 +212,39 @@ void nio__port_done(nio_port *p, nio_req *r) {
   if (s == NULL) return; /* removed early (a broken contract, logged) */
   if (s->rd == r) s->rd = NULL;
   if (s->wr == r) s->wr = NULL;
+}
+
+int nio__port_accept_error(int err) {
+  switch (err) {
+  case NIO_EMFILE:
+  case NIO_ENFILE:
+  case NIO_ENOBUFS:
+  case NIO_ENOMEM:
+    return NIO_ACCEPT_BACKOFF;
+  /* The connection went away before it was taken, or the network failed
+  ** it (Linux's accept(2) passes on the new socket's pending network
+  ** errors; AcceptEx the reset of a client gone before it completed). */
+  case NIO_EINTR:
+  case NIO_EAGAIN:
+  case NIO_ECONNABORTED:
+  case NIO_ECONNRESET:
+  case NIO_ETIMEDOUT:
+  case NIO_EPERM: /* Linux: a firewall rule refused the connection */
+  case NIO_ENETDOWN:
+  case NIO_ENETUNREACH:
+  case NIO_EHOSTDOWN:
+  case NIO_EHOSTUNREACH:
+  case NIO_EOPNOTSUPP:
+#ifndef _WIN32
+  /* Linux-only codes outside the NIO_E* list (equal to -errno there). */
+  case -EPROTO:
+  case -ENOPROTOOPT:
+  case -ENONET:
+#endif
+    return NIO_ACCEPT_SKIP;
+  default:
+    return NIO_ACCEPT_FATAL;
+  }
 }
 
 int nio__port_cancel(nio_port *p, nio_req *r) {

@@ -25,9 +25,12 @@ typedef struct nio_req nio_req;
 enum nio_op {
   NIO_OP_NONE = 0,
   /* Accept connections on a listening socket. Multishot: completes once per
-  ** accepted socket (res = the new socket, non-blocking, close-on-exec, or
-  ** a negative NIO_E*) with NIO_CQE_MORE set while the request stays armed.
-  ** The final completion (no MORE) comes after a cancel or a fatal error. */
+  ** accepted socket (res = the new socket, non-blocking, close-on-exec)
+  ** with NIO_CQE_MORE set while the request stays armed. Errors of one
+  ** incoming connection (NIO_ACCEPT_SKIP below) are skipped; any other
+  ** error ends the request: the final completion (no MORE) carries it, or
+  ** NIO_ECANCELED after a cancel. The port never rests or retries on its
+  ** own: after EMFILE and friends the owner backs off and submits again. */
   NIO_OP_ACCEPT,
   /* Connect req->fd to req->u.connect.addr. res = 0 or NIO_E*. */
   NIO_OP_CONNECT,
@@ -48,6 +51,17 @@ enum nio_op {
   ** completes. */
   NIO_OP_SEND,
 };
+
+/* What an accept error means (nio__port_accept_error), the one
+** classification the backends and the engine's listener share. */
+enum {
+  NIO_ACCEPT_SKIP = 0, /* of one incoming connection (ECONNABORTED...):
+                       ** skip it and accept the next at once */
+  NIO_ACCEPT_BACKOFF,  /* out of a resource (EMFILE, ENFILE, ENOBUFS,
+                       ** ENOMEM): stop, try again after a pause */
+  NIO_ACCEPT_FATAL     /* of the listener (EINVAL, EBADF...): stop */
+};
+int nio__port_accept_error(int err);
 
 /* Flags passed to the callback. */
 enum {

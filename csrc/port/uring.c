@@ -5,8 +5,7 @@
 ** user_data of every SQE is the nio_req pointer, so a CQE leads straight to
 ** its request. Internal SQEs are tagged in the low two bits (a request is at
 ** least 4-byte aligned): the wake-up read and the cancels carry a constant
-** tag and no pointer, so their CQEs never reach a request; an accept resting
-** after EMFILE carries r|URING_TAG_REST on its timeout.
+** tag and no pointer, so their CQEs never reach a request.
 **
 ** What the kernel holds per request (bkflags): at most one op (F_INFLIGHT),
 ** from the SQE until a CQE without IORING_CQE_F_MORE. A request is active
@@ -69,13 +68,10 @@ _Static_assert(alignof(nio_req) >= 4, "user_data tags need two free bits");
 #define URING_BATCH 128 /* CQEs copied out per pass of the reap loop */
 /* A single send SQE carries a 32-bit length; longer runs are resumed. */
 #define URING_SEND_MAX (1u << 30)
-/* How long a multishot accept rests after EMFILE and friends (as epoll). */
-#define URING_ACCEPT_BACKOFF_NS (100 * 1000000ll)
 
 #define URING_TAG_MASK 3ull
 #define URING_TAG_CANCEL 1ull /* constant: the CQE of a cancel SQE */
 #define URING_TAG_WAKE 2ull   /* constant: the eventfd read */
-#define URING_TAG_REST 3ull   /* r | 3: the timeout of a resting accept */
 
 /* req->bkflags. */
 enum {
@@ -83,8 +79,7 @@ enum {
   F_CANCELED = 2,       /* cancel() was called; no re-arm from now on */
   F_BACKLOG = 4,        /* on p->backlog waiting for an SQE for its op */
   F_CANCEL_BACKLOG = 8, /* on p->backlog waiting for an SQE for its cancel */
-  F_MSHOT = 16,         /* the recv op in flight is multishot */
-  F_RESTING = 32        /* the op in flight is the accept's rest timeout */
+  F_MSHOT = 16          /* the recv op in flight is multishot */
 };
 
 /* A msghdr for a vectored send, lent to a request (bkptr) from its first
@@ -114,9 +109,8 @@ typedef struct uring_port {
   int cur_bid;    /* buffer of the completion being delivered, or -1 */
   int cur_kept;   /* ... and keep() was called on it */
   int br_registered;
-  nio_req *backlog, *backlog_tail;  /* linked by bknext */
-  uring_msg *msgs;                  /* free list */
-  struct __kernel_timespec rest_ts; /* read by the kernel at submission */
+  nio_req *backlog, *backlog_tail; /* linked by bknext */
+  uring_msg *msgs;                 /* free list */
 } uring_port;
 
 static int uring_err(void) {
@@ -286,10 +280,7 @@ static void uring_queue_cancel(uring_port *p, nio_req *r) {
     uring_backlog_push(p, r, F_CANCEL_BACKLOG);
     return;
   }
-  if (r->bkflags & F_RESTING)
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)r | URING_TAG_REST, 0);
-  else
-    io_uring_prep_cancel(sqe, r, 0);
+  io_uring_prep_cancel(sqe, r, 0);
   io_uring_sqe_set_data64(sqe, URING_TAG_CANCEL);
 }
 
@@ -324,66 +315,25 @@ static int uring_again(uring_port *p, nio_req *r) {
   return 0;
 }
 
-/* Errors of one incoming connection, not of the listener: skipped (the
-** same list as epoll.c). */
-static int uring_accept_skippable(int res) {
-  switch (res) {
-  case -EINTR:
-  case -EAGAIN:
-  case -ECONNABORTED:
-  case -EPROTO:
-  case -EPERM:
-  case -ENETDOWN:
-  case -ENOPROTOOPT:
-  case -EHOSTDOWN:
-  case -ENONET:
-  case -EHOSTUNREACH:
-  case -EOPNOTSUPP:
-  case -ENETUNREACH:
-  case -ETIMEDOUT:
-    return 1;
-  default:
-    return 0;
-  }
-}
-
-static int uring_accept_transient(int res) {
-  return res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM;
-}
-
-/* After a transient error the accept rests on a timeout SQE instead of
-** spinning on a backlog it cannot drain; cancel() targets the timeout. */
-static int uring_rest(uring_port *p, nio_req *r) {
-  struct io_uring_sqe *sqe;
-  if ((r->bkflags & F_CANCELED) || p->backlog != NULL ||
-      (sqe = uring_get_sqe(p)) == NULL)
-    return uring_again(p, r);
-  io_uring_prep_timeout(sqe, &p->rest_ts, 0, 0);
-  io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)r | URING_TAG_REST);
-  r->bkflags |= F_INFLIGHT | F_RESTING;
-  return 0;
-}
-
 /* Multishot accept. The kernel ends a multishot accept on any error and,
 ** rarely, after a success (CQ overflow). Whatever ends it, the owner sees
-** one stream: sockets and transient errors (EMFILE, ENFILE, ENOBUFS,
-** ENOMEM, then a rest of 100 ms) with NIO_CQE_MORE, per-connection errors
-** skipped, and one final completion: NIO_ECANCELED after cancel(), or a
-** fatal error (EINVAL: not listening, EBADF...). */
+** one stream: sockets with NIO_CQE_MORE, errors of one incoming connection
+** skipped (re-armed at once), and one final completion: NIO_ECANCELED
+** after cancel(), or the error that ended it -- EMFILE and friends for the
+** owner to back off, or a fatal one (EINVAL: not listening, EBADF...). */
 static int uring_on_accept(uring_port *p, nio_req *r, int res, unsigned cf) {
-  if (res < 0 && uring_accept_skippable(res))
+  if (res < 0 && nio__port_accept_error(res) == NIO_ACCEPT_SKIP)
     return (cf & IORING_CQE_F_MORE) ? 0 : uring_again(p, r);
   if (cf & IORING_CQE_F_MORE) {
+    /* Still armed: an error here (no kernel reports one so) ends
+    ** nothing. */
+    if (res < 0) return 0;
     r->cb(r, res, NULL, NIO_CQE_MORE);
     return 1;
   }
   if (res >= 0) {
     r->cb(r, res, NULL, NIO_CQE_MORE);
     return 1 + uring_again(p, r);
-  }
-  if (uring_accept_transient(res)) {
-    r->cb(r, res, NULL, NIO_CQE_MORE);
-    return 1 + uring_rest(p, r);
   }
   return uring_finish(p, r, res, NULL);
 }
@@ -437,16 +387,6 @@ static int uring_on_send(uring_port *p, nio_req *r, int res) {
   return uring_again(p, r);
 }
 
-/* The rest of an accept is over (or was canceled). */
-static int uring_on_rest(uring_port *p, nio_req *r) {
-  r->bkflags &= (uint8_t) ~(F_INFLIGHT | F_RESTING);
-  if (r->bkflags & F_CANCEL_BACKLOG) {
-    uring_backlog_unlink(p, r);
-    r->bkflags &= (uint8_t)~F_CANCEL_BACKLOG;
-  }
-  return uring_again(p, r);
-}
-
 static int uring_on_cqe(uring_port *p, uint64_t ud, int res, unsigned cf) {
   nio_req *r;
   const char *data = NULL;
@@ -458,8 +398,6 @@ static int uring_on_cqe(uring_port *p, uint64_t ud, int res, unsigned cf) {
     p->wake_armed = 0;
     uring_arm_wake(p);
     return 0;
-  case URING_TAG_REST:
-    return uring_on_rest(p, uring_ptr(ud));
   default: /* a cancel's own CQE */
     return 0;
   }
@@ -517,10 +455,7 @@ static int uring_flush_backlog(uring_port *p) {
     uring_backlog_pop(p);
     if (r->bkflags & F_CANCEL_BACKLOG) {
       r->bkflags &= (uint8_t)~F_CANCEL_BACKLOG;
-      if (r->bkflags & F_RESTING)
-        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)r | URING_TAG_REST, 0);
-      else
-        io_uring_prep_cancel(sqe, r, 0);
+      io_uring_prep_cancel(sqe, r, 0);
       io_uring_sqe_set_data64(sqe, URING_TAG_CANCEL);
     } else {
       r->bkflags &= (uint8_t)~F_BACKLOG;
@@ -744,8 +679,6 @@ static int uring_open(nio_port **out) {
   if ((p = calloc(1, sizeof *p)) == NULL) return NIO_ENOMEM;
   p->base.ops = &nio__uring_ops;
   p->evfd = -1;
-  p->rest_ts.tv_sec = URING_ACCEPT_BACKOFF_NS / 1000000000ll;
-  p->rest_ts.tv_nsec = URING_ACCEPT_BACKOFF_NS % 1000000000ll;
   p->nbufs = uring_env_nbufs();
   p->cur_bid = -1;
   if ((p->evfd = eventfd(0, EFD_CLOEXEC)) < 0) {
