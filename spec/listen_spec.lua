@@ -307,6 +307,55 @@ describe("listener:accept", function()
     assert.is_true(again)
   end)
 
+  -- More listeners than any fixed table of closed sockets would hold, all
+  -- closed at once with a task waiting in accept on each, round after
+  -- round: every port is free right after close, and every waiting accept
+  -- ends once with nil, "closed".
+  it("closing_many_listeners_with_waiting_accepts_frees_each_port", function()
+    local failures = H.run(function()
+      local bad = {}
+      for round = 1, 3 do
+        local ls, ports, tasks, woke = {}, {}, {}, {}
+        for i = 1, 100 do
+          ls[i], ports[i] = H.listen()
+          woke[i] = 0
+          tasks[i] = netio.spawn(function()
+            local c, err = ls[i]:accept(5)
+            woke[i] = woke[i] + 1
+            return c, err
+          end)
+        end
+        netio.sleep(0.02)
+        for i = 1, 100 do ls[i]:close() end
+        for i = 1, 100 do
+          local l2, err = netio.listen("127.0.0.1:" .. ports[i])
+          if not l2 then
+            bad[#bad + 1] = ("round %d: port of listener %d not free after "
+              .. "close: %s"):format(round, i, tostring(err))
+          else
+            l2:close()
+          end
+        end
+        for i = 1, 100 do
+          local ok, c, err = tasks[i]:join(2)
+          if not ok or c ~= nil or err ~= "closed" then
+            bad[#bad + 1] = ("round %d: accept %d gave %s, %s, %s"):format(
+              round, i, tostring(ok), tostring(c), tostring(err))
+          end
+        end
+        netio.sleep(0.02)
+        for i = 1, 100 do
+          if woke[i] ~= 1 then
+            bad[#bad + 1] = ("round %d: accept %d woke %d times"):format(
+              round, i, woke[i])
+          end
+        end
+      end
+      return bad
+    end, 30)
+    assert.are.same({}, failures)
+  end)
+
   it("listener_closed_by_a_close_variable", function()
     local err = H.run(function()
       local port

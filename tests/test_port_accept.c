@@ -308,6 +308,96 @@ static void accept_out_of_fds_ends_with_one_emfile(void **state) {
   nio__port_close(p);
 }
 
+/* Listeners closed with their accepts pending, many at once (more than
+** any fixed table holds) and round after round so that numbers and
+** handles are reused: each address is free at once, and each accept ends
+** with exactly one final ECANCELED, never from inside the close. */
+#define NLISTEN 100
+#define ROUNDS 3
+
+typedef struct many_final {
+  th_log *logs;
+  int n;
+} many_final;
+
+static int all_final(void *ud) {
+  many_final *m = ud;
+  for (int i = 0; i < m->n; i++)
+    if (m->logs[i].nfinal == 0) return 0;
+  return 1;
+}
+
+static void
+close_listener_with_pending_accepts_frees_address_and_ends_once(void **state) {
+  nio_port *p = th_port_open();
+  static th_log logs[NLISTEN];
+  static nio_req reqs[NLISTEN];
+  static nio_sock ls[NLISTEN], again[NLISTEN];
+  static nio_addr addrs[NLISTEN];
+  many_final m = {logs, NLISTEN};
+  int e;
+  (void)state;
+  for (int round = 0; round < ROUNDS; round++) {
+    for (int i = 0; i < NLISTEN; i++) {
+      ls[i] = th_listen(&addrs[i]);
+      assert_int_equal(nio__port_add(p, ls[i]), 0);
+      th_log_init(&logs[i]);
+      th_req(&reqs[i], ls[i], NIO_OP_ACCEPT, &logs[i]);
+      assert_int_equal(nio__port_submit(p, &reqs[i]), 0);
+    }
+    /* The accepts are posted (iocp), armed (uring) or waiting (epoll). */
+    th_run_for(p, 20);
+    for (int i = 0; i < NLISTEN; i++) {
+      if ((e = nio__port_close_listener(p, ls[i])) != 0)
+        th_fail("round %d: expected close_listener to give 0, got %s", round,
+                nio_err_name(e));
+      if (logs[i].ncqe != 0)
+        th_fail("expected no callback from inside close_listener");
+    }
+    /* Before any turn of the port: every address can be listened on. */
+    for (int i = 0; i < NLISTEN; i++)
+      if ((e = nio__sock_listen(&addrs[i], 16, 0, &again[i])) != 0)
+        th_fail("round %d: expected port %d free right after the close of "
+                "its listener (%d of %d), got %s",
+                round, th_addr_port(&addrs[i]), i + 1, NLISTEN,
+                nio_err_name(e));
+    th_run_until(p, all_final, &m, 10000,
+                 "the final completion of every closed listener's accept");
+    th_run_for(p, 50);
+    for (int i = 0; i < NLISTEN; i++) {
+      if (logs[i].ncqe != 1 || logs[i].nfinal != 1 ||
+          logs[i].last_res != NIO_ECANCELED)
+        th_fail("round %d, listener %d: expected exactly one completion, a "
+                "final ECANCELED; got %d completions, %d final, last %s",
+                round, i, logs[i].ncqe, logs[i].nfinal,
+                nio_err_name(logs[i].last_res));
+      assert_false(reqs[i].active);
+      nio__sock_close(again[i]);
+    }
+  }
+  nio__port_close(p);
+}
+
+/* A listener with no accept active (the owner backing off) closes too. */
+static void close_listener_without_accept_frees_address(void **state) {
+  nio_port *p = th_port_open();
+  nio_addr a;
+  nio_sock l = th_listen(&a), again;
+  int e;
+  (void)state;
+  assert_int_equal(nio__port_add(p, l), 0);
+  assert_int_equal(nio__port_close_listener(p, l), 0);
+  if ((e = nio__sock_listen(&a, 16, 0, &again)) != 0)
+    th_fail("expected the address free after close_listener, got %s",
+            nio_err_name(e));
+  if ((e = nio__port_close_listener(p, l)) != NIO_EBADF)
+    th_fail("expected a second close_listener to give EBADF, got %s",
+            nio_err_name(e));
+  nio__sock_close(again);
+  th_run_for(p, 20);
+  nio__port_close(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(accept_delivers_every_client_with_more),
@@ -318,6 +408,9 @@ int main(void) {
       cmocka_unit_test(accept_canceled_from_its_callback_ends_once),
       cmocka_unit_test(accept_on_a_socket_not_listening_fails),
       cmocka_unit_test(accept_out_of_fds_ends_with_one_emfile),
+      cmocka_unit_test(
+          close_listener_with_pending_accepts_frees_address_and_ends_once),
+      cmocka_unit_test(close_listener_without_accept_frees_address),
   };
   th_init(4096);
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -189,11 +189,10 @@ void nio__listener_close(nio_listener *pl) {
   l->pub.cb = NULL;
   while (l->phead) nio__conn_close(&l->phead->pub, 0);
   nio__timer_stop(e, &l->retry);
-  /* The socket is freed only after the accept's final completion (next
-  ** wait), but the caller expects the port to be free now: stop
-  ** listening first. */
-  nio__sock_stop_listening(l->pub.fd);
-  if (l->areq.active) nio__port_cancel(e->port, &l->areq);
+  /* The address is free when this returns; the socket is the port's now,
+  ** and the accept's final completion (next wait) lets the sweep free l. */
+  nio__port_close_listener(e->port, l->pub.fd);
+  l->pub.fd = NIO_BAD_SOCK;
   if (l->lprev)
     l->lprev->lnext = l->lnext;
   else
@@ -204,7 +203,8 @@ void nio__listener_close(nio_listener *pl) {
   e->lzombies = l;
 }
 
-/* Free closed listeners whose accept had its final completion. */
+/* Free closed listeners whose accept had its final completion (their
+** sockets went with nio__port_close_listener). */
 void nio__listeners_sweep(nio_engine *e) {
   listener **pp = &e->lzombies, *l;
   while ((l = *pp) != NULL) {
@@ -213,8 +213,6 @@ void nio__listeners_sweep(nio_engine *e) {
       continue;
     }
     *pp = l->lnext;
-    nio__port_remove(e->port, l->pub.fd);
-    nio__sock_close(l->pub.fd);
     free(l);
   }
 }

@@ -405,6 +405,24 @@ static void epoll_remove(nio_port *pp, nio_sock fd) {
   s->gen++;
 }
 
+/* Readiness needs no kernel op to end: once removed, the accept's
+** canceled run never touches the fd, which can be closed at once. */
+static void epoll_close_listener(nio_port *pp, nio_sock fd, nio_req *acc) {
+  epoll_port *p = (epoll_port *)pp;
+  epoll_slot *s = epoll_slot_of(p, fd);
+  struct epoll_event ev;
+  shutdown(fd, SHUT_RDWR);
+  if (s != NULL && s->added) {
+    memset(&ev, 0, sizeof ev);
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, &ev);
+    if (acc != NULL) epoll_cancel(pp, acc);
+    s->rd = s->wr = NULL;
+    s->added = 0;
+    s->gen++;
+  }
+  close(fd);
+}
+
 /* Any thread, and async-signal-safe: one write(2), errno kept (a signal
 ** handler calls this between a syscall and its errno check). A full
 ** counter (EAGAIN) already means a wake-up is pending. */
@@ -467,6 +485,7 @@ const nio_port_ops nio__epoll_ops = {
     .close = epoll_close,
     .add = epoll_add,
     .remove = epoll_remove,
+    .close_listener = epoll_close_listener,
     .submit = epoll_submit,
     .cancel = epoll_cancel,
     .wait = epoll_wait_port,

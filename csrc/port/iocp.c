@@ -79,13 +79,17 @@ typedef struct iocp_slot {
   char addrs[2 * IOCP_ADDR_SPACE];
 } iocp_slot;
 
-/* The state of a multishot accept. */
+/* The state of a multishot accept, the backend's from submit until the
+** final completion, which comes only once no AcceptEx of it is out (busy,
+** libuv's reqs_pending): also after the listener was closed under it. */
 struct iocp_accept {
   nio_req *r;
   int family;
   int busy; /* slots with an AcceptEx out */
   int err;  /* a fatal error: stop posting, final completion due */
   uint8_t canceled;
+  uint8_t closed; /* close_listener closed r->fd: its handle value may
+                  ** belong to another socket now, never use it */
   uint8_t queued; /* on the run queue */
   int nslots;
   iocp_slot slots[]; /* nslots */
@@ -443,6 +447,9 @@ static int acc_complete(iocp_port *p, iocp_slot *sl, int res) {
   int n = 0;
   sl->busy = 0;
   acc->busy--;
+  /* Accepted just before the close, or aborted by it: the owner closes a
+  ** listener to stop, so the connection goes too. */
+  if (acc->closed) res = NIO_ECANCELED;
   if (res == 0 && setsockopt(s, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
                              (char *)&lfd, sizeof lfd) != 0)
     res = wsa_err();
@@ -475,6 +482,7 @@ static int iocp_run(iocp_port *p, nio_req *r) {
 static int iocp_dispatch(iocp_port *p, iocp_ov *o, DWORD bytes) {
   if (o->kind == OV_ACCEPT) {
     iocp_slot *sl = (iocp_slot *)o;
+    if (sl->acc->closed) return acc_complete(p, sl, NIO_ECANCELED);
     return acc_complete(p, sl, iocp_ov_result(sl->acc->r->fd, &o->ov));
   } else {
     iocp_io *io = (iocp_io *)o;
@@ -638,6 +646,26 @@ static void iocp_remove(nio_port *pp, nio_sock fd) {
     }
 }
 
+/* Closing the socket aborts every AcceptEx posted on it: each comes back
+** as a packet (or is on the ready list already), and the last one back
+** delivers the final completion. Nothing else is needed to stop listening
+** at once, so no handle value is ever closed late. */
+static void iocp_close_listener(nio_port *pp, nio_sock fd, nio_req *acc) {
+  iocp_port *p = (iocp_port *)pp;
+  iocp_accept *a = acc ? acc->bkptr : NULL;
+  iocp_remove(pp, fd);
+  if (a != NULL) {
+    a->closed = 1;
+    a->canceled = 1;
+  }
+  closesocket(fd);
+  /* Nothing out: the run queue delivers the final completion. */
+  if (a != NULL && a->busy == 0 && !a->queued) {
+    a->queued = 1;
+    iocp_enqueue(p, acc);
+  }
+}
+
 /* Any thread. */
 static int iocp_post(nio_port *pp) {
   iocp_port *p = (iocp_port *)pp;
@@ -714,6 +742,7 @@ const nio_port_ops nio__iocp_ops = {
     .close = iocp_close,
     .add = iocp_add,
     .remove = iocp_remove,
+    .close_listener = iocp_close_listener,
     .submit = iocp_submit,
     .cancel = iocp_cancel,
     .wait = iocp_wait,

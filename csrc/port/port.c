@@ -159,6 +159,18 @@ void nio__port_remove(nio_port *p, nio_sock fd) {
   sock_delete(p, s);
 }
 
+int nio__port_close_listener(nio_port *p, nio_sock fd) {
+  nio_port_sock *s = sock_find(p, fd);
+  nio_req *acc;
+  if (s == NULL) return NIO_EBADF;
+  if ((acc = s->rd) != NULL && acc->op != NIO_OP_ACCEPT) return NIO_EINVAL;
+  /* The accept's final completion finds no entry (or a new socket's with
+  ** the same number, whose places it does not hold): nothing to free. */
+  sock_delete(p, s);
+  p->ops->close_listener(p, fd, acc);
+  return 0;
+}
+
 /* The checks every backend relies on. The total of a send must fit the
 ** int its completion reports. */
 static int port_check(nio_port *p, nio_req *r, nio_req ***side) {

@@ -137,6 +137,15 @@ int nio__port_add(nio_port *p, nio_sock fd);
 /* Forget a socket before closing it; all its requests must have had their
 ** final completion. */
 void nio__port_remove(nio_port *p, nio_sock fd);
+/* Stop accepting on a listening socket and close it, with its accept still
+** pending or not: from this call new connections are refused and the
+** address can be bound again, and the socket is the port's -- the caller
+** neither removes nor closes it. An active accept on it is canceled and
+** stays the caller's until its final completion (NIO_ECANCELED, exactly
+** once, never from inside this call); connections that raced the close
+** may come before it with NIO_CQE_MORE. NIO_EBADF if fd was not added,
+** NIO_EINVAL if its reader is not an accept. */
+int nio__port_close_listener(nio_port *p, nio_sock fd);
 
 /* Queue a request. It takes effect at the next nio__port_wait() (one
 ** submission per loop turn) or earlier if the backend's queue fills.
@@ -185,6 +194,8 @@ typedef struct nio_port_ops {
   void (*close)(nio_port *p);
   int (*add)(nio_port *p, nio_sock fd);
   void (*remove)(nio_port *p, nio_sock fd);
+  /* fd is forgotten by port.c already; acc: its active accept, or NULL. */
+  void (*close_listener)(nio_port *p, nio_sock fd, nio_req *acc);
   int (*submit)(nio_port *p, nio_req *r);
   int (*cancel)(nio_port *p, nio_req *r);
   int (*wait)(nio_port *p, int timeout_ms);

@@ -140,9 +140,6 @@ int nio__sock_error(nio_sock s);
 int nio__sock_setopt(nio_sock s, const char *name, int value);
 /* Half-close the sending side. */
 int nio__sock_shutdown_write(nio_sock s);
-/* Make a listening socket stop listening at once (new connects are
-** refused, the port can be bound again), before its deferred close. */
-int nio__sock_stop_listening(nio_sock s);
 /* Abortive close: SO_LINGER 0 then close, the peer sees a reset. */
 int nio__sock_close_reset(nio_sock s);
 /* A connected pair of stream sockets: *engine_end is non-blocking (for a

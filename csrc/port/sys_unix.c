@@ -348,13 +348,6 @@ int nio__sock_setopt(nio_sock s, const char *name, int value) {
   return NIO_EINVAL;
 }
 
-/* On Linux, shutdown() of a listening socket moves it out of LISTEN at
-** once: pending and new SYNs are refused and a pending accept fails. */
-int nio__sock_stop_listening(nio_sock s) {
-  if (shutdown(s, SHUT_RDWR) != 0) return sock_err();
-  return 0;
-}
-
 int nio__sock_shutdown_write(nio_sock s) {
   if (shutdown(s, SHUT_WR) != 0) return sock_err();
   return 0;

@@ -243,34 +243,6 @@ int nio__cond_wait(nio_cond *c, nio_mutex *m, int64_t timeout_ns) {
   return nio_translate_sys_error((int)GetLastError());
 }
 
-/* ---- listeners closed early ------------------------------------------ */
-
-/*
-** Windows cannot make a socket stop listening but by closing it, yet the
-** engine closes a listener's socket only after the accept's final
-** completion (nio__sock_stop_listening, then nio__sock_close later). So
-** stop_listening closes the socket at once and remembers its handle value
-** here; the later nio__sock_close of that value only forgets it. While a
-** value is remembered, a socket this layer creates that happens to get the
-** same value is parked (kept open, so the value stays taken) and another
-** is made, so the late close can never hit an unrelated socket.
-*/
-#define SYS_EARLY_MAX 64
-static struct {
-  SRWLOCK l;
-  int n;
-  struct {
-    SOCKET s;
-    SOCKET parked;
-  } e[SYS_EARLY_MAX];
-} sys_early = {SRWLOCK_INIT, 0, {{0, 0}}};
-
-static int early_find(SOCKET s) {
-  for (int i = 0; i < sys_early.n; i++)
-    if (sys_early.e[i].s == s) return i;
-  return -1;
-}
-
 /* ---- sockets ------------------------------------------------------- */
 
 static int sock_err(void) {
@@ -309,36 +281,13 @@ static int sock_make(int family, nio_sock *out) {
 }
 
 int nio__sock_tcp(int family, nio_sock *out) {
-  nio_sock s;
-  int r, i;
+  int r;
   *out = NIO_BAD_SOCK;
   if ((r = nio__sys_init()) != 0) return r;
-  if ((r = sock_make(family, &s)) != 0) return r;
-  AcquireSRWLockExclusive(&sys_early.l);
-  while ((i = early_find(s)) >= 0 && sys_early.e[i].parked == 0) {
-    sys_early.e[i].parked = s; /* keep the value taken, try again */
-    if ((r = sock_make(family, &s)) != 0) break;
-  }
-  ReleaseSRWLockExclusive(&sys_early.l);
-  if (r != 0) return r;
-  *out = s;
-  return 0;
+  return sock_make(family, out);
 }
 
 int nio__sock_close(nio_sock s) {
-  int i;
-  SOCKET parked = 0;
-  AcquireSRWLockExclusive(&sys_early.l);
-  if ((i = early_find(s)) >= 0) {
-    parked = sys_early.e[i].parked;
-    sys_early.e[i] = sys_early.e[--sys_early.n];
-  }
-  ReleaseSRWLockExclusive(&sys_early.l);
-  if (i >= 0) {
-    /* Closed by stop_listening already; release the parked twin. */
-    if (parked) closesocket(parked);
-    return 0;
-  }
   if (closesocket(s) != 0) return sock_err();
   return 0;
 }
@@ -417,24 +366,6 @@ int nio__sock_setopt(nio_sock s, const char *name, int value) {
     return 0;
   }
   return NIO_EINVAL;
-}
-
-/* See "listeners closed early" above. When the table is full the socket
-** keeps listening until its deferred close, which is all that is lost. */
-int nio__sock_stop_listening(nio_sock s) {
-  int r = 0;
-  AcquireSRWLockExclusive(&sys_early.l);
-  if (early_find(s) < 0 && sys_early.n < SYS_EARLY_MAX) {
-    if (closesocket(s) != 0) {
-      r = sock_err();
-    } else {
-      sys_early.e[sys_early.n].s = s;
-      sys_early.e[sys_early.n].parked = 0;
-      sys_early.n++;
-    }
-  }
-  ReleaseSRWLockExclusive(&sys_early.l);
-  return r;
 }
 
 int nio__sock_shutdown_write(nio_sock s) {

@@ -79,7 +79,9 @@ enum {
   F_CANCELED = 2,       /* cancel() was called; no re-arm from now on */
   F_BACKLOG = 4,        /* on p->backlog waiting for an SQE for its op */
   F_CANCEL_BACKLOG = 8, /* on p->backlog waiting for an SQE for its cancel */
-  F_MSHOT = 16          /* the recv op in flight is multishot */
+  F_MSHOT = 16,         /* the recv op in flight is multishot */
+  F_CLOSE = 32          /* close r->fd at the final completion (a listener
+                        ** closed with its accept in flight) */
 };
 
 /* A msghdr for a vectored send, lent to a request (bkptr) from its first
@@ -296,6 +298,8 @@ static void uring_buf_give(uring_port *p, unsigned bid) {
 /* The final completion. r is released before the callback, which may
 ** submit r again or free it; r is not touched afterwards. */
 static int uring_finish(uring_port *p, nio_req *r, int res, const char *data) {
+  /* No SQE names the fd any more: its number may be taken again. */
+  if (r->bkflags & F_CLOSE) close(r->fd);
   if (r->bkptr) {
     uring_msg_put(p, r->bkptr);
     r->bkptr = NULL;
@@ -335,6 +339,9 @@ static int uring_on_accept(uring_port *p, nio_req *r, int res, unsigned cf) {
     r->cb(r, res, NULL, NIO_CQE_MORE);
     return 1 + uring_again(p, r);
   }
+  /* After a cancel the error is its consequence (a listener closed under
+  ** its accept fails with EINVAL): the owner asked to stop. */
+  if (r->bkflags & F_CANCELED) res = NIO_ECANCELED;
   return uring_finish(p, r, res, NULL);
 }
 
@@ -553,6 +560,20 @@ static int uring_cancel(nio_port *pp, nio_req *r) {
   return 0;
 }
 
+/* shutdown() takes the socket out of LISTEN at once (connections are
+** refused, the address is free, the accept fails); the descriptor itself
+** is closed only after the accept's final completion, so that no SQE still
+** in the SQ can meet its number given to a new socket. */
+static void uring_close_listener(nio_port *pp, nio_sock fd, nio_req *acc) {
+  shutdown(fd, SHUT_RDWR);
+  if (acc == NULL) {
+    close(fd);
+    return;
+  }
+  acc->bkflags |= F_CLOSE;
+  uring_cancel(pp, acc);
+}
+
 /* Only the buffer of the completion being delivered can be kept. */
 static int uring_keep(nio_port *pp, nio_req *r, const char *data) {
   uring_port *p = (uring_port *)pp;
@@ -739,6 +760,7 @@ const nio_port_ops nio__uring_ops = {
     .close = uring_close,
     .add = uring_add,
     .remove = uring_remove,
+    .close_listener = uring_close_listener,
     .submit = uring_submit,
     .cancel = uring_cancel,
     .wait = uring_wait,
