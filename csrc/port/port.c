@@ -194,11 +194,10 @@ static int port_check(nio_port *p, nio_req *r, nio_req ***side) {
   case NIO_OP_SEND:
     if (r->u.send.iovcnt < 0 || (r->u.send.iovcnt > 0 && !r->u.send.iov))
       return NIO_EINVAL;
-    for (int i = 0; i < r->u.send.iovcnt; i++)
-      if (r->u.send.iov[i].len > (size_t)INT_MAX - total)
-        return NIO_EMSGSIZE;
-      else
-        total += r->u.send.iov[i].len;
+    for (int i = 0; i < r->u.send.iovcnt; i++) {
+      if (r->u.send.iov[i].len > (size_t)INT_MAX - total) return NIO_EMSGSIZE;
+      total += r->u.send.iov[i].len;
+    }
     *side = &s->wr;
     break;
   default:
