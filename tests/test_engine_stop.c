@@ -5,7 +5,7 @@
 */
 #include <stdatomic.h>
 #include "engine_helpers.h"
-#include "port/log.h"
+#include "util/log.h"
 
 #define MIB (1024ull * 1024)
 #define FLUSH_BYTES (8 * MIB)

@@ -3,7 +3,7 @@
 ** for Lua, the same in tasks and in netio threads.
 */
 #include "binding.h"
-#include "port/log.h"
+#include "util/log.h"
 
 /* log.<level>(fmt, ...): string.format(fmt, ...) when there are arguments
 ** to format, fmt as it is otherwise. The level is upvalue 1. */

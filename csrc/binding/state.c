@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "binding.h"
-#include "port/log.h"
+#include "util/log.h"
 
 /* ---- life ------------------------------------------------------------ */
 

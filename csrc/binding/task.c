@@ -4,7 +4,7 @@
 */
 #include <string.h>
 #include "binding.h"
-#include "port/log.h"
+#include "util/log.h"
 
 /* ---- ready list and waits ------------------------------------------- */
 

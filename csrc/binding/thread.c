@@ -10,7 +10,7 @@
 #include <string.h>
 #include <lualib.h>
 #include "binding.h"
-#include "port/log.h"
+#include "util/log.h"
 
 /* The most bytes of messages waiting in one thread's mailbox. */
 #define THREAD_MAIL_LIMIT ((size_t)64 << 20)

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
-#include "../port/log.h"
+#include "../util/log.h"
 
 #define CONN_WANT (64u * 1024)
 #define CONN_LOWAT ((size_t)256 * 1024)

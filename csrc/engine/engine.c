@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
-#include "../port/log.h"
+#include "../util/log.h"
 
 #define ENGINE_GRACE_NS (5ull * 1000000000ull)
 #define ENGINE_MAX NIO_ID_INDEX_MASK

@@ -28,7 +28,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "port.h"
-#include "log.h"
+#include "../util/log.h"
 
 #define EPOLL_BUF_SIZE (64 * 1024)
 #define EPOLL_MAX_EVENTS 256

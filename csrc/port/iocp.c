@@ -29,7 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "port.h"
-#include "log.h"
+#include "../util/log.h"
 #include <mswsock.h>
 
 #define IOCP_BUF_SIZE (64 * 1024)

@@ -11,7 +11,7 @@
 #endif
 #include <string.h>
 #include "port.h"
-#include "log.h"
+#include "../util/log.h"
 
 static const nio_port_ops *const port_backends[] = {
 #ifdef _WIN32

@@ -50,7 +50,7 @@
 #include <unistd.h>
 #include <liburing.h>
 #include "port.h"
-#include "log.h"
+#include "../util/log.h"
 
 /* The send path hands the nio_iov array to the kernel as struct iovec. */
 _Static_assert(sizeof(nio_iov) == sizeof(struct iovec), "nio_iov size");

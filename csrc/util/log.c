@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include "log.h"
-#include "sys.h"
+#include "../port/sys.h"
 
 #ifdef _WIN32
 #include <process.h>
