@@ -147,6 +147,16 @@ describe("the netio host", function()
       assert.truthy(#err > 0, "no message on stderr")
     end)
 
+    -- The host knows the backends from the library's one list: another
+    -- system's backend is unknown here, not a run that fails to start.
+    it("b_with_another_systems_backend_is_unknown", function()
+      local other = H.windows and "uring" or "iocp"
+      local code, _, err = host("-b " .. other .. " -e " .. Q("print(1)"))
+      assert.are.equal(2, code, "expected the usage status 2, stderr: " .. err)
+      assert.truthy(err:find("unknown backend '" .. other .. "'", 1, true),
+        "expected unknown backend '" .. other .. "' in: " .. err)
+    end)
+
     it("host_follows_NETIO_BACKEND", function()
       if not H.backend then pending("NETIO_BACKEND is not set") return end
       local code, out, err = host("-e " .. Q("print(require('netio').backend())"))
@@ -178,6 +188,9 @@ describe("the netio host", function()
       for _, opt in ipairs({ "-e", "-l", "-b", "-v", "-h" }) do
         assert.truthy(text:find(opt, 1, true), opt .. " missing from: " .. text)
       end
+      local names = H.windows and "(iocp)" or "(uring, epoll)"
+      assert.truthy(text:find("force the backend " .. names, 1, true),
+        "the backends of this build " .. names .. " missing from: " .. text)
     end)
 
     it("dash_reads_the_script_from_stdin", function()

@@ -287,6 +287,30 @@ static void unknown_backend_fails_at_join(void **state) {
   nio_engine_free(e);
 }
 
+/* nio_backend_name lists this build's backends, best first, each one a
+** name the engine accepts, and the first that can run is the one a run
+** without a backend name picks. */
+static void backend_names_list_this_builds_backends(void **state) {
+#ifdef _WIN32
+  static const char *const want[] = {"iocp", NULL};
+#else
+  static const char *const want[] = {"uring", "epoll", NULL};
+#endif
+  const char *name, *best = NULL;
+  int i;
+  (void)state;
+  for (i = 0; (name = nio_backend_name(i)) != NULL; i++) {
+    if (want[i] == NULL || strcmp(name, want[i]) != 0)
+      th_fail("backend %d: expected %s, got %s", i, want[i] ? want[i] : "NULL",
+              name);
+    if (best == NULL && nio_backend_available(name)) best = name;
+  }
+  if (want[i] != NULL) th_fail("backend %d (%s) missing", i, want[i]);
+  assert_null(nio_backend_name(-1));
+  assert_null(nio_backend_name(i + 1));
+  if (best == NULL) th_fail("no backend of this build can run here");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(engine_runs_while_c_threads_send),
@@ -296,6 +320,7 @@ int main(void) {
       cmocka_unit_test(arguments_reach_the_script),
       cmocka_unit_test(stop_and_free_a_running_engine),
       cmocka_unit_test(unknown_backend_fails_at_join),
+      cmocka_unit_test(backend_names_list_this_builds_backends),
   };
   th_init(0);
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -148,7 +148,7 @@ static int l_stop(lua_State *L) {
 }
 
 static int l_backend(lua_State *L) {
-  static const char *const names[] = {"uring", "epoll", "iocp", NULL};
+  const char *name;
   nb_state *S = nio__bind_current(L);
   const char *env;
   if (S && S->e) {
@@ -161,9 +161,9 @@ static int l_backend(lua_State *L) {
     lua_pushstring(L, env);
     return 1;
   }
-  for (int i = 0; names[i]; i++)
-    if (nio__engine_backend_available(names[i])) {
-      lua_pushstring(L, names[i]);
+  for (int i = 0; (name = nio_backend_name(i)) != NULL; i++)
+    if (nio__engine_backend_available(name)) {
+      lua_pushstring(L, name);
       return 1;
     }
   lua_pushnil(L);

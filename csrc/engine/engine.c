@@ -183,6 +183,10 @@ int nio_backend_available(const char *name) {
   return name ? nio__port_available(name) : 0;
 }
 
+const char *nio_backend_name(int i) {
+  return nio__port_backend_name(i);
+}
+
 /* ---- the loop ------------------------------------------------------- */
 
 static void engine_check_stop(nio_engine *e) {

@@ -33,13 +33,19 @@ static void host_message(const char *msg) {
 }
 
 static void host_usage(FILE *f) {
+  const char *name;
   fprintf(f,
           "usage: %s [options] [script [args]]\n"
           "Available options are:\n"
           "  -e stat   execute string 'stat'\n"
           "  -l mod    require library 'mod' into global 'mod'\n"
           "  -l g=mod  require library 'mod' into global 'g'\n"
-          "  -b name   force the backend (uring, epoll, iocp)\n"
+          "  -b name   force the backend (",
+          progname);
+  for (int i = 0; (name = nio_backend_name(i)) != NULL; i++)
+    fprintf(f, "%s%s", i ? ", " : "", name);
+  fprintf(f,
+          ")\n"
           "  -v        show version information (netio, Lua, backend)\n"
           "  -h        show this help\n"
           "  --        stop handling options\n"
@@ -47,7 +53,7 @@ static void host_usage(FILE *f) {
           "The script runs as the first task of the engine; %s returns\n"
           "when every task has ended. Without a script, -e or -l, it runs\n"
           "stdin when stdin is not a terminal.\n",
-          progname, progname);
+          progname);
   fflush(f);
 }
 
@@ -143,13 +149,20 @@ static void host_create_arg(lua_State *L, char **argv, int argc, int script) {
 }
 
 static const char *host_backend(const char *forced) {
-  static const char *const names[] = {"uring", "epoll", "iocp", NULL};
-  const char *env = getenv("NETIO_BACKEND");
+  const char *env = getenv("NETIO_BACKEND"), *name;
   if (forced) return forced;
   if (env && env[0]) return env;
-  for (int i = 0; names[i]; i++)
-    if (nio_backend_available(names[i])) return names[i];
+  for (int i = 0; (name = nio_backend_name(i)) != NULL; i++)
+    if (nio_backend_available(name)) return name;
   return "none";
+}
+
+/* Whether this build has a backend called name. */
+static int host_backend_known(const char *name) {
+  const char *b;
+  for (int i = 0; (b = nio_backend_name(i)) != NULL; i++)
+    if (strcmp(b, name) == 0) return 1;
+  return 0;
 }
 
 /*
@@ -234,8 +247,7 @@ int main(int argc, char **argv) {
     host_usage(stderr);
     return HOST_USAGE_STATUS;
   }
-  if (o.backend && strcmp(o.backend, "uring") != 0 &&
-      strcmp(o.backend, "epoll") != 0 && strcmp(o.backend, "iocp") != 0) {
+  if (o.backend && !host_backend_known(o.backend)) {
     fprintf(stderr, "%s: unknown backend '%s'\n", progname, o.backend);
     return HOST_USAGE_STATUS;
   }

@@ -151,6 +151,10 @@ void nio_engine_free(nio_engine *e);
 
 /* Whether the backend named ("uring", "epoll", "iocp") can run here. */
 int nio_backend_available(const char *name);
+/* The backends this build has ("uring", "epoll" on Linux; "iocp" on
+** Windows), in the order the best is chosen: name i (from 0), or NULL
+** past the last. A name not in this list is an unknown backend. */
+const char *nio_backend_name(int i);
 
 /* Counters of an engine; call after nio_engine_join(). */
 typedef struct nio_stats {

@@ -144,6 +144,11 @@ int nio__port_available(const char *backend) {
   return 1;
 }
 
+const char *nio__port_backend_name(int i) {
+  static const int n = sizeof port_backends / sizeof port_backends[0] - 1;
+  return i >= 0 && i < n ? port_backends[i]->name : NULL;
+}
+
 int nio__port_add(nio_port *p, nio_sock fd) {
   int r;
   if (fd == NIO_BAD_SOCK) return NIO_EBADF;

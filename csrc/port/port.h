@@ -130,6 +130,10 @@ const char *nio__port_backend(const nio_port *p);
 /* Whether backend name can be opened on this machine (opens and closes a
 ** port to find out). */
 int nio__port_available(const char *backend);
+/* The backends this build has, in the order the best is chosen: name i
+** (from 0), or NULL past the last. The one list of backend names: code
+** that names or lists backends asks here. */
+const char *nio__port_backend_name(int i);
 
 /* Associate a new socket with the port before any request on it (epoll
 ** registers it, iocp associates it with the completion port). */
