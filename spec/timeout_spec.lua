@@ -215,3 +215,50 @@ describe("per-call timeouts", function()
     assert.are.equal("timeout", e2)
   end)
 end)
+
+-- A timeout the engine cannot arm (its timer heap cannot grow: the test
+-- switch NETIO_TEST_TIMER_HEAP=0 refuses every timer) fails the call with
+-- "not enough memory" at once; it never becomes a wait without a limit.
+describe("a timeout that cannot be armed", function()
+  local HOST = os.getenv("NETIO_HOST")
+
+  it("timeouts_that_cannot_be_armed_fail_with_not_enough_memory", function()
+    if not HOST then pending("NETIO_HOST is not set") return end
+    local src = table.concat({
+      "local netio = require 'netio'",
+      "local l = assert(netio.listen('127.0.0.1:0'))",
+      "local _, port = l:getsockname()",
+      "local addr = '127.0.0.1:' .. port",
+      "local c = assert(netio.connect(addr))",
+      "local s = assert(l:accept())",
+      "print('recv', c:recv(1, 0.05))",
+      "c:settimeout(0.05)",
+      "print('settimeout', c:recv('*l'))",
+      "print('sleep', netio.sleep(0.05))",
+      "print('accept', l:accept(0.05))",
+      "print('connect', netio.connect(addr, { timeout = 0.05 }))",
+      "print('receive', netio.receive(0.05))",
+      "print('join', netio.spawn(function() end):join(0.05))",
+      "c:settimeout(nil)",
+      "s:send('x\\n')",
+      "print('no timeout', c:recv('*l'))",
+      "c:close() s:close() l:close()",
+    }, " ")
+    local t0 = netio.now()
+    local code, out, err = H.sh(H.env({ NETIO_TEST_TIMER_HEAP = "0" })
+      .. H.quote(HOST) .. " -e " .. H.quote(src), 20)
+    assert.are.equal(0, code, "stdout: " .. tostring(out) .. " stderr: " .. tostring(err))
+    assert.are.equal("", err)
+    assert.are.equal(table.concat({
+      "recv\tnil\tnot enough memory\t",
+      "settimeout\tnil\tnot enough memory\t",
+      "sleep\tnil\tnot enough memory",
+      "accept\tnil\tnot enough memory",
+      "connect\tnil\tnot enough memory\tENOMEM",
+      "receive\tnil\tnot enough memory",
+      "join\tnil\tnot enough memory",
+      "no timeout\tx",
+      "" }, "\n"), out)
+    assert.is_true(netio.now() - t0 < 10, "the script took " .. (netio.now() - t0) .. " s")
+  end)
+end)

@@ -239,6 +239,69 @@ static void engine_now_is_the_turn_time(void **state) {
   assert_int_equal(s.nfired, 20);
 }
 
+/* ---- a heap that cannot grow ---------------------------------------- */
+
+/* NETIO_TEST_TIMER_HEAP=64 caps the heap at its first capacity: the
+** watchdog takes one entry, so 63 timers arm and the rest get NIO_ENOMEM
+** and stay stopped -- never armed in part, and the heap stays whole. */
+#define FULL_N 100
+
+typedef struct full_state {
+  eh_test t;
+  nio_timer tm[FULL_N];
+  int armed, refused, fired;
+} full_state;
+
+static void full_cb(nio_timer *tm) {
+  full_state *s = tm->data;
+  s->fired++;
+  s->t.done = 1;
+}
+
+static int full_start(eh_test *t) {
+  full_state *s = (full_state *)t;
+  for (int i = 0; i < FULL_N; i++) {
+    int r;
+    s->tm[i].data = s;
+    r = nio__timer_start(t->e, &s->tm[i], i == 0 ? 20 * MS : 60000 * MS,
+                         full_cb);
+    if (r == 0 && nio__timer_active(&s->tm[i]))
+      s->armed++;
+    else if (r == NIO_ENOMEM && !nio__timer_active(&s->tm[i]))
+      s->refused++;
+    else
+      eh_failf(t, __FILE__, __LINE__,
+               "timer %d: expected 0 and armed or NIO_ENOMEM and stopped, "
+               "got %d, active %d",
+               i, r, nio__timer_active(&s->tm[i]));
+  }
+  t->stage = "the 20 ms timer of a full heap";
+  return 0;
+}
+
+static void full_done(eh_test *t) {
+  full_state *s = (full_state *)t;
+  for (int i = 0; i < FULL_N; i++) nio__timer_stop(t->e, &s->tm[i]);
+}
+
+static void
+timer_start_fails_with_enomem_when_the_heap_cannot_grow(void **state) {
+  full_state s;
+  (void)state;
+  memset(&s, 0, sizeof s);
+  s.t.start = full_start;
+  s.t.finish = full_done;
+  th_setenv("NETIO_TEST_TIMER_HEAP", "64");
+  eh_run(&s.t);
+  th_setenv("NETIO_TEST_TIMER_HEAP", NULL);
+  if (s.armed != 63 || s.refused != FULL_N - 63)
+    fail_msg("a heap of 64 with the watchdog in it: expected 63 timers armed "
+             "and %d refused, got %d and %d",
+             FULL_N - 63, s.armed, s.refused);
+  if (s.fired != 1)
+    fail_msg("expected the 20 ms timer to fire once, fired %d", s.fired);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(timers_fire_in_due_order),
@@ -248,6 +311,7 @@ int main(void) {
       cmocka_unit_test(many_timers_fire_once_each_in_order),
       cmocka_unit_test(timer_drives_the_wait_without_spinning),
       cmocka_unit_test(engine_now_is_the_turn_time),
+      cmocka_unit_test(timer_start_fails_with_enomem_when_the_heap_cannot_grow),
   };
   th_init(0);
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -297,8 +297,15 @@ nb_task *nio__bind_spawn(lua_State *L, nb_state *S, int fidx);
 void nio__bind_wake(nb_task *t);
 /* Prepare t to wait: arm the timeout (ns, < 0 none). Then the caller
 ** returns lua_yieldk(L, 0, ctx, k); the continuation checks its condition
-** and, once the wait is over, calls nio__bind_wait_end(). */
-void nio__bind_wait_begin(nb_task *t, int64_t timeout_ns);
+** and, once the wait is over, calls nio__bind_wait_end(). Returns 0, or
+** NIO_ENOMEM when the timeout cannot be armed (never with no timeout):
+** then t is not waiting, and the call must fail ("not enough memory")
+** rather than wait without its deadline. Call it before putting t in a
+** wait queue or a slot, so a failure has nothing to undo. */
+int nio__bind_wait_begin(nb_task *t, int64_t timeout_ns);
+/* A wait whose timeout could not be armed: returns nil, "not enough
+** memory" (the calls whose failures are nil, message). */
+int nio__bind_nomem(lua_State *L);
 /* Mark t waiting and yield with continuation k (also to wait again after a
 ** wake-up that did not end the wait). Call as a return expression. */
 int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,

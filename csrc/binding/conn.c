@@ -374,8 +374,9 @@ static int l_conn_recv(lua_State *L) {
   nb->scan = 0;
   if ((r = recv_step(L, nb, mode, n)) >= 0) return r;
   lua_settop(L, 3);
+  if (nio__bind_wait_begin(t, tmo) < 0)
+    return recv_fail(L, nb, nio_strerror(NIO_ENOMEM));
   nio__bind_occupy(&nb->reader, t);
-  nio__bind_wait_begin(t, tmo);
   nio__bind_on_cancel(t, recv_cancel, nb);
   return nio__bind_yield(L, t, ctx, recv_k);
 }
@@ -506,8 +507,14 @@ static int l_conn_send(lua_State *L) {
   }
   /* Above the high-water mark: wait for the low one. */
   lua_settop(L, 2);
+  if (nio__bind_wait_begin(t, nb->tmo_send) < 0) {
+    /* Queued, but the wait for the low-water mark has no deadline. */
+    lua_pushnil(L);
+    lua_pushstring(L, nio_strerror(NIO_ENOMEM));
+    lua_pushinteger(L, (lua_Integer)total);
+    return 3;
+  }
   nio__bind_occupy(&nb->writer, t);
-  nio__bind_wait_begin(t, nb->tmo_send);
   return nio__bind_yield(L, t, (lua_KContext)total, send_k);
 }
 
@@ -554,8 +561,8 @@ static int l_conn_flush(lua_State *L) {
     return 2;
   }
   lua_settop(L, 2);
+  if (nio__bind_wait_begin(t, tmo) < 0) return send_failed(L, NIO_ENOMEM);
   nio__bind_occupy(&nb->writer, t);
-  nio__bind_wait_begin(t, tmo);
   return nio__bind_yield(L, t, 0, flush_k);
 }
 

@@ -130,8 +130,9 @@ static int l_sleep(lua_State *L) {
     nio__bind_wait_begin(t, -1);
     t->timedout = 1;
     nio__bind_wake(t);
-  } else {
-    nio__bind_wait_begin(t, sec >= 1e9 ? -1 : (int64_t)(sec * 1e9));
+  } else if (nio__bind_wait_begin(t, sec >= 1e9 ? -1 : (int64_t)(sec * 1e9)) <
+             0) {
+    return nio__bind_nomem(L);
   }
   return nio__bind_yield(L, t, (lua_KContext)t, sleep_k);
 }

@@ -112,8 +112,8 @@ static int l_listener_accept(lua_State *L) {
   if (nl->l == NULL) return accept_closed(L);
   lua_settop(L, 2);
   if (accept_try(L, nl)) return 1;
+  if (nio__bind_wait_begin(t, tmo) < 0) return nio__bind_nomem(L);
   nio__bind_waitq_add(&nl->acceptors, t);
-  nio__bind_wait_begin(t, tmo);
   return nio__bind_yield(L, t, 0, accept_k);
 }
 

@@ -194,8 +194,8 @@ int nio__bind_l_receive(lua_State *L) {
     lua_settop(L, 0);
     return receive_take(L, S);
   }
+  if (nio__bind_wait_begin(t, tmo) < 0) return nio__bind_nomem(L);
   nio__bind_waitq_add(&S->receivers, t);
-  nio__bind_wait_begin(t, tmo);
   return nio__bind_yield(L, t, (lua_KContext)S, receive_k);
 }
 

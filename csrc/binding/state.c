@@ -117,7 +117,9 @@ static void hook_stop(nio_engine *e, void *arg) {
   /* Tasks waiting on coordination objects hear "closed" and can end. */
   nio__bind_close_waitqs(S, 0);
   S->grace.data = S;
-  nio__timer_start(e, &S->grace, NB_STOP_GRACE_NS, state_grace_cb);
+  /* No timer for the grace period: it ends at once. */
+  if (nio__timer_start(e, &S->grace, NB_STOP_GRACE_NS, state_grace_cb) < 0)
+    state_grace_cb(&S->grace);
 }
 
 static void hook_finish(nio_engine *e, void *arg) {

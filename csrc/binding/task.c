@@ -29,18 +29,28 @@ static void task_timer_cb(nio_timer *tm) {
   nio__bind_wake(t);
 }
 
-void nio__bind_wait_begin(nb_task *t, int64_t timeout_ns) {
+int nio__bind_wait_begin(nb_task *t, int64_t timeout_ns) {
   nio_engine *e = t->S->e;
+  int r;
   t->timedout = 0;
-  t->status = NB_T_WAIT;
   if (nio__timer_active(&t->timer)) nio__timer_stop(e, &t->timer);
   if (timeout_ns >= 0) {
     /* Timers count from the turn's cached time; the task may have run
     ** long since (a big string.rep): count from now instead. */
     uint64_t late = nio__now_ns() - nio__engine_now(e);
     t->timer.data = t;
-    nio__timer_start(e, &t->timer, (uint64_t)timeout_ns + late, task_timer_cb);
+    r = nio__timer_start(e, &t->timer, (uint64_t)timeout_ns + late,
+                         task_timer_cb);
+    if (r < 0) return r;
   }
+  t->status = NB_T_WAIT;
+  return 0;
+}
+
+int nio__bind_nomem(lua_State *L) {
+  lua_pushnil(L);
+  lua_pushstring(L, nio_strerror(NIO_ENOMEM));
+  return 2;
 }
 
 const char nio__bind_nested_mark = 0;
@@ -409,8 +419,8 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
 int nio__bind_join_wait(lua_State *L, nb_task *t, nb_task *target,
                         int64_t timeout_ns, int raise) {
   int idx = lua_absindex(L, -1); /* target's userdata is on top */
+  if (nio__bind_wait_begin(t, timeout_ns) < 0) return nio__bind_nomem(L);
   nio__bind_waitq_add(&target->joiners, t);
-  nio__bind_wait_begin(t, timeout_ns);
   return nio__bind_yield(L, t, ((lua_KContext)idx << 1) | raise, join_k);
 }
 

@@ -342,7 +342,7 @@ static int connect_common(lua_State *L, nb_conn *dial) {
   }
   r = parse_addr(addr, host, sizeof host, &port, &op->addr);
   if (r < 0) return malformed(L, addr, r);
-  nio__bind_wait_begin(t, tmo);
+  if (nio__bind_wait_begin(t, tmo) < 0) return nio__bind_fail(L, NIO_ENOMEM);
   r = r == 1 ? resolve_start(t, op, host, port) : connect_start(t, nb, op);
   if (r < 0) {
     nio__bind_wait_end(t);

@@ -624,8 +624,8 @@ static int l_thread_join(lua_State *L) {
     lua_pushliteral(L, "closed");
     return 2;
   }
+  if (nio__bind_wait_begin(t, tmo) < 0) return nio__bind_nomem(L);
   nio__bind_waitq_add(&th->joiners, t);
-  nio__bind_wait_begin(t, tmo);
   return nio__bind_yield(L, t, (lua_KContext)th, join_k);
 }
 

@@ -137,8 +137,8 @@ static int l_wq_wait(lua_State *L) {
     lua_pushliteral(L, "closed");
     return 2;
   }
+  if (nio__bind_wait_begin(t, tmo) < 0) return nio__bind_nomem(L);
   nio__bind_waitq_add(&wq->q, t);
-  nio__bind_wait_begin(t, tmo);
   return nio__bind_yield(L, t, 0, wq_wait_k);
 }
 

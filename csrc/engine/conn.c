@@ -806,7 +806,10 @@ static void conn_caf_expire(nio_timer *t) {
   conn *c;
   while ((c = e->fhead) != NULL && c->fdue <= e->now)
     nio__conn_close(&c->pub, 0);
-  if (c) nio__timer_start(e, &e->ftimer, c->fdue - e->now, conn_caf_expire);
+  /* Without the timer the rest would wait for their peers forever: their
+  ** grace ends now. */
+  if (c && nio__timer_start(e, &e->ftimer, c->fdue - e->now, conn_caf_expire))
+    while ((c = e->fhead) != NULL) nio__conn_close(&c->pub, 0);
 }
 
 void nio__conn_close_after_flush(nio_conn *pc) {
@@ -835,7 +838,11 @@ void nio__conn_close_after_flush(nio_conn *pc) {
   e->ftail = c;
   if (!nio__timer_active(&e->ftimer)) {
     e->ftimer.data = e;
-    nio__timer_start(e, &e->ftimer, e->grace_ns, conn_caf_expire);
+    /* No timer, no bound: close now rather than maybe never. */
+    if (nio__timer_start(e, &e->ftimer, e->grace_ns, conn_caf_expire) < 0) {
+      nio__conn_close(pc, 0);
+      return;
+    }
   }
   conn_recv_kick(c);
 }

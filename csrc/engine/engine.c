@@ -74,6 +74,17 @@ static void registry_remove(nio_engine *e) {
   registry_release();
 }
 
+/* A test switch: the timer heap's largest capacity (it grows 64, 128...;
+** 0: no timer can be armed), to see how waits fail when it cannot grow. */
+static uint32_t engine_heapmax_from_env(void) {
+  const char *s = getenv("NETIO_TEST_TIMER_HEAP");
+  char *end;
+  unsigned long n;
+  if (s == NULL || *s == '\0') return UINT32_MAX;
+  n = strtoul(s, &end, 10);
+  return *end != '\0' || n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 static uint64_t engine_grace_from_env(void) {
   const char *s = getenv("NETIO_GRACE");
   char *end;
@@ -100,6 +111,7 @@ int nio__engine_new(nio_engine **out, const nio_options *o) {
   e->inbox_limit = o && o->inbox_limit ? o->inbox_limit : ENGINE_INBOX_LIMIT;
   e->post_limit = o && o->post_limit ? o->post_limit : ENGINE_POST_LIMIT;
   e->grace_ns = engine_grace_from_env();
+  e->heapmax = engine_heapmax_from_env();
   atomic_init(&e->refs, 1);
   if ((r = nio__mutex_init(&e->mu)) < 0) {
     free(e->xblocks);

@@ -123,9 +123,12 @@ struct nio_timer {
   nio_timer_cb cb;
   void *data; /* the owner's */
 };
-/* (Re)arm t to fire after delay_ns. */
-void nio__timer_start(nio_engine *e, nio_timer *t, uint64_t delay_ns,
-                      nio_timer_cb cb);
+/* (Re)arm t to fire after delay_ns. Returns 0, or NIO_ENOMEM when the
+** heap cannot grow: then t is stopped (even if it was armed before), and
+** the caller must not wait on it -- fail the wait, or do at once what the
+** timer would have done. */
+int nio__timer_start(nio_engine *e, nio_timer *t, uint64_t delay_ns,
+                     nio_timer_cb cb);
 void nio__timer_stop(nio_engine *e, nio_timer *t);
 #define nio__timer_active(t) ((t)->slot != 0)
 

@@ -213,9 +213,10 @@ struct nio_engine {
   int result;
   unsigned quit : 1, stop_seen : 1, started : 1, ending : 1;
 
-  /* Timers: a binary min-heap on due. */
+  /* Timers: a binary min-heap on due. heapmax: the capacity it may grow
+  ** to (NETIO_TEST_TIMER_HEAP, for tests of a heap that cannot grow). */
   nio_timer **heap;
-  uint32_t nheap, heapcap;
+  uint32_t nheap, heapcap, heapmax;
 
   /* Connections. */
   nio_slot *slots;

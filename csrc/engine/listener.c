@@ -6,6 +6,7 @@
 */
 #include <stdlib.h>
 #include "internal.h"
+#include "../util/log.h"
 
 /* After an accept error such as EMFILE (NIO_ACCEPT_BACKOFF) the accept is
 ** re-armed only after this pause: re-arming at once would spin on the same
@@ -33,7 +34,14 @@ static void listener_arm(listener *l) {
     l->pub.err = r;
     if (nio__port_accept_error(r) == NIO_ACCEPT_BACKOFF) {
       l->retry.data = l;
-      nio__timer_start(l->e, &l->retry, LISTEN_RETRY_NS, listener_retry);
+      /* Re-arming here would recurse on the same error: without the retry
+      ** timer the listener waits for its owner's next accept. Say so. */
+      if (nio__timer_start(l->e, &l->retry, LISTEN_RETRY_NS, listener_retry) <
+          0)
+        nio__log(NIO_LOG_ERROR,
+                 "netio: a listener cannot accept (%s) nor arm its retry "
+                 "(not enough memory): it waits for the next accept call",
+                 nio_strerror(r));
     }
   }
 }
@@ -103,9 +111,12 @@ static void listener_on_accept(nio_req *req, int res, const char *data,
       break;
     case NIO_ACCEPT_BACKOFF:
       /* EMFILE and friends: stop accepting for a while so the loop does
-      ** not spin on the error. */
+      ** not spin on the error. No memory for the pause: re-arm without it
+      ** rather than never. */
       l->retry.data = l;
-      nio__timer_start(l->e, &l->retry, LISTEN_RETRY_NS, listener_retry);
+      if (nio__timer_start(l->e, &l->retry, LISTEN_RETRY_NS, listener_retry) <
+          0)
+        listener_arm(l);
       break;
     default:
       break; /* fatal for the listener: it accepts no more */

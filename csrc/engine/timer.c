@@ -56,8 +56,8 @@ void nio__timer_stop(nio_engine *e, nio_timer *t) {
   timer_up(e, last->slot - 1);
 }
 
-void nio__timer_start(nio_engine *e, nio_timer *t, uint64_t delay_ns,
-                      nio_timer_cb cb) {
+int nio__timer_start(nio_engine *e, nio_timer *t, uint64_t delay_ns,
+                     nio_timer_cb cb) {
   nio__timer_stop(e, t);
   t->cb = cb;
   /* Never due at the current turn's instant: a timer re-armed with delay 0
@@ -68,15 +68,18 @@ void nio__timer_start(nio_engine *e, nio_timer *t, uint64_t delay_ns,
   if (t->due < e->now) t->due = UINT64_MAX; /* saturate huge delays */
   if (e->nheap == e->heapcap) {
     uint32_t cap = e->heapcap ? e->heapcap * 2 : 64;
-    nio_timer **h = realloc(e->heap, cap * sizeof *h);
-    /* Out of memory: the timer stays inactive (nio__timer_active() says
-    ** so); there is no better answer for a void API. */
-    if (h == NULL) return;
+    nio_timer **h;
+    /* The heap cannot grow: t stays stopped, and the caller decides what
+    ** a wait without its deadline becomes (never a silent wait forever). */
+    if (e->heapcap >= e->heapmax || cap < e->heapcap ||
+        (h = realloc(e->heap, cap * sizeof *h)) == NULL)
+      return NIO_ENOMEM;
     e->heap = h;
     e->heapcap = cap;
   }
   timer_place(e, t, e->nheap++);
   timer_up(e, e->nheap - 1);
+  return 0;
 }
 
 int nio__timers_timeout(nio_engine *e, uint64_t now) {
