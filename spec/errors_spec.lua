@@ -182,6 +182,52 @@ describe("argument errors", function()
     assert.truthy(e1 and e1:find("netio.conn", 1, true), tostring(e1))
     assert.truthy(e2 and e2:find("netio.listener", 1, true), tostring(e2))
   end)
+
+  -- Every method and metamethod of netio.conn and netio.listener knows its
+  -- self by metatable identity: a table, another library's userdata, an
+  -- object of another netio class -- even one with the class's own methods
+  -- copied into its metatable -- is refused with the standard message.
+  it("class_methods_refuse_every_self_that_is_not_of_their_class", function()
+    local got = H.run(function()
+      local c = H.pair()
+      local l = H.listen()
+      local t = netio.spawn(function() end)
+      t:join(1)
+      local impostor = setmetatable({}, getmetatable(c))
+      local out = {}
+      for _, cls in ipairs({ { "netio.conn", c, l }, { "netio.listener", l, c } }) do
+        local name, obj, other = cls[1], cls[2], cls[3]
+        local mt = getmetatable(obj)
+        local fns = {}
+        for k in pairs(mt.__index) do fns[#fns + 1] = { "__index." .. k, k } end
+        for _, k in ipairs({ "__gc", "__close", "__tostring" }) do
+          fns[#fns + 1] = { k, k }
+        end
+        local selves = { { {}, "table" }, { io.stdout, "FILE*" },
+                         { other, getmetatable(other).__name },
+                         { t, "netio.task" }, { impostor, "netio.conn" },
+                         { 42, "number" } }
+        for _, f in ipairs(fns) do
+          -- A call through a field, so the message names the function.
+          local call = load("local mt, self = ... return mt." .. f[1] .. "(self)")
+          for _, s in ipairs(selves) do
+            local bad, gotname = s[1], s[2]
+            -- (Lua names a value by its metatable's __name: the impostor
+            -- table reads "netio.conn".)
+            local ok, err = pcall(call, mt, bad)
+            local want = ("bad argument #1 to '%s' (%s expected, got %s)")
+              :format(f[2], name, gotname)
+            if ok or not tostring(err):find(want, 1, true) then
+              out[#out + 1] = ("%s(%s): expected %q, got %s"):format(
+                f[1], gotname, want, ok and "no error" or tostring(err))
+            end
+          end
+        end
+      end
+      return out
+    end)
+    assert.are.same({}, got)
+  end)
 end)
 
 describe("yielding calls outside a netio task", function()

@@ -287,6 +287,44 @@ static void unknown_backend_fails_at_join(void **state) {
   nio_engine_free(e);
 }
 
+/* forge(u): a new userdata with u's bytes and no metatable -- what another
+** C library's userdata could look like by chance. */
+static int l_forge(lua_State *L) {
+  size_t n = lua_rawlen(L, 1);
+  void *p = lua_touserdata(L, 1), *q;
+  luaL_argcheck(L, p != NULL && n > 0, 1, "full userdata expected");
+  q = lua_newuserdatauv(L, n, 0);
+  memcpy(q, p, n);
+  return 1;
+}
+
+/* A conn method knows its self by the class's metatable, not by its
+** bytes: a byte-for-byte copy of a conn is refused. */
+static void conn_methods_refuse_a_forged_conn(void **state) {
+  static const char src[] =
+      "local netio = require 'netio'\n"
+      "local l = assert(netio.listen('127.0.0.1:0'))\n"
+      "local c = assert(netio.connect('127.0.0.1:' .. "
+      "select(2, l:getsockname())))\n"
+      "local ok, err = pcall(function() return c.id(forge(c)) end)\n"
+      "report('said', ok and 'the forged conn was taken' or tostring(err))\n"
+      "c:close() l:close()\n";
+  const char *want = "bad argument #1 to 'id' (netio.conn expected, got "
+                     "userdata)";
+  embed x;
+  nio_engine *e = embed_new(&x, src);
+  int status = -1;
+  (void)state;
+  lua_register(nio_engine_state(e), "forge", l_forge);
+  assert_int_equal(nio_engine_start(e, NULL, 0, NULL), 0);
+  assert_int_equal(nio_engine_join(e, &status), 0);
+  if (status != 0) th_fail("script failed: %s", nio_engine_error(e));
+  if (strstr(x.said, want) == NULL)
+    th_fail("expected \"%s\", got \"%s\"", want, x.said);
+  nio_engine_free(e);
+  embed_done(&x);
+}
+
 /* nio_backend_name lists this build's backends, best first, each one a
 ** name the engine accepts, and the first that can run is the one a run
 ** without a backend name picks. */
@@ -321,6 +359,7 @@ int main(void) {
       cmocka_unit_test(stop_and_free_a_running_engine),
       cmocka_unit_test(unknown_backend_fails_at_join),
       cmocka_unit_test(backend_names_list_this_builds_backends),
+      cmocka_unit_test(conn_methods_refuse_a_forged_conn),
   };
   th_init(0);
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -116,7 +116,6 @@ struct nb_task {
 ** engine's c->udata points back here until we close c, and the engine
 ** delivers no callback after that, so the pointer never dangles.
 */
-#define NB_CONN_MAGIC 0x6e62636fu
 struct nb_conn {
   nio_conn *c;
   nb_state *S; /* NULL once the run ended */
@@ -127,7 +126,6 @@ struct nb_conn {
   nb_task *reader; /* the task waiting in recv (or connect) */
   nb_task *writer; /* the task waiting in send (water mark) or flush */
   int64_t tmo_connect, tmo_send, tmo_read; /* ns, -1 = no limit */
-  uint32_t magic;                          /* NB_CONN_MAGIC: see conn_check() */
   unsigned connected : 1; /* connect completed (NIO_EV_CONNECT seen) */
   unsigned readonly : 1;  /* netio.stdin(): send, flush, shutdown refused */
   size_t want;            /* input wanted, when raised above the default */
@@ -199,6 +197,28 @@ int64_t nio__bind_opt_timeout(lua_State *L, int arg, int64_t dflt);
 /* Raise "bad argument #idx to 'f' (unknown option 'x')" for a key of the
 ** options table at idx that is not in the NULL-terminated known. */
 void nio__bind_check_opts(lua_State *L, int idx, const char *const *known);
+/* Make the class tname (its metatable, if not made yet): __index holds
+** methods, meta the metamethods, and every one of them has the metatable
+** as its upvalue 1, so nio__bind_check knows self by identity. Leaves
+** nothing on the stack. */
+void nio__bind_class(lua_State *L, const char *tname, const luaL_Reg *methods,
+                     const luaL_Reg *meta);
+/* Argument idx when it is a userdata of class tname, else raise "bad
+** argument #idx to 'f' (tname expected, got <type>)". Called from a
+** function of nio__bind_class: its metatable is compared with upvalue 1 --
+** identity, which no other userdata, table or forged bytes can pass, and
+** cheaper than luaL_checkudata's registry lookup by name (methods run
+** several times per message). From any other function it falls back to
+** luaL_checkudata. */
+static inline void *nio__bind_check(lua_State *L, int idx, const char *tname) {
+  void *p = lua_touserdata(L, idx);
+  if (p != NULL && lua_getmetatable(L, idx)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) return p;
+  }
+  return luaL_checkudata(L, idx, tname);
+}
 /* Push nil, message, code for a NIO_E* error; returns 3. */
 int nio__bind_fail(lua_State *L, int err);
 /* Release the strings the engine freed (loop thread context). */

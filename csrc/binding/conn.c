@@ -8,17 +8,9 @@
 
 enum { RM_ANY = 0, RM_N = 1, RM_LINE = 2, RM_ALL = 3 };
 
-/* Twice per message, so not luaL_checkudata (a registry lookup by name and
-** a metatable compare, ~180 instructions): a full userdata of our size
-** whose magic only nio__bind_conn_new writes is a netio.conn. A script
-** cannot forge userdata bytes; light userdata has length 0. The slow path
-** raises the usual error. */
+/* Twice per message: by metatable identity (nio__bind_check). */
 static nb_conn *conn_check(lua_State *L) {
-  nb_conn *nb = lua_touserdata(L, 1);
-  if (nb != NULL && lua_rawlen(L, 1) == sizeof *nb &&
-      nb->magic == NB_CONN_MAGIC)
-    return nb;
-  return luaL_checkudata(L, 1, NB_CONN_MT);
+  return nio__bind_check(L, 1, NB_CONN_MT);
 }
 
 /* ---- life cycle ------------------------------------------------------ */
@@ -26,7 +18,6 @@ static nb_conn *conn_check(lua_State *L) {
 nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S) {
   nb_conn *nb = lua_newuserdatauv(L, sizeof *nb, 0);
   memset(nb, 0, sizeof *nb);
-  nb->magic = NB_CONN_MAGIC;
   nb->tmo_connect = nb->tmo_send = nb->tmo_read = -1;
   nb->max_input = NB_MAX_INPUT;
   luaL_setmetatable(L, NB_CONN_MT);
@@ -747,15 +738,9 @@ void nio__bind_conn_open(lua_State *L) {
       {"successor", l_conn_successor},
       {"getstats", l_conn_getstats},
       {NULL, NULL}};
-  if (luaL_newmetatable(L, NB_CONN_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_conn_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_conn_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_conn_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", l_conn_gc},
+                                  {"__close", l_conn_gc},
+                                  {"__tostring", l_conn_tostring},
+                                  {NULL, NULL}};
+  nio__bind_class(L, NB_CONN_MT, methods, meta);
 }

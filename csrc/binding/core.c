@@ -86,6 +86,21 @@ void nio__bind_check_opts(lua_State *L, int idx, const char *const *known) {
   }
 }
 
+void nio__bind_class(lua_State *L, const char *tname, const luaL_Reg *methods,
+                     const luaL_Reg *meta) {
+  if (!luaL_newmetatable(L, tname)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_newtable(L);
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, -1);
+  luaL_setfuncs(L, meta, 1);
+  lua_pop(L, 1);
+}
+
 int nio__bind_fail(lua_State *L, int err) {
   lua_pushnil(L);
   lua_pushstring(L, nio_strerror(err));

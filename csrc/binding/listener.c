@@ -6,7 +6,7 @@
 #include "binding.h"
 
 static nb_listener *listener_check(lua_State *L) {
-  return luaL_checkudata(L, 1, NB_LISTENER_MT);
+  return nio__bind_check(L, 1, NB_LISTENER_MT);
 }
 
 nb_listener *nio__bind_listener_new(lua_State *L, nb_state *S) {
@@ -157,15 +157,9 @@ void nio__bind_listener_open(lua_State *L) {
                                      {"getsockname", l_listener_getsockname},
                                      {"close", l_listener_close},
                                      {NULL, NULL}};
-  if (luaL_newmetatable(L, NB_LISTENER_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_listener_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_listener_gc);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, l_listener_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__gc", l_listener_gc},
+                                  {"__close", l_listener_gc},
+                                  {"__tostring", l_listener_tostring},
+                                  {NULL, NULL}};
+  nio__bind_class(L, NB_LISTENER_MT, methods, meta);
 }
