@@ -214,3 +214,34 @@ describe("netio.connect", function()
     assert.are.equal(20, n)
   end)
 end)
+
+-- Lookups run on the engine's pool of lookup threads. A run that ends
+-- while lookups are pending (made slow with the test switch
+-- NETIO_TEST_RESOLVE_DELAY) ends without waiting for them, and frees what
+-- the waiting connects held (under ASan a leak fails the host's exit).
+describe("connect by name as the run ends", function()
+  local HOST = os.getenv("NETIO_HOST")
+
+  it("a_run_ending_during_lookups_ends_at_once_and_leaks_nothing", function()
+    if not HOST then pending("NETIO_HOST is not set") return end
+    local src = table.concat({
+      "local netio = require 'netio'",
+      "for i = 1, 8 do",
+      "  netio.spawn(function() print('connect', netio.connect('localhost:9')) end)",
+      "end",
+      "netio.spawn(function()",
+      "  print('timeout', netio.connect('localhost:9', { timeout = 0.05 }))",
+      "end)",
+      "netio.sleep(0.2)",
+      "netio.stop()",
+    }, " ")
+    local t0 = netio.now()
+    local code, out, err = H.sh(H.env({ NETIO_TEST_RESOLVE_DELAY = "30" })
+      .. H.quote(HOST) .. " -e " .. H.quote(src), 25)
+    local dt = netio.now() - t0
+    assert.are.equal(0, code, "stdout: " .. tostring(out) .. " stderr: " .. tostring(err))
+    assert.are.equal("timeout\tnil\ttimeout\tETIMEDOUT\n", out)
+    assert.are.equal("", err)
+    assert.is_true(dt < 15, "the run waited " .. dt .. " s for its lookups")
+  end)
+end)

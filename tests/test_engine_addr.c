@@ -3,6 +3,25 @@
 ** numeric parsing, resolving "localhost" off the loop.
 */
 #include "engine_helpers.h"
+#ifdef __linux__
+#include <dirent.h>
+#endif
+
+/* Threads of this process now (Linux: /proc/self/task), or -1. */
+static int count_threads(void) {
+#ifdef __linux__
+  DIR *d = opendir("/proc/self/task");
+  struct dirent *de;
+  int n = 0;
+  if (d == NULL) return -1;
+  while ((de = readdir(d)) != NULL)
+    if (de->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+#else
+  return -1;
+#endif
+}
 
 static void split_accepts_valid_forms(void **state) {
   static const struct {
@@ -274,6 +293,114 @@ static void engine_end_cancels_pending_resolutions(void **state) {
   th_usleep(300000);
 }
 
+/* ---- the pool of lookup threads ------------------------------------- */
+
+/* 64 lookups at once, each made to last 50 ms (NETIO_TEST_RESOLVE_DELAY):
+** they all answer, and never more than 4 threads look names up. */
+#define POOL_N 64
+
+typedef struct pool_state {
+  eh_test t;
+  int base, peak, calls, ok, canceled;
+} pool_state;
+
+static void pool_sample(pool_state *s) {
+  int n = count_threads();
+  if (n > s->peak) s->peak = n;
+}
+
+static void pool_cb(void *arg, int res, const nio_addr *a) {
+  pool_state *s = arg;
+  (void)a;
+  s->calls++;
+  if (res == 0) s->ok++;
+  if (res == NIO_ECANCELED) s->canceled++;
+  if (s->calls == POOL_N) s->t.done = 1;
+}
+
+static int pool_start(eh_test *t) {
+  pool_state *s = (pool_state *)t;
+  s->base = count_threads();
+  for (int i = 0; i < POOL_N; i++) {
+    int r = nio__resolve(t->e, "localhost", 80, pool_cb, s);
+    if (!EH_CHECK(t, r == 0, "resolve %d: expected 0, got %s", i,
+                  nio_err_name(r)))
+      return 0;
+    pool_sample(s);
+  }
+  t->stage = "64 lookups of 50 ms on 4 threads";
+  return 0;
+}
+
+static void pool_turn(eh_test *t) {
+  pool_sample((pool_state *)t);
+}
+
+static void lookups_share_a_pool_of_four_threads(void **state) {
+  pool_state s;
+  int64_t t0;
+  (void)state;
+  memset(&s, 0, sizeof s);
+  s.t.start = pool_start;
+  s.t.turn = pool_turn;
+  th_setenv("NETIO_TEST_RESOLVE_DELAY", "0.05");
+  t0 = th_now_ms();
+  eh_run(&s.t);
+  th_setenv("NETIO_TEST_RESOLVE_DELAY", NULL);
+  if (s.ok != POOL_N)
+    fail_msg("expected %d lookups of localhost to answer, %d did (%d calls)",
+             POOL_N, s.ok, s.calls);
+  if (s.base > 0 && s.peak - s.base > 4)
+    fail_msg("expected at most 4 lookup threads, counted %d more threads "
+             "than before the lookups",
+             s.peak - s.base);
+  /* 16 rounds of 4 lookups of 50 ms: not one thread, not one per lookup. */
+  if (th_now_ms() - t0 < 700)
+    fail_msg("64 lookups of 50 ms took %lld ms: more than 4 at once",
+             (long long)(th_now_ms() - t0));
+}
+
+/* The run ends while lookups wait (made to last 10 s): every callback runs
+** with NIO_ECANCELED at the end, which does not wait for them, and the
+** lookup threads end with the engine (ASan: nothing leaks). */
+static int pending_start(eh_test *t) {
+  pool_state *s = (pool_state *)t;
+  for (int i = 0; i < 8; i++)
+    EH_CHECK(t, nio__resolve(t->e, "localhost", 80, pool_cb, s) == 0,
+             "resolve: expected 0");
+  t->done = 1;
+  return 0;
+}
+
+static void engine_end_stops_the_lookup_threads(void **state) {
+  pool_state s;
+  int64_t t0, deadline;
+  int n = -1;
+  (void)state;
+  memset(&s, 0, sizeof s);
+  s.base = count_threads();
+  s.t.start = pending_start;
+  th_setenv("NETIO_TEST_RESOLVE_DELAY", "10");
+  t0 = th_now_ms();
+  eh_run(&s.t);
+  th_setenv("NETIO_TEST_RESOLVE_DELAY", NULL);
+  if (s.calls != 8 || s.canceled != 8)
+    fail_msg("expected 8 callbacks with NIO_ECANCELED, got %d calls, %d "
+             "canceled",
+             s.calls, s.canceled);
+  if (th_now_ms() - t0 > 5000)
+    fail_msg("the engine's end waited %lld ms for lookups",
+             (long long)(th_now_ms() - t0));
+  if (s.base < 0) return;
+  deadline = th_now_ms() + 2000;
+  while ((n = count_threads()) > s.base && th_now_ms() < deadline)
+    th_usleep(10000);
+  if (n > s.base)
+    fail_msg("expected the lookup threads to end with the engine: %d threads, "
+             "%d before",
+             n, s.base);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(split_accepts_valid_forms),
@@ -282,6 +409,8 @@ int main(void) {
       cmocka_unit_test(numeric_checks_ipv6_literals_and_zones),
       cmocka_unit_test(resolve_localhost_off_the_loop),
       cmocka_unit_test(engine_end_cancels_pending_resolutions),
+      cmocka_unit_test(lookups_share_a_pool_of_four_threads),
+      cmocka_unit_test(engine_end_stops_the_lookup_threads),
   };
   th_init(0);
   return cmocka_run_group_tests(tests, NULL, NULL);

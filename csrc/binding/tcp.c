@@ -7,9 +7,11 @@
 #include "binding.h"
 
 /*
-** A name resolution in flight. Allocated by the task that asks, freed by
-** the task when the answer came, or by the callback when the task gave up
-** (t == NULL): the callback always runs once, later.
+** A name resolution in flight. Allocated by the task that asks; freed by
+** the task when the answer came, by the callback when the task gave up
+** (t == NULL), or by its op's __gc when the task never came back for the
+** answer (the run ended during the lookup: the callback ran with
+** NIO_ECANCELED, the task was abandoned). The callback always runs once.
 */
 typedef struct tcp_resolve {
   nb_task *t;
@@ -28,6 +30,29 @@ typedef struct tcp_op {
   nb_conn *nb; /* connect: the connection being made */
   int dial;    /* conn:dial(): a failure leaves the connection to its owner */
 } tcp_op;
+
+/* The op of a listen or connect is collected: a resolution it still holds
+** is freed if answered, else left to its callback. */
+static int tcp_op_gc(lua_State *L) {
+  tcp_op *op = lua_touserdata(L, 1);
+  if (op->r && op->r->done)
+    free(op->r);
+  else if (op->r)
+    op->r->t = NULL;
+  op->r = NULL;
+  return 0;
+}
+
+static tcp_op *tcp_op_new(lua_State *L) {
+  tcp_op *op = lua_newuserdatauv(L, sizeof *op, 0);
+  memset(op, 0, sizeof *op);
+  if (luaL_newmetatable(L, "netio.tcpop")) {
+    lua_pushcfunction(L, tcp_op_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return op;
+}
 
 /* The task was canceled in the middle: the resolution's answer is
 ** dropped by its callback, a connection being made is closed. */
@@ -217,8 +242,7 @@ int nio__bind_l_listen(lua_State *L) {
     lua_pushliteral(L, "netio: listen must be called from a netio task");
     return lua_error(L);
   }
-  op = lua_newuserdatauv(L, sizeof *op, 0);
-  memset(op, 0, sizeof *op);
+  op = tcp_op_new(L);
   op->backlog = (int)backlog;
   op->reuseport = reuseport;
   op->accepts = (int)accepts;
@@ -322,8 +346,7 @@ static int connect_common(lua_State *L, nb_conn *dial) {
   }
   lua_settop(L, dial ? 3 : 2); /* dial: its conn at 3 */
   t = nio__bind_task(L, NULL, fname);
-  op = lua_newuserdatauv(L, sizeof *op, 0);
-  memset(op, 0, sizeof *op);
+  op = tcp_op_new(L);
   lua_insert(L, 3); /* op at 3; connect_k finds the conn at 4 */
   if (dial) {
     nb = dial;

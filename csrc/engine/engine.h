@@ -288,9 +288,12 @@ int nio__addr_split(const char *s, char *host, size_t hostlen, int *port);
 ** NIO_ENODEV for a zone that names no interface, or NIO_EAI_NONAME if
 ** host is not numeric (then resolve it). */
 int nio__addr_numeric(const char *host, int port, nio_addr *a);
-/* Resolve a host name without blocking the loop: getaddrinfo runs on a
-** helper thread; cb runs on the worker with res = 0 and the first address
-** (port set), or NIO_E*. */
+/* Resolve a host name without blocking the loop: getaddrinfo runs on one
+** of the engine's lookup threads (at most 4, started as needed, stopped
+** when the engine ends); cb runs later on the worker with res = 0 and the
+** first address (port set), or NIO_E*, or NIO_ECANCELED as the engine
+** ends. Returns 0, NIO_EBUSY (1024 lookups already wait for a thread),
+** NIO_ECLOSED (the engine is ending), NIO_ENOMEM or a thread error. */
 typedef void (*nio_resolve_cb)(void *arg, int res, const nio_addr *a);
 int nio__resolve(nio_engine *e, const char *host, int port, nio_resolve_cb cb,
                  void *arg);

@@ -12,6 +12,7 @@
 typedef struct conn conn;
 typedef struct listener listener;
 typedef struct nio_resolve_req nio_resolve_req;
+typedef struct nio_resolver nio_resolver;
 
 /*
 ** Connection ids: bits 0..21 slot, 22..45 generation, 46..53 engine index,
@@ -233,7 +234,8 @@ struct nio_engine {
   listener *lzombies;
   nio_pool pools[NIO_POOL_CLASSES]; /* free buffers, 512 B << class */
   size_t pooled;                    /* bytes in pools */
-  nio_resolve_req *resolving;
+  nio_resolve_req *resolving;       /* lookups whose callback has not run */
+  nio_resolver *resolver; /* lookup threads, made by the first lookup */
   nio_counters stats;
 
   /* Set before the worker starts, then read-only: any thread reads. */
@@ -329,8 +331,9 @@ void nio__listeners_sweep(nio_engine *e);
 void nio__listeners_close_all(nio_engine *e);
 
 /* resolve.c */
-/* Cancel resolutions in flight: their callbacks run now with
-** NIO_ECANCELED, and the helper threads drop their results. */
+/* At the engine's end: cancel resolutions in flight (their callbacks run
+** now with NIO_ECANCELED; helper threads drop their results) and stop the
+** lookup threads (without waiting for a getaddrinfo that still runs). */
 void nio__resolve_cancel_all(nio_engine *e);
 
 #endif /* NIO_ENGINE_INTERNAL_H */

@@ -1,46 +1,82 @@
 /*
 ** resolve.c: host name resolution off the loop -- nio__addr_resolve
-** (getaddrinfo) on a detached helper thread, the result delivered back
-** with nio__engine_call.
+** (getaddrinfo, which blocks) on a small pool of helper threads per
+** engine, each result delivered back with nio__engine_call.
 */
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
+#include "../util/log.h"
+
+/* At most this many lookups of one engine run at once; at most
+** RESOLVE_QUEUE_MAX more wait for a thread (then nio__resolve answers
+** NIO_EBUSY). */
+#define RESOLVE_THREADS 4
+#define RESOLVE_QUEUE_MAX 1024
+
+enum {
+  RQ_QUEUED,  /* in the pool's queue */
+  RQ_RUNNING, /* a helper thread looks it up */
+  RQ_HANDED,  /* an inbox call carries it to the worker */
+  RQ_LOST     /* the hand-off failed (no memory): only the list has it */
+};
 
 /*
-** A resolution in flight. Shared by the worker and one helper thread, so
-** it is reference counted (refs, under mu): one reference for the engine's
-** list (dropped when the result is delivered or the engine cancels), one
-** for the helper thread (handed to the inbox call when it delivers). The
-** engine may end while getaddrinfo still runs: it then sets e to NULL
-** under mu, and the thread, which touches the engine only under mu and
-** only while e is set, drops its result.
+** A resolution: allocated by nio__resolve, linked in e->resolving (worker
+** only) until its callback ran. Who frees it follows its state, which
+** changes under the pool's mu: QUEUED and LOST, the worker (delivery is
+** impossible); RUNNING, the helper thread, if the engine canceled it
+** meanwhile; HANDED, resolve_deliver on the worker (a call the inbox
+** accepted always runs, even as the engine ends).
 */
 struct nio_resolve_req {
-  nio_mutex mu;
-  nio_engine *e; /* under mu; NULL once the engine gave up on it */
-  int refs;      /* under mu */
-  /* Worker only. */
-  nio_resolve_req *prev, *next;
+  nio_resolve_req *prev, *next; /* e->resolving: worker only */
+  nio_resolve_req *qnext;       /* the pool's queue: under mu */
   nio_resolve_cb cb;
   void *arg;
-  unsigned linked : 1;
-  /* Written by the thread before its inbox call, read by the worker in it
-  ** (the inbox lock orders them). */
+  int state;    /* under mu (the worker alone once HANDED) */
+  int canceled; /* under mu: its callback already ran with NIO_ECANCELED */
+  /* Written by the helper before the hand-off, read by the worker in the
+  ** call (the inbox lock orders them). */
   int res;
   int port;
   nio_addr addr;
   char host[];
 };
 
-static void resolve_unref(nio_resolve_req *q) {
+/*
+** The engine's pool of lookup threads: made by the first nio__resolve,
+** stopped by nio__resolve_cancel_all as the engine ends. Shared by the
+** worker and the threads, so counted (refs, under mu): one reference for
+** the engine, one per thread, the last frees it. Threads start when a
+** lookup is queued and no thread is idle, up to RESOLVE_THREADS, and wait
+** for more work until the stop. Then an idle thread ends at once and a
+** busy one when its getaddrinfo returns (it cannot be interrupted): the
+** engine does not wait for it, and the result is dropped.
+*/
+struct nio_resolver {
+  nio_mutex mu;
+  nio_cond cv; /* work queued, or the stop (broadcast) */
+  /* Set at creation. e: for hand-offs, made under mu while !stop, so
+  ** before the engine ends. */
+  nio_engine *e;
+  uint64_t delay_ns; /* NETIO_TEST_RESOLVE_DELAY: tests of slow lookups */
+  /* Under mu. */
+  nio_resolve_req *qhead, *qtail;
+  int nqueued, nthreads, idle, refs, stop;
+  /* Worker only: the threads started, detached at the stop. */
+  nio_thread *threads[RESOLVE_THREADS];
+};
+
+static void resolver_unref(nio_resolver *p) {
   int n;
-  nio__mutex_lock(&q->mu);
-  n = --q->refs;
-  nio__mutex_unlock(&q->mu);
+  nio__mutex_lock(&p->mu);
+  n = --p->refs;
+  nio__mutex_unlock(&p->mu);
   if (n == 0) {
-    nio__mutex_destroy(&q->mu);
-    free(q);
+    nio__cond_destroy(&p->cv);
+    nio__mutex_destroy(&p->mu);
+    free(p);
   }
 }
 
@@ -51,71 +87,171 @@ static void resolve_unlink(nio_engine *e, nio_resolve_req *q) {
     e->resolving = q->next;
   if (q->next) q->next->prev = q->prev;
   q->prev = q->next = NULL;
-  q->linked = 0;
 }
 
-/* On the worker: hand the result to the caller unless the engine already
-** cancelled the request. Drops the thread's reference. */
+/* On the worker: the result, unless the engine canceled the request after
+** the hand-off (then its callback already ran). */
 static void resolve_deliver(nio_engine *e, void *arg) {
   nio_resolve_req *q = arg;
-  if (q->linked) {
+  if (!q->canceled) {
     resolve_unlink(e, q);
     q->cb(q->arg, q->res, q->res == 0 ? &q->addr : NULL);
-    resolve_unref(q); /* the list's */
   }
-  resolve_unref(q); /* the thread's, carried by this call */
+  free(q);
 }
 
-static void resolve_thread(void *arg) {
-  nio_resolve_req *q = arg;
-  int handed = 0;
-  q->res = nio__addr_resolve(q->host, q->port, &q->addr);
-  nio__mutex_lock(&q->mu);
-  if (q->e && nio__engine_call(q->e, resolve_deliver, q) == 0) handed = 1;
-  nio__mutex_unlock(&q->mu);
-  if (!handed) resolve_unref(q);
+/* The test switch: lookups take this long first (an interruptible wait,
+** ended early by the stop). Called with mu held. */
+static void resolver_delay(nio_resolver *p) {
+  uint64_t end = nio__now_ns() + p->delay_ns, now;
+  while (!p->stop && (now = nio__now_ns()) < end)
+    nio__cond_wait(&p->cv, &p->mu, (int64_t)(end - now));
+}
+
+static void resolver_thread(void *arg) {
+  nio_resolver *p = arg;
+  nio_resolve_req *q;
+  int res;
+  nio__mutex_lock(&p->mu);
+  for (;;) {
+    while (!p->stop && p->qhead == NULL) {
+      p->idle++;
+      nio__cond_wait(&p->cv, &p->mu, -1);
+      p->idle--;
+    }
+    if (p->stop) break; /* the worker took back what was queued */
+    q = p->qhead;
+    p->qhead = q->qnext;
+    if (p->qhead == NULL) p->qtail = NULL;
+    p->nqueued--;
+    q->state = RQ_RUNNING;
+    if (p->delay_ns) resolver_delay(p);
+    if (p->stop) {
+      res = NIO_ECANCELED;
+    } else {
+      nio__mutex_unlock(&p->mu);
+      res = nio__addr_resolve(q->host, q->port, &q->addr);
+      nio__mutex_lock(&p->mu);
+    }
+    q->res = res;
+    if (q->canceled) {
+      free(q);
+      continue;
+    }
+    /* Before the call: the worker may run it, and free q, at once. */
+    q->state = RQ_HANDED;
+    if ((res = nio__engine_call(p->e, resolve_deliver, q)) < 0) {
+      /* Only NIO_ENOMEM (the engine's end cancels before it refuses
+      ** calls). Its task waits until its own timeout or the end. */
+      q->state = RQ_LOST;
+      nio__log(NIO_LOG_ERROR, "netio: the lookup of %s was lost: %s", q->host,
+               nio_strerror(res));
+    }
+  }
+  nio__mutex_unlock(&p->mu);
+  resolver_unref(p);
+}
+
+static int resolver_new(nio_engine *e, nio_resolver **out) {
+  nio_resolver *p = calloc(1, sizeof *p);
+  const char *d = getenv("NETIO_TEST_RESOLVE_DELAY");
+  int r;
+  if (p == NULL) return NIO_ENOMEM;
+  if ((r = nio__mutex_init(&p->mu)) < 0) {
+    free(p);
+    return r;
+  }
+  if ((r = nio__cond_init(&p->cv)) < 0) {
+    nio__mutex_destroy(&p->mu);
+    free(p);
+    return r;
+  }
+  p->e = e;
+  p->refs = 1;
+  if (d && *d) {
+    double s = atof(d);
+    if (s > 0 && s < 1e6) p->delay_ns = (uint64_t)(s * 1e9);
+  }
+  *out = p;
+  return 0;
+}
+
+/* Queue q (worker, mu held) and see that a thread will take it. */
+static int resolver_queue(nio_resolver *p, nio_resolve_req *q) {
+  int r;
+  if (p->nqueued >= RESOLVE_QUEUE_MAX) return NIO_EBUSY;
+  if (p->nqueued + 1 > p->idle && p->nthreads < RESOLVE_THREADS) {
+    p->refs++; /* the thread's */
+    r = nio__thread_start(&p->threads[p->nthreads], resolver_thread, p);
+    if (r < 0) {
+      p->refs--;
+      if (p->nthreads == 0) return r; /* nobody would ever take it */
+    } else {
+      p->nthreads++;
+    }
+  }
+  q->state = RQ_QUEUED;
+  q->qnext = NULL;
+  if (p->qtail)
+    p->qtail->qnext = q;
+  else
+    p->qhead = q;
+  p->qtail = q;
+  p->nqueued++;
+  nio__cond_signal(&p->cv);
+  return 0;
 }
 
 int nio__resolve(nio_engine *e, const char *host, int port, nio_resolve_cb cb,
                  void *arg) {
   nio_resolve_req *q;
+  nio_resolver *p;
   size_t n;
   int r;
   if (host == NULL || cb == NULL || port < 0 || port > 65535) return NIO_EINVAL;
   if ((n = strlen(host)) == 0 || n > 1024) return NIO_EBADADDR;
   if (e->ending) return NIO_ECLOSED;
+  if (e->resolver == NULL && (r = resolver_new(e, &e->resolver)) < 0) return r;
+  p = e->resolver;
   if ((q = calloc(1, sizeof *q + n + 1)) == NULL) return NIO_ENOMEM;
-  if ((r = nio__mutex_init(&q->mu)) < 0) {
-    free(q);
-    return r;
-  }
   memcpy(q->host, host, n + 1);
   q->port = port;
   q->cb = cb;
   q->arg = arg;
-  q->e = e;
-  q->refs = 2;
-  q->linked = 1;
-  q->next = e->resolving;
-  if (q->next) q->next->prev = q;
-  e->resolving = q;
-  if ((r = nio__thread_detach_start(resolve_thread, q)) < 0) {
-    resolve_unlink(e, q);
-    nio__mutex_destroy(&q->mu);
+  nio__mutex_lock(&p->mu);
+  r = resolver_queue(p, q);
+  nio__mutex_unlock(&p->mu);
+  if (r < 0) {
     free(q);
     return r;
   }
+  q->next = e->resolving;
+  if (q->next) q->next->prev = q;
+  e->resolving = q;
   return 0;
 }
 
 void nio__resolve_cancel_all(nio_engine *e) {
+  nio_resolver *p = e->resolver;
   nio_resolve_req *q;
+  if (p == NULL) return;
+  e->resolver = NULL;
+  /* Under mu throughout: a helper frees a canceled RUNNING request as
+  ** soon as it sees the flag, so the worker may not touch it after. */
+  nio__mutex_lock(&p->mu);
+  p->stop = 1;
+  p->qhead = p->qtail = NULL; /* the worker frees these below */
+  p->nqueued = 0;
   while ((q = e->resolving) != NULL) {
-    nio__mutex_lock(&q->mu);
-    q->e = NULL;
-    nio__mutex_unlock(&q->mu);
     resolve_unlink(e, q);
+    q->canceled = 1;
     q->cb(q->arg, NIO_ECANCELED, NULL);
-    resolve_unref(q);
+    if (q->state == RQ_QUEUED || q->state == RQ_LOST) free(q);
   }
+  nio__cond_broadcast(&p->cv);
+  nio__mutex_unlock(&p->mu);
+  /* Threads start only before the stop, so the records are all here. */
+  for (int i = 0; i < RESOLVE_THREADS && p->threads[i]; i++)
+    nio__thread_detach(p->threads[i]);
+  resolver_unref(p);
 }
