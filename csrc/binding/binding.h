@@ -16,6 +16,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 #include "engine/engine.h"
+#include "util/list.h"
 
 #define NB_TASK_MT "netio.task"
 #define NB_CONN_MT "netio.conn"
@@ -54,7 +55,7 @@ typedef struct nb_wq nb_wq;
 /* A FIFO of tasks waiting for one event (joiners, acceptors, receivers):
 ** woken in the order they began to wait. */
 typedef struct nb_waitq {
-  nb_task *head, *tail;
+  nio_list tasks; /* of nb_task.wlink */
 } nb_waitq;
 
 /*
@@ -78,19 +79,19 @@ enum {
 ** watchers, held by the waiting task (a userdata on its stack). */
 typedef struct nb_watch {
   nb_task *waiter, *target;
-  struct nb_watch *prev, *next;
+  nio_link link; /* in target->watchers */
 } nb_watch;
 struct nb_task {
   lua_State *co;
-  nb_state *S;                  /* NULL once the run ended */
-  nb_task *next;                /* ready list */
-  nb_task *wnext;               /* a nb_waitq, while in one */
-  nb_waitq *wq;                 /* the queue it is in, or NULL */
-  nb_task **slot;               /* the conn reader/writer slot it holds */
-  nb_task *prev_all, *next_all; /* S->tasks: every task not ended */
-  nio_timer timer;              /* the timeout of the current wait */
-  int nargs;                    /* arguments for the first resume */
-  int nres;                     /* results (NB_T_DONE) */
+  nb_state *S;     /* NULL once the run ended */
+  nb_task *next;   /* ready list */
+  nio_link wlink;  /* in wq->tasks, while wq is set */
+  nb_waitq *wq;    /* the queue it is in, or NULL */
+  nb_task **slot;  /* the conn reader/writer slot it holds */
+  nio_link all;    /* in S->tasks until it ended */
+  nio_timer timer; /* the timeout of the current wait */
+  int nargs;       /* arguments for the first resume */
+  int nres;        /* results (NB_T_DONE) */
   uint8_t status;
   uint8_t queued;   /* on the ready list */
   uint8_t started;  /* resumed at least once */
@@ -102,7 +103,7 @@ struct nb_task {
   ** coroutine.resume passes the wait up to the task), or NULL. */
   lua_State *nested;
   nb_waitq joiners;
-  nb_watch *watchers; /* netio.wait()s waiting for it to end */
+  nio_list watchers; /* of nb_watch.link: netio.wait()s for its end */
   /* What the current wait must undo besides the generic (slot, wait
   ** queue, timer) when the task is canceled in it; cleared by wait_end. */
   void (*cancel_fn)(nb_task *t, void *arg);
@@ -140,7 +141,7 @@ struct nb_conn {
 struct nb_listener {
   nio_listener *l; /* NULL once closed */
   nb_state *S;
-  nb_listener *prev, *next; /* S->listeners */
+  nio_link link; /* in S->listeners while S is set */
   nb_waitq acceptors;
 };
 
@@ -166,22 +167,22 @@ struct nb_state {
   nb_task *ready_head, *ready_tail;
   nb_task *current; /* the task being resumed */
   nb_task *main_task;
-  nb_task *tasks; /* every task not ended (for the end of the run) */
+  nio_list tasks; /* of nb_task.all: every task not ended (for the end) */
   size_t ntasks;
   nb_conn *conns;
-  nb_listener *listeners;
+  nio_list listeners; /* of nb_listener.link */
   nb_sendref *unrefs; /* strings the engine no longer needs */
   /* Messages posted to the engine, waiting for netio.receive in a task. */
   nio_msg *mhead, *mtail;
   nb_waitq receivers;
-  nb_thread *threads; /* netio.thread()s started by this run */
-  nb_wq *wqs;         /* the run's waitqs (closed when it stops) */
-  nio_timer grace;    /* the stop's deadline */
-  uint8_t stopping;   /* netio.stop() or a signal */
-  uint8_t draining;   /* every task ended: the loop is ending */
-  uint8_t forced;     /* the stop grace passed: quit at the next turn */
-  uint8_t failed;     /* the main task raised */
-  uint8_t ended;      /* the run is over (hook_finish ran) */
+  nio_list threads; /* of nb_thread.link: netio.thread()s of this run */
+  nio_list wqs;     /* of nb_wq.link: the run's waitqs (closed at the stop) */
+  nio_timer grace;  /* the stop's deadline */
+  uint8_t stopping; /* netio.stop() or a signal */
+  uint8_t draining; /* every task ended: the loop is ending */
+  uint8_t forced;   /* the stop grace passed: quit at the next turn */
+  uint8_t failed;   /* the main task raised */
+  uint8_t ended;    /* the run is over (hook_finish ran) */
 };
 
 /* ---- core.c ---------------------------------------------------------- */

@@ -14,9 +14,7 @@ nb_listener *nio__bind_listener_new(lua_State *L, nb_state *S) {
   memset(nl, 0, sizeof *nl);
   luaL_setmetatable(L, NB_LISTENER_MT);
   nl->S = S;
-  nl->next = S->listeners;
-  if (S->listeners) S->listeners->prev = nl;
-  S->listeners = nl;
+  nio__list_push_front(&S->listeners, &nl->link);
   return nl;
 }
 
@@ -39,27 +37,21 @@ static void listener_close(nb_listener *nl) {
 static void listener_unlink(nb_listener *nl) {
   nb_state *S = nl->S;
   if (S == NULL) return;
-  if (nl->prev)
-    nl->prev->next = nl->next;
-  else if (S->listeners == nl)
-    S->listeners = nl->next;
-  if (nl->next) nl->next->prev = nl->prev;
-  nl->prev = nl->next = NULL;
+  nio__list_remove(&S->listeners, &nl->link);
   nl->S = NULL;
 }
 
 void nio__bind_close_listeners(nb_state *S, int detach) {
-  nb_listener *nl, *next;
-  for (nl = S->listeners; nl; nl = next) {
-    next = nl->next;
+  nio_link *k, *next;
+  nio__list_each(&S->listeners, k, next) {
+    nb_listener *nl = nio__list_item(k, nb_listener, link);
     listener_close(nl);
     if (detach) {
       nio__bind_waitq_clear(&nl->acceptors);
-      nl->prev = nl->next = NULL;
+      nio__list_remove(&S->listeners, k);
       nl->S = NULL;
     }
   }
-  if (detach) S->listeners = NULL;
 }
 
 /* Push a conn for a pending connection, or return 0. */

@@ -190,7 +190,7 @@ int nio__bind_l_receive(lua_State *L) {
   int64_t tmo = nio__bind_opt_timeout(L, 1, -1);
   nb_task *t = nio__bind_task(L, NULL, "receive");
   nb_state *S = t->S;
-  if (S->mhead && S->receivers.head == NULL) {
+  if (S->mhead && nio__list_empty(&S->receivers.tasks)) {
     lua_settop(L, 0);
     return receive_take(L, S);
   }

@@ -102,59 +102,39 @@ int nio__bind_canceled(lua_State *L, nb_task *t) {
 
 void nio__bind_waitq_add(nb_waitq *q, nb_task *t) {
   t->wq = q;
-  t->wnext = NULL;
-  if (q->tail)
-    q->tail->wnext = t;
-  else
-    q->head = t;
-  q->tail = t;
+  nio__list_push_back(&q->tasks, &t->wlink);
 }
 
 void nio__bind_waitq_add_first(nb_waitq *q, nb_task *t) {
   t->wq = q;
-  t->wnext = q->head;
-  q->head = t;
-  if (q->tail == NULL) q->tail = t;
+  nio__list_push_front(&q->tasks, &t->wlink);
 }
 
 void nio__bind_waitq_remove(nb_task *t) {
-  nb_task **pp, *prev = NULL;
-  nb_waitq *q = t->wq;
-  if (q == NULL) return;
-  for (pp = &q->head; *pp; prev = *pp, pp = &(*pp)->wnext)
-    if (*pp == t) {
-      *pp = t->wnext;
-      if (q->tail == t) q->tail = prev;
-      break;
-    }
+  if (t->wq == NULL) return;
+  nio__list_remove(&t->wq->tasks, &t->wlink);
   t->wq = NULL;
-  t->wnext = NULL;
 }
 
 void nio__bind_waitq_wake_all(nb_waitq *q) {
-  nb_task *t = q->head, *next;
-  q->head = q->tail = NULL;
-  for (; t; t = next) {
-    next = t->wnext;
+  nio_link *k;
+  while ((k = nio__list_pop_front(&q->tasks)) != NULL) {
+    nb_task *t = nio__list_item(k, nb_task, wlink);
     t->wq = NULL;
-    t->wnext = NULL;
     nio__bind_wake(t);
   }
 }
 
 nb_task *nio__bind_waitq_wake_one(nb_waitq *q) {
-  nb_task *t = q->head;
+  nb_task *t = nio__list_item(nio__list_pop_front(&q->tasks), nb_task, wlink);
   if (t == NULL) return NULL;
-  q->head = t->wnext;
-  if (q->head == NULL) q->tail = NULL;
   t->wq = NULL;
-  t->wnext = NULL;
   nio__bind_wake(t);
   return t;
 }
 
 void nio__bind_waitq_clear(nb_waitq *q) {
-  q->head = q->tail = NULL;
+  q->tasks.first = q->tasks.last = NULL;
 }
 
 /* ---- spawn ---------------------------------------------------------- */
@@ -180,9 +160,7 @@ nb_task *nio__bind_spawn(lua_State *L, nb_state *S, int fidx) {
   lua_pushvalue(L, fidx);
   lua_rawsetp(L, -2, t);
   lua_pop(L, 1);
-  t->next_all = S->tasks;
-  if (S->tasks) S->tasks->prev_all = t;
-  S->tasks = t;
+  nio__list_push_front(&S->tasks, &t->all);
   S->ntasks++;
   t->status = NB_T_READY;
   task_enqueue(t);
@@ -205,12 +183,7 @@ int nio__bind_l_spawn(lua_State *L) {
 
 /* Unlink an ended (or abandoned) task and drop its anchor. */
 static void task_unlink(nb_state *S, nb_task *t) {
-  if (t->prev_all)
-    t->prev_all->next_all = t->next_all;
-  else if (S->tasks == t)
-    S->tasks = t->next_all;
-  if (t->next_all) t->next_all->prev_all = t->prev_all;
-  t->prev_all = t->next_all = NULL;
+  nio__list_remove(&S->tasks, &t->all);
   S->ntasks--;
   lua_rawgetp(S->L, LUA_REGISTRYINDEX, S);
   lua_pushnil(S->L);
@@ -246,8 +219,8 @@ static int task_failed_p(lua_State *L) {
   }
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, -3, 2);
-  if (!t->is_main && t->joiners.head == NULL && t->watchers == NULL &&
-      !t->joined) {
+  if (!t->is_main && nio__list_empty(&t->joiners.tasks) &&
+      nio__list_empty(&t->watchers) && !t->joined) {
     msg = lua_tostring(L, -1);
     if (msg == NULL)
       msg = lua_pushfstring(L, "(error object is a %s value)",
@@ -288,7 +261,8 @@ static void task_end(nb_state *S, nb_task *t, int status, int nres) {
     if (t->is_main) S->failed = 1;
   }
   nio__bind_waitq_wake_all(&t->joiners);
-  for (nb_watch *w = t->watchers; w; w = w->next) nio__bind_wake(w->waiter);
+  for (nio_link *k = t->watchers.first; k; k = k->next)
+    nio__bind_wake(nio__list_item(k, nb_watch, link)->waiter);
   task_unlink(S, t);
   t->S = NULL; /* the task may outlive the run */
 }
@@ -335,7 +309,7 @@ int nio__bind_run_ready(nb_state *S) {
 
 void nio__bind_abandon_tasks(nb_state *S) {
   nb_task *t;
-  while ((t = S->tasks) != NULL) {
+  while ((t = nio__list_item(S->tasks.first, nb_task, all)) != NULL) {
     if (nio__timer_active(&t->timer)) nio__timer_stop(S->e, &t->timer);
     nio__bind_waitq_remove(t);
     task_vacate(t);
@@ -464,12 +438,7 @@ static void wait_unlink(nb_task *t, void *arg) {
   for (int i = 0; i < ws->n; i++) {
     nb_watch *w = &ws->w[i];
     if (w->target == NULL) continue;
-    if (w->prev)
-      w->prev->next = w->next;
-    else
-      w->target->watchers = w->next;
-    if (w->next) w->next->prev = w->prev;
-    w->prev = w->next = NULL;
+    nio__list_remove(&w->target->watchers, &w->link);
     w->target = NULL;
   }
 }
@@ -517,10 +486,7 @@ int nio__bind_l_wait(lua_State *L) {
     nb_watch *w = &ws->w[i];
     w->waiter = t;
     w->target = lua_touserdata(L, i + 1);
-    w->prev = NULL;
-    w->next = w->target->watchers;
-    if (w->next) w->next->prev = w;
-    w->target->watchers = w;
+    nio__list_push_front(&w->target->watchers, &w->link);
   }
   nio__bind_wait_begin(t, -1);
   nio__bind_on_cancel(t, wait_unlink, ws);

@@ -66,7 +66,7 @@ struct nb_thread {
                   ** so that no thread is still exiting when the process
                   ** does */
   nb_state *S;    /* the run, NULL once it ended */
-  nb_thread *prev, *next;
+  nio_link link;  /* in S->threads while S is set */
   nb_waitq joiners;
   /* The done-call ran: everything the thread sent or posted before it
   ** ended has reached the engine (they were queued ahead of the call), so
@@ -213,12 +213,7 @@ static void thread_done_call(nio_engine *e, void *arg) {
   }
   if (S) {
     nio__bind_waitq_wake_all(&th->joiners);
-    if (th->prev)
-      th->prev->next = th->next;
-    else
-      S->threads = th->next;
-    if (th->next) th->next->prev = th->prev;
-    th->prev = th->next = NULL;
+    nio__list_remove(&S->threads, &th->link);
     th->S = NULL;
     thread_unref(th); /* the run's reference */
   }
@@ -550,9 +545,7 @@ int nio__bind_l_thread(lua_State *L) {
     return nio__bind_fail(L, r);
   }
   th->S = S;
-  th->next = S->threads;
-  if (S->threads) S->threads->prev = th;
-  S->threads = th;
+  nio__list_push_front(&S->threads, &th->link);
   return 1;
 }
 
@@ -716,15 +709,16 @@ void nio__bind_thread_open(lua_State *L) {
 /* ---- the end of a run -------------------------------------------------- */
 
 void nio__bind_threads_close_mail(nb_state *S) {
-  for (nb_thread *th = S->threads; th; th = th->next) mail_close(th);
+  for (nio_link *k = S->threads.first; k; k = k->next)
+    mail_close(nio__list_item(k, nb_thread, link));
 }
 
 void nio__bind_threads_end(nb_state *S) {
   uint64_t deadline = nio__now_ns() + NB_STOP_GRACE_NS;
-  nb_thread *th, *next;
+  nio_link *k;
   int st;
-  for (th = S->threads; th; th = next) {
-    next = th->next;
+  while ((k = nio__list_pop_front(&S->threads)) != NULL) {
+    nb_thread *th = nio__list_item(k, nb_thread, link);
     mail_close(th);
     nio__mutex_lock(&th->mu);
     while (th->state == TH_RUNNING) {
@@ -746,8 +740,6 @@ void nio__bind_threads_end(nb_state *S) {
     th->os = NULL;
     nio__bind_waitq_clear(&th->joiners);
     th->S = NULL;
-    th->prev = th->next = NULL;
     thread_unref(th); /* the run's reference */
   }
-  S->threads = NULL;
 }

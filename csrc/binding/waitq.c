@@ -21,8 +21,8 @@
 
 typedef struct nb_wq {
   nb_waitq q;
-  nb_state *S;               /* NULL once the run ended */
-  struct nb_wq *prev, *next; /* S->wqs */
+  nb_state *S;   /* NULL once the run ended */
+  nio_link link; /* in S->wqs while S is set */
   int closed;
 } nb_wq;
 
@@ -35,12 +35,7 @@ static nb_wq *wq_check(lua_State *L) {
 static void wq_unlink(nb_wq *wq) {
   nb_state *S = wq->S;
   if (S == NULL) return;
-  if (wq->prev)
-    wq->prev->next = wq->next;
-  else
-    S->wqs = wq->next;
-  if (wq->next) wq->next->prev = wq->prev;
-  wq->prev = wq->next = NULL;
+  nio__list_remove(&S->wqs, &wq->link);
   wq->S = NULL;
 }
 
@@ -52,17 +47,16 @@ static void wq_close(nb_wq *wq) {
 /* The end or the stop of a run: every wait of it is over. detach: the run
 ** ends, forget it. */
 void nio__bind_close_waitqs(nb_state *S, int detach) {
-  nb_wq *wq, *next;
-  for (wq = S->wqs; wq; wq = next) {
-    next = wq->next;
+  nio_link *k, *next;
+  nio__list_each(&S->wqs, k, next) {
+    nb_wq *wq = nio__list_item(k, nb_wq, link);
     wq_close(wq);
     if (detach) {
       nio__bind_waitq_clear(&wq->q);
-      wq->prev = wq->next = NULL;
+      nio__list_remove(&S->wqs, k);
       wq->S = NULL;
     }
   }
-  if (detach) S->wqs = NULL;
 }
 
 /* core.waitq() */
@@ -80,9 +74,7 @@ int nio__bind_l_waitq(lua_State *L) {
   lua_setiuservalue(L, -2, 1);
   wq->S = S;
   wq->closed = S->stopping || S->draining;
-  wq->next = S->wqs;
-  if (S->wqs) S->wqs->prev = wq;
-  S->wqs = wq;
+  nio__list_push_front(&S->wqs, &wq->link);
   return 1;
 }
 
@@ -144,11 +136,15 @@ static int l_wq_wait(lua_State *L) {
 
 /* The first waiter that can still take a value, out of the queue. */
 static nb_task *wq_pick(nb_wq *wq) {
-  nb_task *t;
-  for (t = wq->q.head; t; t = t->wnext)
-    if (!t->timedout && !t->canceled) break;
-  if (t) nio__bind_waitq_remove(t);
-  return t;
+  nio_link *k;
+  for (k = wq->q.tasks.first; k; k = k->next) {
+    nb_task *t = nio__list_item(k, nb_task, wlink);
+    if (!t->timedout && !t->canceled) {
+      nio__bind_waitq_remove(t);
+      return t;
+    }
+  }
+  return NULL;
 }
 
 /* Hand the value at idx to t and wake it. */
@@ -191,8 +187,10 @@ static int l_wq_close(lua_State *L) {
 static int l_wq_len(lua_State *L) {
   nb_wq *wq = wq_check(L);
   lua_Integer n = 0;
-  for (nb_task *t = wq->q.head; t; t = t->wnext)
+  for (nio_link *k = wq->q.tasks.first; k; k = k->next) {
+    nb_task *t = nio__list_item(k, nb_task, wlink);
     if (!t->timedout && !t->canceled) n++;
+  }
   lua_pushinteger(L, n);
   return 1;
 }

@@ -8,6 +8,7 @@
 
 #include <stdatomic.h>
 #include "engine.h"
+#include "../util/list.h"
 
 typedef struct conn conn;
 typedef struct listener listener;
@@ -167,7 +168,7 @@ struct listener {
   nio_timer retry; /* re-arm after an accept error (EMFILE...) */
   conn *phead, *ptail;
   int backlog, npending;
-  listener *lprev, *lnext; /* engine's open list, then zombie list */
+  nio_link link; /* in e->listeners while open, then in e->lzombies */
   unsigned closing : 1;
 };
 
@@ -230,11 +231,12 @@ struct nio_engine {
   conn *kicks;
   conn *fhead, *ftail; /* close-after-flush, ordered by fdue */
   nio_timer ftimer;
-  listener *listeners; /* open listeners */
-  listener *lzombies;
+  nio_list listeners; /* of listener.link: open listeners */
+  nio_list lzombies;  /* closed, freed after their accept's last completion */
   nio_pool pools[NIO_POOL_CLASSES]; /* free buffers, 512 B << class */
   size_t pooled;                    /* bytes in pools */
-  nio_resolve_req *resolving;       /* lookups whose callback has not run */
+  nio_list resolving;               /* of nio_resolve_req.link: lookups whose
+                                    ** callback has not run */
   nio_resolver *resolver; /* lookup threads, made by the first lookup */
   nio_counters stats;
 

@@ -163,9 +163,7 @@ int nio__listen(nio_engine *e, const nio_addr *addr, int backlog, int reuseport,
     free(l);
     return r;
   }
-  l->lnext = e->listeners;
-  if (e->listeners) e->listeners->lprev = l;
-  e->listeners = l;
+  nio__list_push_front(&e->listeners, &l->link);
   *out = &l->pub;
   return 0;
 }
@@ -204,30 +202,24 @@ void nio__listener_close(nio_listener *pl) {
   ** and the accept's final completion (next wait) lets the sweep free l. */
   nio__port_close_listener(e->port, l->pub.fd);
   l->pub.fd = NIO_BAD_SOCK;
-  if (l->lprev)
-    l->lprev->lnext = l->lnext;
-  else
-    e->listeners = l->lnext;
-  if (l->lnext) l->lnext->lprev = l->lprev;
-  l->lprev = NULL;
-  l->lnext = e->lzombies;
-  e->lzombies = l;
+  nio__list_remove(&e->listeners, &l->link);
+  nio__list_push_front(&e->lzombies, &l->link);
 }
 
 /* Free closed listeners whose accept had its final completion (their
 ** sockets went with nio__port_close_listener). */
 void nio__listeners_sweep(nio_engine *e) {
-  listener **pp = &e->lzombies, *l;
-  while ((l = *pp) != NULL) {
-    if (l->areq.active) {
-      pp = &l->lnext;
-      continue;
-    }
-    *pp = l->lnext;
+  nio_link *k, *next;
+  nio__list_each(&e->lzombies, k, next) {
+    listener *l = nio__list_item(k, listener, link);
+    if (l->areq.active) continue;
+    nio__list_remove(&e->lzombies, k);
     free(l);
   }
 }
 
 void nio__listeners_close_all(nio_engine *e) {
-  while (e->listeners) nio__listener_close(&e->listeners->pub);
+  listener *l;
+  while ((l = nio__list_item(e->listeners.first, listener, link)) != NULL)
+    nio__listener_close(&l->pub);
 }

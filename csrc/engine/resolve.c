@@ -30,8 +30,8 @@ enum {
 ** accepted always runs, even as the engine ends).
 */
 struct nio_resolve_req {
-  nio_resolve_req *prev, *next; /* e->resolving: worker only */
-  nio_resolve_req *qnext;       /* the pool's queue: under mu */
+  nio_link link;  /* in e->resolving: worker only */
+  nio_link qlink; /* in the pool's queue: under mu */
   nio_resolve_cb cb;
   void *arg;
   int state;    /* under mu (the worker alone once HANDED) */
@@ -62,7 +62,7 @@ struct nio_resolver {
   nio_engine *e;
   uint64_t delay_ns; /* NETIO_TEST_RESOLVE_DELAY: tests of slow lookups */
   /* Under mu. */
-  nio_resolve_req *qhead, *qtail;
+  nio_list queue; /* of nio_resolve_req.qlink */
   int nqueued, nthreads, idle, refs, stop;
   /* Worker only: the threads started, detached at the stop. */
   nio_thread *threads[RESOLVE_THREADS];
@@ -81,12 +81,7 @@ static void resolver_unref(nio_resolver *p) {
 }
 
 static void resolve_unlink(nio_engine *e, nio_resolve_req *q) {
-  if (q->prev)
-    q->prev->next = q->next;
-  else
-    e->resolving = q->next;
-  if (q->next) q->next->prev = q->prev;
-  q->prev = q->next = NULL;
+  nio__list_remove(&e->resolving, &q->link);
 }
 
 /* On the worker: the result, unless the engine canceled the request after
@@ -114,15 +109,13 @@ static void resolver_thread(void *arg) {
   int res;
   nio__mutex_lock(&p->mu);
   for (;;) {
-    while (!p->stop && p->qhead == NULL) {
+    while (!p->stop && nio__list_empty(&p->queue)) {
       p->idle++;
       nio__cond_wait(&p->cv, &p->mu, -1);
       p->idle--;
     }
     if (p->stop) break; /* the worker took back what was queued */
-    q = p->qhead;
-    p->qhead = q->qnext;
-    if (p->qhead == NULL) p->qtail = NULL;
+    q = nio__list_item(nio__list_pop_front(&p->queue), nio_resolve_req, qlink);
     p->nqueued--;
     q->state = RQ_RUNNING;
     if (p->delay_ns) resolver_delay(p);
@@ -191,12 +184,7 @@ static int resolver_queue(nio_resolver *p, nio_resolve_req *q) {
     }
   }
   q->state = RQ_QUEUED;
-  q->qnext = NULL;
-  if (p->qtail)
-    p->qtail->qnext = q;
-  else
-    p->qhead = q;
-  p->qtail = q;
+  nio__list_push_back(&p->queue, &q->qlink);
   p->nqueued++;
   nio__cond_signal(&p->cv);
   return 0;
@@ -225,9 +213,7 @@ int nio__resolve(nio_engine *e, const char *host, int port, nio_resolve_cb cb,
     free(q);
     return r;
   }
-  q->next = e->resolving;
-  if (q->next) q->next->prev = q;
-  e->resolving = q;
+  nio__list_push_front(&e->resolving, &q->link);
   return 0;
 }
 
@@ -240,9 +226,9 @@ void nio__resolve_cancel_all(nio_engine *e) {
   ** soon as it sees the flag, so the worker may not touch it after. */
   nio__mutex_lock(&p->mu);
   p->stop = 1;
-  p->qhead = p->qtail = NULL; /* the worker frees these below */
+  p->queue.first = p->queue.last = NULL; /* the worker frees these below */
   p->nqueued = 0;
-  while ((q = e->resolving) != NULL) {
+  while ((q = nio__list_item(e->resolving.first, nio_resolve_req, link))) {
     resolve_unlink(e, q);
     q->canceled = 1;
     q->cb(q->arg, NIO_ECANCELED, NULL);
