@@ -261,4 +261,24 @@ describe("a timeout that cannot be armed", function()
       "" }, "\n"), out)
     assert.is_true(netio.now() - t0 < 10, "the script took " .. (netio.now() - t0) .. " s")
   end)
+
+  -- netio.stop() gives tasks a grace period on a timer; without the timer
+  -- the grace ends at once instead of never (a task waiting without a
+  -- timeout would keep the run alive forever).
+  it("a_stop_whose_grace_cannot_be_armed_ends_the_run_at_once", function()
+    if not HOST then pending("NETIO_HOST is not set") return end
+    local src = table.concat({
+      "local netio = require 'netio'",
+      "local l = assert(netio.listen('127.0.0.1:0'))",
+      "local c = assert(netio.connect('127.0.0.1:' .. select(2, l:getsockname())))",
+      "local s = assert(l:accept())",
+      "netio.spawn(function() c:recv() print('recv returned') end)",
+      "netio.spawn(function() netio.stop() end)",
+    }, " ")
+    local t0 = netio.now()
+    local code, out, err = H.sh(H.env({ NETIO_TEST_TIMER_HEAP = "0" })
+      .. H.quote(HOST) .. " -e " .. H.quote(src), 20)
+    assert.are.equal(0, code, "stdout: " .. tostring(out) .. " stderr: " .. tostring(err))
+    assert.is_true(netio.now() - t0 < 10, "the stop took " .. (netio.now() - t0) .. " s")
+  end)
 end)
