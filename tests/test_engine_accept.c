@@ -106,9 +106,82 @@ static void listener_backs_off_out_of_fds_and_resumes(void **state) {
              NCLIENTS, s.naccepted);
 }
 
+/* An error of the listening socket itself (here: shut down under the
+** engine, which Linux reports to accept as EINVAL) ends accepting for
+** good, and the owner is told once instead of waiting forever. */
+typedef struct dead_state {
+  eh_test t;
+  nio_listener *l;
+  int fired, fired_dead;
+  nio_timer settle;
+} dead_state;
+
+static void dead_settled(nio_timer *tm) {
+  dead_state *s = tm->data;
+  s->t.done = 1;
+}
+
+static void dead_lcb(nio_listener *l, int ev) {
+  dead_state *s = l->udata;
+  (void)ev;
+  s->fired++;
+  if (!l->dead) return;
+  if (s->fired_dead++ == 0) {
+    /* Wait a little: a listener that re-armed on the error would fire
+    ** again and again meanwhile. */
+    s->settle.data = s;
+    nio__timer_start(s->t.e, &s->settle, 100 * MS, dead_settled);
+    s->t.stage = "no further callbacks after the fatal error";
+  }
+}
+
+static int dead_start(eh_test *t) {
+  dead_state *s = (dead_state *)t;
+  nio_addr a;
+  int r;
+  th_addr_loopback(&a, 0);
+  r = nio__listen(t->e, &a, 0, 0, 0, dead_lcb, s, &s->l);
+  if (!EH_CHECK(t, r == 0, "listen: expected 0, got %s", nio_err_name(r)))
+    return 0;
+#ifdef _WIN32
+  t->done = 1; /* shutdown() does not fail a listening socket on Windows */
+#else
+  shutdown(s->l->fd, SHUT_RD);
+  t->stage = "the listener to report its fatal error";
+#endif
+  return 0;
+}
+
+static void dead_finish(eh_test *t) {
+  dead_state *s = (dead_state *)t;
+  nio__timer_stop(t->e, &s->settle);
+  if (s->l) nio__listener_close(s->l);
+}
+
+static void listener_fatal_error_ends_accepting_and_says_so_once(void **state) {
+  dead_state s;
+  (void)state;
+#ifdef _WIN32
+  skip(); /* shutdown() does not fail a listening socket on Windows */
+#endif
+  memset(&s, 0, sizeof s);
+  s.t.start = dead_start;
+  s.t.finish = dead_finish;
+  eh_run(&s.t);
+  if (s.fired_dead != 1)
+    fail_msg("expected the listener's fatal error reported once (dead), got "
+             "%d dead callbacks of %d",
+             s.fired_dead, s.fired);
+  if (s.fired != 1)
+    fail_msg("expected one callback in all, got %d (the listener kept "
+             "accepting after its fatal error)",
+             s.fired);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(listener_backs_off_out_of_fds_and_resumes),
+      cmocka_unit_test(listener_fatal_error_ends_accepting_and_says_so_once),
   };
   th_init(0);
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,6 +86,11 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
     nio__bind_wait_end(t);
     return 1;
   }
+  if (nl->l->dead) {
+    nio__bind_waitq_remove(t);
+    nio__bind_wait_end(t);
+    return nio__bind_fail(L, nl->l->err);
+  }
   if (t->timedout) {
     nio__bind_waitq_remove(t);
     nio__bind_wait_end(t);
@@ -104,6 +109,7 @@ static int l_listener_accept(lua_State *L) {
   if (nl->l == NULL) return accept_closed(L);
   lua_settop(L, 2);
   if (accept_try(L, nl)) return 1;
+  if (nl->l->dead) return nio__bind_fail(L, nl->l->err);
   if (nio__bind_wait_begin(t, tmo) < 0) return nio__bind_nomem(L);
   nio__bind_waitq_add(&nl->acceptors, t);
   return nio__bind_yield(L, t, 0, accept_k);

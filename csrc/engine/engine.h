@@ -250,7 +250,8 @@ struct nio_listener {
   nio_listener_cb cb;
   void *udata;
   nio_sock fd;
-  int err; /* last accept error (NIO_E*), 0 if none */
+  int err;  /* last accept error (NIO_E*), 0 if none */
+  int dead; /* err was fatal: no more connections come (callback fired) */
   /* Engine-private fields follow in listener.c's definition. */
 };
 /* Listen on addr. The engine accepts ahead and keeps up to backlog

@@ -23,12 +23,20 @@ static void listener_fire(listener *l) {
 
 static void listener_retry(nio_timer *t);
 
+/* An error of the listening socket itself (pub.err): it accepts no more.
+** The owner hears it once, so that nobody waits for connections that
+** cannot come; those already pending can still be taken. */
+static void listener_dead(listener *l) {
+  l->pub.dead = 1;
+  listener_fire(l);
+}
+
 /* Keep the accept armed unless closing, backing off, or the pending queue
 ** is full (then nio__listener_accept() re-arms after taking one). */
 static void listener_arm(listener *l) {
   int r;
-  if (l->closing || l->areq.active || nio__timer_active(&l->retry) ||
-      l->npending >= l->backlog)
+  if (l->closing || l->pub.dead || l->areq.active ||
+      nio__timer_active(&l->retry) || l->npending >= l->backlog)
     return;
   if ((r = nio__port_submit(l->e->port, &l->areq)) < 0) {
     l->pub.err = r;
@@ -42,6 +50,8 @@ static void listener_arm(listener *l) {
                  "netio: a listener cannot accept (%s) nor arm its retry "
                  "(not enough memory): it waits for the next accept call",
                  nio_strerror(r));
+    } else {
+      listener_dead(l);
     }
   }
 }
@@ -119,7 +129,8 @@ static void listener_on_accept(nio_req *req, int res, const char *data,
         listener_arm(l);
       break;
     default:
-      break; /* fatal for the listener: it accepts no more */
+      listener_dead(l);
+      return;
     }
   }
   listener_fire(l);
