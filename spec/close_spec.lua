@@ -185,6 +185,16 @@ describe("conn:shutdown", function()
     end, 20)
     H.same(payload, got, "output queued before shutdown")
   end)
+
+  it("send_after_shutdown_is_closed_even_when_it_has_nothing_to_send", function()
+    local r = with_pair(function(c)
+      assert(c:shutdown())
+      return { table.pack(c:send("x")), table.pack(c:send("")), table.pack(c:send({})) }
+    end)
+    assert.are.same({ n = 2, nil, "closed" }, r[1], "send after shutdown")
+    assert.are.same({ n = 2, nil, "closed" }, r[2], "an empty send after shutdown")
+    assert.are.same({ n = 2, nil, "closed" }, r[3], "an empty array after shutdown")
+  end)
 end)
 
 describe("<close> and __gc", function()

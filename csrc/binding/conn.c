@@ -472,6 +472,9 @@ static int l_conn_send(lua_State *L) {
   conn_writable(L, nb, "send");
   t = nio__bind_task(L, nb->S, "send");
   if (nb->c == NULL) return send_failed(L, NIO_ECLOSED);
+  /* Nothing to queue still says whether the connection can send. */
+  if ((r = nio__conn_write(nb->c, "", 0, NULL, NULL)) < 0)
+    return send_failed(L, r);
   if (nb->writer && nb->c->queued > NB_SEND_HIGH) {
     lua_pushnil(L);
     lua_pushliteral(L, "busy");
