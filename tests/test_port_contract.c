@@ -8,11 +8,18 @@
 #include <string.h>
 #include "helpers.h"
 
+/* got must be want (a refusal, or 0); what: the call, for the message. */
+static void expect_err(int got, int want, const char *what) {
+  if (got != want)
+    th_fail("expected %s to give %s, got %s", what, nio_err_name(want),
+            nio_err_name(got));
+}
+
 static void second_recv_on_a_socket_is_refused_with_ebusy(void **state) {
   nio_port *p = th_port_open();
   nio_req r1, r2;
   th_log l1, l2;
-  int c, e;
+  int c;
   nio_sock s;
   (void)state;
   th_pair(p, &c, &s);
@@ -21,10 +28,8 @@ static void second_recv_on_a_socket_is_refused_with_ebusy(void **state) {
   th_req(&r1, s, NIO_OP_RECV, &l1);
   th_req(&r2, s, NIO_OP_RECV, &l2);
   assert_int_equal(nio__port_submit(p, &r1), 0);
-  if ((e = nio__port_submit(p, &r2)) != NIO_EBUSY)
-    th_fail("expected a second recv on one socket to be refused with EBUSY, "
-            "got %s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r2), NIO_EBUSY,
+             "a second recv on one socket");
   assert_false(r2.active);
   th_write_all(c, "x", 1);
   th_run_until(p, th_log_final, &l1, 5000, "the first recv");
@@ -45,7 +50,6 @@ static void second_accept_on_a_listener_is_refused_with_ebusy(void **state) {
   nio_sock l = th_listen(&a);
   nio_req r1, r2;
   static th_log l1, l2;
-  int e;
   (void)state;
   assert_int_equal(nio__port_add(p, l), 0);
   th_log_init(&l1);
@@ -53,10 +57,8 @@ static void second_accept_on_a_listener_is_refused_with_ebusy(void **state) {
   th_req(&r1, l, NIO_OP_ACCEPT, &l1);
   th_req(&r2, l, NIO_OP_ACCEPT, &l2);
   assert_int_equal(nio__port_submit(p, &r1), 0);
-  if ((e = nio__port_submit(p, &r2)) != NIO_EBUSY)
-    th_fail("expected a second accept on one listener to be refused with "
-            "EBUSY, got %s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r2), NIO_EBUSY,
+             "a second accept on one listener");
   assert_int_equal(nio__port_cancel(p, &r1), 0);
   th_run_until(p, th_log_final, &l1, 5000, "the canceled accept");
   assert_int_equal(l2.ncqe, 0);
@@ -73,7 +75,7 @@ static void second_send_on_a_socket_is_refused_with_ebusy(void **state) {
   th_log l1, l2, lr;
   static char big[16 << 20];
   nio_iov iov1 = {big, sizeof big}, iov2 = {"y", 1};
-  int c, e;
+  int c;
   nio_sock s;
   (void)state;
   th_pair(p, &c, &s);
@@ -91,13 +93,9 @@ static void second_send_on_a_socket_is_refused_with_ebusy(void **state) {
   th_run_for(p, 30);
   if (l1.ncqe != 0)
     th_fail("expected 16 MiB to a peer that does not read to stay pending");
-  if ((e = nio__port_submit(p, &r2)) != NIO_EBUSY)
-    th_fail("expected a second send on one socket to be refused with EBUSY, "
-            "got %s",
-            nio_err_name(e));
-  if ((e = nio__port_submit(p, &rr)) != 0)
-    th_fail("expected a recv beside a pending send to be accepted, got %s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r2), NIO_EBUSY,
+             "a second send on one socket");
+  expect_err(nio__port_submit(p, &rr), 0, "a recv beside a pending send");
   assert_int_equal(nio__port_cancel(p, &r1), 0);
   assert_int_equal(nio__port_cancel(p, &rr), 0);
   th_run_until(p, th_log_final, &l1, 5000, "the canceled send");
@@ -116,7 +114,7 @@ static void send_over_int_max_is_refused_with_emsgsize(void **state) {
   static char small[16];
   nio_iov iov[3] = {
       {small, (size_t)1 << 30}, {small, (size_t)1 << 30}, {small, 1u << 30}};
-  int c, e;
+  int c;
   nio_sock s;
   (void)state;
   th_pair(p, &c, &s);
@@ -124,9 +122,7 @@ static void send_over_int_max_is_refused_with_emsgsize(void **state) {
   th_req(&r, s, NIO_OP_SEND, &log);
   r.u.send.iov = iov;
   r.u.send.iovcnt = 3;
-  if ((e = nio__port_submit(p, &r)) != NIO_EMSGSIZE)
-    th_fail("expected a send of 3 GiB to be refused with EMSGSIZE, got %s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r), NIO_EMSGSIZE, "a send of 3 GiB");
   assert_false(r.active);
   th_run_for(p, 20);
   assert_int_equal(log.ncqe, 0);
@@ -137,26 +133,19 @@ static void submit_on_a_socket_not_added_is_refused_with_ebadf(void **state) {
   nio_port *p = th_port_open();
   nio_req r;
   th_log log;
-  int c, e;
+  int c;
   nio_sock s;
   (void)state;
   th_pair(NULL, &c, &s);
   th_log_init(&log);
   th_req(&r, s, NIO_OP_RECV, &log);
-  if ((e = nio__port_submit(p, &r)) != NIO_EBADF)
-    th_fail("expected a recv on a socket not added to be refused with EBADF, "
-            "got %s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r), NIO_EBADF,
+             "a recv on a socket not added");
   /* Added, then removed: refused again. */
   assert_int_equal(nio__port_add(p, s), 0);
-  if ((e = nio__port_add(p, s)) != NIO_EEXIST)
-    th_fail("expected adding a socket twice to give EEXIST, got %s",
-            nio_err_name(e));
+  expect_err(nio__port_add(p, s), NIO_EEXIST, "adding a socket twice");
   nio__port_remove(p, s);
-  if ((e = nio__port_submit(p, &r)) != NIO_EBADF)
-    th_fail("expected a recv on a removed socket to be refused with EBADF, "
-            "got %s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r), NIO_EBADF, "a recv on a removed socket");
   assert_false(r.active);
   th_run_for(p, 20);
   assert_int_equal(log.ncqe, 0);
@@ -167,36 +156,23 @@ static void submit_of_a_malformed_request_is_refused_with_einval(void **state) {
   nio_port *p = th_port_open();
   nio_req r;
   th_log log;
-  int c, e;
+  int c;
   nio_sock s;
   (void)state;
   th_pair(p, &c, &s);
   th_log_init(&log);
   th_req(&r, s, 99, &log);
-  if ((e = nio__port_submit(p, &r)) != NIO_EINVAL)
-    th_fail("expected op 99 to be refused with EINVAL, got %s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r), NIO_EINVAL, "op 99");
   th_req(&r, s, NIO_OP_RECV, &log);
   r.cb = NULL;
-  if ((e = nio__port_submit(p, &r)) != NIO_EINVAL)
-    th_fail("expected a request without callback to be refused with EINVAL, "
-            "got %s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r), NIO_EINVAL, "a request without callback");
   th_req(&r, s, NIO_OP_CONNECT, &log);
-  if ((e = nio__port_submit(p, &r)) != NIO_EINVAL)
-    th_fail("expected a connect without address to be refused with EINVAL, "
-            "got %s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r), NIO_EINVAL, "a connect without address");
   th_req(&r, s, NIO_OP_SEND, &log);
   r.u.send.iovcnt = 2;
-  if ((e = nio__port_submit(p, &r)) != NIO_EINVAL)
-    th_fail("expected a send without its iov to be refused with EINVAL, got "
-            "%s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r), NIO_EINVAL, "a send without its iov");
   r.u.send.iovcnt = -1;
-  if ((e = nio__port_submit(p, &r)) != NIO_EINVAL)
-    th_fail("expected a send of -1 ranges to be refused with EINVAL, got %s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r), NIO_EINVAL, "a send of -1 ranges");
   th_run_for(p, 20);
   assert_int_equal(log.ncqe, 0);
   th_pair_finish(p, c, s);
@@ -206,27 +182,21 @@ static void cancel_of_a_request_not_active_is_enoent(void **state) {
   nio_port *p = th_port_open();
   nio_req r;
   th_log log;
-  int c, e;
+  int c;
   nio_sock s;
   (void)state;
   th_pair(p, &c, &s);
   th_log_init(&log);
   th_req(&r, s, NIO_OP_RECV, &log);
-  if ((e = nio__port_cancel(p, &r)) != NIO_ENOENT)
-    th_fail("expected cancel of a request never submitted to give ENOENT, "
-            "got %s",
-            nio_err_name(e));
+  expect_err(nio__port_cancel(p, &r), NIO_ENOENT,
+             "cancel of a request never submitted");
   assert_int_equal(nio__port_submit(p, &r), 0);
-  if ((e = nio__port_submit(p, &r)) != NIO_EBUSY)
-    th_fail("expected submitting an active request again to give EBUSY, got "
-            "%s",
-            nio_err_name(e));
+  expect_err(nio__port_submit(p, &r), NIO_EBUSY,
+             "submitting an active request again");
   th_write_all(c, "z", 1);
   th_run_until(p, th_log_final, &log, 5000, "the recv");
-  if ((e = nio__port_cancel(p, &r)) != NIO_ENOENT)
-    th_fail("expected cancel after the final completion to give ENOENT, got "
-            "%s",
-            nio_err_name(e));
+  expect_err(nio__port_cancel(p, &r), NIO_ENOENT,
+             "cancel after the final completion");
   th_run_for(p, 20);
   assert_int_equal(log.ncqe, 1);
   th_pair_finish(p, c, s);
