@@ -251,6 +251,9 @@ int nio__port_accept_error(int err) {
   case NIO_EHOSTDOWN:
   case NIO_EHOSTUNREACH:
   case NIO_EOPNOTSUPP:
+  /* Windows: a client that reset before its AcceptEx completed fails
+  ** SO_UPDATE_ACCEPT_CONTEXT with WSAENOTCONN (seen under Wine). */
+  case NIO_ENOTCONN:
 #ifndef _WIN32
   /* Linux-only codes outside the NIO_E* list (equal to -errno there). */
   case -EPROTO:
