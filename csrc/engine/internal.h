@@ -1,6 +1,6 @@
 /*
 ** internal.h: the engine's private structures, shared by the files of
-** csrc/engine only (engine.c, timer.c, conn.c, listener.c, resolve.c).
+** csrc/engine only (engine.c, timer.c, pool.c, conn*.c, listener.c, ...).
 ** Nothing outside csrc/engine includes this; the contract is engine.h.
 */
 #ifndef NIO_ENGINE_INTERNAL_H
@@ -153,7 +153,7 @@ struct conn {
 ** that the per-message buffers (input buffers, copy chunks) skip malloc and
 ** free: at every message they would take glibc's slow path, and above
 ** 128 KiB of churn its heap trimming makes the kernel fault the pages in
-** again. Size classes and the byte budget are in conn.c. */
+** again. Size classes and the byte budget are in pool.c. */
 typedef struct nio_pool {
   void *head; /* blocks linked through their first word */
 } nio_pool;
@@ -302,6 +302,18 @@ int nio__timers_timeout(nio_engine *e, uint64_t now);
 void nio__timers_run(nio_engine *e);
 void nio__timers_free(nio_engine *e);
 
+/* pool.c */
+/* The size nio__buf_get() allocates for a request of n bytes: the next size
+** class, or n itself above the classes. */
+size_t nio__buf_size(size_t n);
+/* A block of nio__buf_size(n) bytes, or NULL. */
+void *nio__buf_get(nio_engine *e, size_t n);
+/* Give back a block of sz bytes (from nio__buf_get, or any malloc'ed
+** block; NULL is ignored). */
+void nio__buf_put(nio_engine *e, void *b, size_t sz);
+/* Free the blocks kept in the engine's pools (end of the engine). */
+void nio__conns_free_pools(nio_engine *e);
+
 /* conn.c */
 /* The outside view of a slot, or NULL when its block does not exist yet.
 ** Any thread. */
@@ -314,19 +326,52 @@ int nio__conn_write_accepted(conn *c, const void *p, size_t len,
                              nio_chunk_free freefn, void *ud);
 /* Wrap an accepted socket (already added to the port). */
 int nio__conn_accepted(nio_engine *e, nio_sock fd, conn **out);
-/* Start receiving on a connection whose owner just took it. */
-void nio__conn_start(conn *c);
+/* Call the owner's callback with events (none after close; a connection
+** closed after flush has no owner, and an error ends it). */
 void nio__conn_deliver(conn *c, int events);
+/* Outside senders are refused from now on (the owner closed c). */
+void nio__conn_refuse_outside(conn *c);
+/* The stream failed (first error wins). */
+void nio__conn_set_err(conn *c, int err);
+/* Take c off its listener's pending queue (c->pending). */
+void nio__conn_unpend(conn *c);
 /* Free closed connections whose requests all completed. */
 void nio__conns_sweep(nio_engine *e);
-/* Submit the sends of the connections on the kick list (before a wait). */
-void nio__conns_kick(nio_engine *e);
-/* Whether close-after-flush connections still have output to send. */
-int nio__conns_flushing(const nio_engine *e);
 /* Close every open connection (end of the engine). */
 void nio__conns_close_all(nio_engine *e);
-/* Free the blocks kept in the engine's pools (end of the engine). */
-void nio__conns_free_pools(nio_engine *e);
+/* Every change of the queued output goes through here, so the mirror
+** outside senders read stays exact. */
+static inline void nio__conn_set_queued(conn *c, size_t queued) {
+  c->pub.queued = queued;
+  atomic_store_explicit(&c->xs->queued, queued, memory_order_release);
+}
+
+/* conn_in.c */
+/* The receive's completion callback (c->rreq). */
+void nio__conn_on_recv(nio_req *req, int res, const char *data, unsigned flags);
+/* Arm the receive if c is healthy, connected and its input under want
+** (also: start receiving on a connection whose owner just took it). */
+void nio__conn_recv_kick(conn *c);
+/* Give the input buffer back (to the pools, or the port when lent). */
+void nio__conn_free_input(conn *c);
+
+/* conn_out.c */
+/* Submit the next vectored send if none is in flight; deferred: report a
+** failure at the next turn rather than now. */
+void nio__conn_send_kick(conn *c, int deferred);
+/* Shut the sending side once the owner asked and the output went out. */
+void nio__conn_do_shutdown(conn *c);
+/* Free the output queue, calling its free callbacks; only when no send
+** names it. */
+void nio__conn_drop_queue(conn *c);
+/* Submit the sends of the connections on the kick list (before a wait). */
+void nio__conns_kick(nio_engine *e);
+
+/* conn_caf.c */
+/* Take c off the close-after-flush list. */
+void nio__conn_caf_unlink(conn *c);
+/* Whether close-after-flush connections still have output to send. */
+int nio__conns_flushing(const nio_engine *e);
 
 /* listener.c */
 void nio__listeners_sweep(nio_engine *e);

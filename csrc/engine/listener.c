@@ -191,7 +191,7 @@ nio_conn *nio__listener_accept(nio_listener *pl, nio_conn_cb cb, void *udata) {
   c->u.pl = NULL;
   c->pub.cb = cb;
   c->pub.udata = udata;
-  nio__conn_start(c);
+  nio__conn_recv_kick(c);
   listener_arm(l);
   return &c->pub;
 }

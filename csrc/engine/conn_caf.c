@@ -1,0 +1,69 @@
+/*
+** conn_caf.c: close after flush -- a connection its owner forgot sends
+** what it has queued, then closes, within the engine's grace.
+*/
+#include "internal.h"
+
+void nio__conn_caf_unlink(conn *c) {
+  nio_engine *e = c->e;
+  if (c->fprev)
+    c->fprev->fnext = c->fnext;
+  else if (e->fhead == c)
+    e->fhead = c->fnext;
+  if (c->fnext)
+    c->fnext->fprev = c->fprev;
+  else if (e->ftail == c)
+    e->ftail = c->fprev;
+  c->fprev = c->fnext = NULL;
+}
+
+int nio__conns_flushing(const nio_engine *e) {
+  return e->fhead != NULL;
+}
+/* ---- close after flush ---------------------------------------------- */
+
+static void conn_caf_expire(nio_timer *t) {
+  nio_engine *e = t->data;
+  conn *c;
+  while ((c = e->fhead) != NULL && c->fdue <= e->now)
+    nio__conn_close(&c->pub, 0);
+  /* Without the timer the rest would wait for their peers forever: their
+  ** grace ends now. */
+  if (c && nio__timer_start(e, &e->ftimer, c->fdue - e->now, conn_caf_expire))
+    while ((c = e->fhead) != NULL) nio__conn_close(&c->pub, 0);
+}
+
+void nio__conn_close_after_flush(nio_conn *pc) {
+  conn *c = (conn *)pc;
+  nio_engine *e = c->e;
+  if (c->pub.closing || c->caf) return;
+  if (c->pending) nio__conn_unpend(c);
+  c->caf = 1;
+  c->pub.cb = NULL;
+  nio__conn_refuse_outside(c);
+  nio__conn_free_input(c);
+  if (c->qhead == NULL || c->pub.err) {
+    nio__conn_close(pc, 0);
+    return;
+  }
+  /* Bounded even while the engine runs: a peer that never reads cannot
+  ** keep a forgotten connection (and its output) forever. The grace is
+  ** the same for all, so appending keeps the list ordered by deadline. */
+  c->fdue = e->now + e->grace_ns;
+  c->fprev = e->ftail;
+  c->fnext = NULL;
+  if (e->ftail)
+    e->ftail->fnext = c;
+  else
+    e->fhead = c;
+  e->ftail = c;
+  if (!nio__timer_active(&e->ftimer)) {
+    e->ftimer.data = e;
+    /* No timer, no bound: close now rather than maybe never. */
+    if (nio__timer_start(e, &e->ftimer, e->grace_ns, conn_caf_expire) < 0) {
+      nio__conn_close(pc, 0);
+      return;
+    }
+  }
+  nio__conn_recv_kick(c);
+}
