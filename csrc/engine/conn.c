@@ -183,19 +183,10 @@ void nio__conn_deliver(conn *c, int events) {
 
 void nio__conn_unpend(conn *c) {
   listener *l = c->u.pl;
-  conn **pp = &l->phead, *prev = NULL;
-  while (*pp && *pp != c) {
-    prev = *pp;
-    pp = &(*pp)->next;
-  }
-  if (*pp == c) {
-    *pp = c->next;
-    if (l->ptail == c) l->ptail = prev;
-    l->npending--;
-  }
+  nio__list_remove(&l->pending, &c->link);
+  l->npending--;
   c->pending = 0;
   c->u.pl = NULL;
-  c->next = NULL;
 }
 
 void nio__conn_close(nio_conn *pc, int reset) {
@@ -222,20 +213,17 @@ void nio__conn_close(nio_conn *pc, int reset) {
     nio__conn_drop_queue(c);
   nio__conn_free_input(c);
   c->zombie = 1;
-  c->next = e->zombies;
-  e->zombies = c;
+  nio__list_push_front(&e->zombies, &c->link);
 }
 
 /* Free the closed connections whose requests have all completed; their
 ** sockets are closed here, after the port forgot them. */
 void nio__conns_sweep(nio_engine *e) {
-  conn **pp = &e->zombies, *c;
-  while ((c = *pp) != NULL) {
-    if (c->rreq.active || c->wreq.active || c->deferred || c->kickq) {
-      pp = &c->next;
-      continue;
-    }
-    *pp = c->next;
+  nio_link *k, *next;
+  nio__list_each(&e->zombies, k, next) {
+    conn *c = nio__list_item(k, conn, link);
+    if (c->rreq.active || c->wreq.active || c->deferred || c->kickq) continue;
+    nio__list_remove(&e->zombies, k);
     nio__conn_drop_queue(c);
     if (c->pub.fd != NIO_BAD_SOCK) { /* a detached one never had one */
       nio__port_remove(e->port, c->pub.fd);

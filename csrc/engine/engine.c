@@ -285,7 +285,7 @@ static void engine_drain(nio_engine *e) {
              (unsigned long long)dropped, (double)e->grace_ns / 1e9);
   nio__conns_sweep(e);
   nio__listeners_sweep(e);
-  while (e->zombies || !nio__list_empty(&e->lzombies)) {
+  while (!nio__list_empty(&e->zombies) || !nio__list_empty(&e->lzombies)) {
     if (engine_poll(e, 100, 0) < 0) break;
   }
 }

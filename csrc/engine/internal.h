@@ -124,7 +124,7 @@ struct conn {
     nio_addr *caddr; /* connect target, while connecting (owned) */
     listener *pl;    /* listener whose pending queue holds us */
   } u;
-  conn *next;          /* listener pending queue, then zombie list */
+  nio_link link;       /* in its listener's pending, then e->zombies */
   conn *knext;         /* engine's kick list: output to submit this turn */
   conn *dnext;         /* deferred-event list */
   conn *fprev, *fnext; /* close-after-flush list */
@@ -165,8 +165,8 @@ struct listener {
   nio_listener pub;
   nio_engine *e;
   nio_req areq;
-  nio_timer retry; /* re-arm after an accept error (EMFILE...) */
-  conn *phead, *ptail;
+  nio_timer retry;  /* re-arm after an accept error (EMFILE...) */
+  nio_list pending; /* of conn.link: accepted, not yet taken by the owner */
   int backlog, npending;
   nio_link link; /* in e->listeners while open, then in e->lzombies */
   unsigned closing : 1;
@@ -223,7 +223,7 @@ struct nio_engine {
   /* Connections. */
   nio_slot *slots;
   uint32_t nslots, free_slot; /* free_slot: slot + 1 of the first free */
-  conn *zombies;
+  nio_list zombies;           /* of conn.link: closed, freed by the sweep */
   conn *deferred, *deferred_tail;
   /* Connections with output queued this turn and no send in flight: their
   ** send is submitted just before the wait, with everything the turn

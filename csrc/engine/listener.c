@@ -77,12 +77,7 @@ static void listener_take(listener *l, nio_sock fd) {
   }
   c->pending = 1;
   c->u.pl = l;
-  c->next = NULL;
-  if (l->ptail)
-    l->ptail->next = c;
-  else
-    l->phead = c;
-  l->ptail = c;
+  nio__list_push_back(&l->pending, &c->link);
   l->npending++;
   l->pub.err = 0;
 }
@@ -181,12 +176,10 @@ int nio__listen(nio_engine *e, const nio_addr *addr, int backlog, int reuseport,
 
 nio_conn *nio__listener_accept(nio_listener *pl, nio_conn_cb cb, void *udata) {
   listener *l = (listener *)pl;
-  conn *c = l->phead;
+  conn *c = nio__list_item(l->pending.first, conn, link);
   if (c == NULL || l->closing) return NULL;
-  l->phead = c->next;
-  if (l->phead == NULL) l->ptail = NULL;
+  nio__list_remove(&l->pending, &c->link);
   l->npending--;
-  c->next = NULL;
   c->pending = 0;
   c->u.pl = NULL;
   c->pub.cb = cb;
@@ -207,7 +200,8 @@ void nio__listener_close(nio_listener *pl) {
   if (l->closing) return;
   l->closing = 1;
   l->pub.cb = NULL;
-  while (l->phead) nio__conn_close(&l->phead->pub, 0);
+  while (!nio__list_empty(&l->pending))
+    nio__conn_close(&nio__list_item(l->pending.first, conn, link)->pub, 0);
   nio__timer_stop(e, &l->retry);
   /* The address is free when this returns; the socket is the port's now,
   ** and the accept's final completion (next wait) lets the sweep free l. */
