@@ -70,8 +70,8 @@ typedef struct epoll_port {
   epoll_slot *slots; /* indexed by fd; realloc'd by add(), so never hold a
                      ** slot pointer across a callback */
   int nslots;
-  nio_req *qhead, *qtail; /* run queue, linked by bknext */
-  char *buf;              /* recv buffer, valid during one callback */
+  nio_list q; /* run queue, of nio_req.bklink */
+  char *buf;  /* recv buffer, valid during one callback */
   struct epoll_event events[EPOLL_MAX_EVENTS];
 } epoll_port;
 
@@ -85,12 +85,7 @@ static epoll_slot *epoll_slot_of(epoll_port *p, nio_sock fd) {
 }
 
 static void epoll_enqueue(epoll_port *p, nio_req *r) {
-  r->bknext = NULL;
-  if (p->qtail)
-    p->qtail->bknext = r;
-  else
-    p->qhead = r;
-  p->qtail = r;
+  nio__list_push_back(&p->q, &r->bklink);
 }
 
 /* The final completion: the slot and the request are released before the
@@ -268,14 +263,12 @@ static int epoll_run(epoll_port *p, nio_req *r) {
 /* Runs what was queued before this call; what callbacks queue meanwhile
 ** waits for the next turn. */
 static int epoll_run_queue(epoll_port *p) {
-  nio_req *r = p->qhead, *next;
+  nio_list q = p->q;
+  nio_link *k;
   int n = 0;
-  p->qhead = p->qtail = NULL;
-  for (; r; r = next) {
-    next = r->bknext;
-    r->bknext = NULL;
-    n += epoll_run(p, r);
-  }
+  p->q.first = p->q.last = NULL;
+  while ((k = nio__list_pop_front(&q)) != NULL)
+    n += epoll_run(p, nio__list_item(k, nio_req, bklink));
   return n;
 }
 
@@ -310,7 +303,7 @@ static int epoll_wait_port(nio_port *pp, int timeout_ms) {
   epoll_port *p = (epoll_port *)pp;
   int n, ne;
   n = epoll_run_queue(p);
-  if (n > 0 || p->qhead != NULL) timeout_ms = 0;
+  if (n > 0 || !nio__list_empty(&p->q)) timeout_ms = 0;
   ne = epoll_wait(p->epfd, p->events, EPOLL_MAX_EVENTS, timeout_ms);
   if (ne < 0) {
     if (errno != EINTR) return n > 0 ? n : sys_err();

@@ -107,7 +107,7 @@ typedef struct iocp_port {
   int skip_ok;    /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS usable */
   SOCKET *noskip; /* sockets for which it could not be set */
   int nnoskip, capnoskip;
-  nio_req *qhead, *qtail; /* run queue, linked by bknext */
+  nio_list q;             /* run queue, of nio_req.bklink */
   iocp_ov *rhead, *rtail; /* ready list */
   char *buf;              /* recv buffer, valid in one callback */
   OVERLAPPED_ENTRY entries[IOCP_MAX_ENTRIES];
@@ -118,12 +118,7 @@ static int wsa_err(void) {
 }
 
 static void iocp_enqueue(iocp_port *p, nio_req *r) {
-  r->bknext = NULL;
-  if (p->qtail)
-    p->qtail->bknext = r;
-  else
-    p->qhead = r;
-  p->qtail = r;
+  nio__list_push_back(&p->q, &r->bklink);
 }
 
 static int iocp_skips(iocp_port *p, SOCKET s) {
@@ -360,14 +355,12 @@ static int acc_final_due(iocp_accept *acc) {
   return acc->busy == 0 && (acc->canceled || acc->err != 0);
 }
 
-/* Takes r off the run queue (a cancel may have queued it). */
+/* Takes r off the run queue (a cancel may have queued it). acc->queued
+** says r is on p->q, never on a batch iocp_run_queues() took off it: a
+** request of the batch is finished only by its own run (acc_run clears
+** queued first), as completions are dispatched after the batch. */
 static void iocp_dequeue(iocp_port *p, nio_req *r) {
-  nio_req **pp = &p->qhead, *prev = NULL;
-  while (*pp && *pp != r) prev = *pp, pp = &(*pp)->bknext;
-  if (*pp == NULL) return;
-  *pp = r->bknext;
-  if (p->qtail == r) p->qtail = prev;
-  r->bknext = NULL;
+  nio__list_remove(&p->q, &r->bklink);
 }
 
 static void acc_finish(iocp_port *p, nio_req *r) {
@@ -493,15 +486,13 @@ static int iocp_dispatch(iocp_port *p, iocp_ov *o, DWORD bytes) {
 /* Runs what was queued before this call, then the ready list as it was;
 ** what callbacks add meanwhile waits for the next turn. */
 static int iocp_run_queues(iocp_port *p) {
-  nio_req *r = p->qhead, *next;
+  nio_list q = p->q;
+  nio_link *k;
   iocp_ov *o, *onext;
   int n = 0;
-  p->qhead = p->qtail = NULL;
-  for (; r; r = next) {
-    next = r->bknext;
-    r->bknext = NULL;
-    n += iocp_run(p, r);
-  }
+  p->q.first = p->q.last = NULL;
+  while ((k = nio__list_pop_front(&q)) != NULL)
+    n += iocp_run(p, nio__list_item(k, nio_req, bklink));
   o = p->rhead;
   p->rhead = p->rtail = NULL;
   for (; o; o = onext) {
@@ -517,7 +508,7 @@ static int iocp_wait(nio_port *pp, int timeout_ms) {
   ULONG ne = 0;
   DWORD err;
   int n = iocp_run_queues(p);
-  if (n > 0 || p->qhead != NULL || p->rhead != NULL) timeout_ms = 0;
+  if (n > 0 || !nio__list_empty(&p->q) || p->rhead != NULL) timeout_ms = 0;
   if (!GetQueuedCompletionStatusEx(
           p->iocp, p->entries, IOCP_MAX_ENTRIES, &ne,
           timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms, FALSE)) {

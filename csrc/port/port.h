@@ -18,6 +18,7 @@
 #define NIO_PORT_H
 
 #include "sys.h"
+#include "../util/list.h"
 
 typedef struct nio_port nio_port;
 typedef struct nio_req nio_req;
@@ -106,8 +107,9 @@ struct nio_req {
       int iovcnt;
     } send;
   } u;
-  /* Backend-private links (epoll wait lists, iocp OVERLAPPED pointer...). */
-  nio_req *bknext;
+  /* Backend-private: bklink in the backend's queue (epoll and iocp run
+  ** queues, uring backlog), bkptr (iocp OVERLAPPED state...). */
+  nio_link bklink;
   void *bkptr;
   uint64_t bkdata;
 };

@@ -30,7 +30,7 @@
 ** then release() gives it back.
 **
 ** When the SQ is full and submitting cannot free it, requests (and cancels)
-** wait in a FIFO backlog (bknext) that wait() drains first.
+** wait in a FIFO backlog (bklink) that wait() drains first.
 **
 ** Test switches: NETIO_TEST_URING_FAIL=1 makes open() fail (NIO_ENOSYS);
 ** NETIO_TEST_URING_SETUP=defer|coop|plain starts the setup-flag fallback
@@ -111,8 +111,8 @@ typedef struct uring_port {
   int cur_bid;    /* buffer of the completion being delivered, or -1 */
   int cur_kept;   /* ... and keep() was called on it */
   int br_registered;
-  nio_req *backlog, *backlog_tail; /* linked by bknext */
-  uring_msg *msgs;                 /* free list */
+  nio_list backlog; /* of nio_req.bklink */
+  uring_msg *msgs;  /* free list */
 } uring_port;
 
 static int uring_err(void) {
@@ -138,31 +138,16 @@ static struct io_uring_sqe *uring_get_sqe(uring_port *p) {
 
 static void uring_backlog_push(uring_port *p, nio_req *r, int flag) {
   r->bkflags |= (uint8_t)flag;
-  r->bknext = NULL;
-  if (p->backlog_tail)
-    p->backlog_tail->bknext = r;
-  else
-    p->backlog = r;
-  p->backlog_tail = r;
+  nio__list_push_back(&p->backlog, &r->bklink);
 }
 
 static nio_req *uring_backlog_pop(uring_port *p) {
-  nio_req *r = p->backlog;
-  if (r) {
-    p->backlog = r->bknext;
-    if (p->backlog == NULL) p->backlog_tail = NULL;
-    r->bknext = NULL;
-  }
-  return r;
+  return nio__list_item(nio__list_pop_front(&p->backlog), nio_req, bklink);
 }
 
+/* r is on the backlog (F_BACKLOG or F_CANCEL_BACKLOG says so). */
 static void uring_backlog_unlink(uring_port *p, nio_req *r) {
-  nio_req **pp = &p->backlog, *prev = NULL;
-  while (*pp && *pp != r) prev = *pp, pp = &(*pp)->bknext;
-  if (*pp == NULL) return;
-  *pp = r->bknext;
-  if (p->backlog_tail == r) p->backlog_tail = prev;
-  r->bknext = NULL;
+  nio__list_remove(&p->backlog, &r->bklink);
 }
 
 static uring_msg *uring_msg_get(uring_port *p) {
@@ -268,7 +253,7 @@ static int uring_queue(uring_port *p, nio_req *r) {
       return NIO_ENOMEM;
   }
   /* Behind a non-empty backlog to keep submission order. */
-  if (p->backlog != NULL || (sqe = uring_get_sqe(p)) == NULL) {
+  if (!nio__list_empty(&p->backlog) || (sqe = uring_get_sqe(p)) == NULL) {
     uring_backlog_push(p, r, F_BACKLOG);
     return 0;
   }
@@ -278,7 +263,7 @@ static int uring_queue(uring_port *p, nio_req *r) {
 
 static void uring_queue_cancel(uring_port *p, nio_req *r) {
   struct io_uring_sqe *sqe;
-  if (p->backlog != NULL || (sqe = uring_get_sqe(p)) == NULL) {
+  if (!nio__list_empty(&p->backlog) || (sqe = uring_get_sqe(p)) == NULL) {
     uring_backlog_push(p, r, F_CANCEL_BACKLOG);
     return;
   }
@@ -452,7 +437,7 @@ static int uring_flush_backlog(uring_port *p) {
   struct io_uring_sqe *sqe;
   nio_req *r;
   int n = 0;
-  while ((r = p->backlog) != NULL) {
+  while ((r = nio__list_item(p->backlog.first, nio_req, bklink)) != NULL) {
     if ((r->bkflags & (F_BACKLOG | F_CANCELED)) == (F_BACKLOG | F_CANCELED)) {
       uring_backlog_pop(p);
       n += uring_finish(p, r, NIO_ECANCELED, NULL);
@@ -539,7 +524,7 @@ static int uring_submit(nio_port *pp, nio_req *r) {
   int e;
   r->active = 1;
   r->bkflags = 0;
-  r->bknext = NULL;
+  r->bklink.prev = r->bklink.next = NULL;
   r->bkptr = NULL;
   r->bkdata = 0;
   if ((e = uring_queue(p, r)) < 0) {
