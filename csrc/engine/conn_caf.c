@@ -6,31 +6,32 @@
 
 void nio__conn_caf_unlink(conn *c) {
   nio_engine *e = c->e;
-  if (c->fprev)
-    c->fprev->fnext = c->fnext;
-  else if (e->fhead == c)
-    e->fhead = c->fnext;
-  if (c->fnext)
-    c->fnext->fprev = c->fprev;
-  else if (e->ftail == c)
-    e->ftail = c->fprev;
-  c->fprev = c->fnext = NULL;
+  /* c->caf is set before c goes on the list, and one with nothing to
+  ** send closes without ever being on it: only a link that has a
+  ** predecessor or is the first is in the list. */
+  if (c->flink.prev || e->flushing.first == &c->flink)
+    nio__list_remove(&e->flushing, &c->flink);
 }
 
 int nio__conns_flushing(const nio_engine *e) {
-  return e->fhead != NULL;
+  return !nio__list_empty(&e->flushing);
 }
 /* ---- close after flush ---------------------------------------------- */
+
+/* The one due first (the list is ordered by fdue), or NULL. */
+static conn *caf_first(nio_engine *e) {
+  return nio__list_item(e->flushing.first, conn, flink);
+}
 
 static void conn_caf_expire(nio_timer *t) {
   nio_engine *e = t->data;
   conn *c;
-  while ((c = e->fhead) != NULL && c->fdue <= e->now)
+  while ((c = caf_first(e)) != NULL && c->fdue <= e->now)
     nio__conn_close(&c->pub, 0);
   /* Without the timer the rest would wait for their peers forever: their
   ** grace ends now. */
   if (c && nio__timer_start(e, &e->ftimer, c->fdue - e->now, conn_caf_expire))
-    while ((c = e->fhead) != NULL) nio__conn_close(&c->pub, 0);
+    while ((c = caf_first(e)) != NULL) nio__conn_close(&c->pub, 0);
 }
 
 void nio__conn_close_after_flush(nio_conn *pc) {
@@ -50,13 +51,7 @@ void nio__conn_close_after_flush(nio_conn *pc) {
   ** keep a forgotten connection (and its output) forever. The grace is
   ** the same for all, so appending keeps the list ordered by deadline. */
   c->fdue = e->now + e->grace_ns;
-  c->fprev = e->ftail;
-  c->fnext = NULL;
-  if (e->ftail)
-    e->ftail->fnext = c;
-  else
-    e->fhead = c;
-  e->ftail = c;
+  nio__list_push_back(&e->flushing, &c->flink);
   if (!nio__timer_active(&e->ftimer)) {
     e->ftimer.data = e;
     /* No timer, no bound: close now rather than maybe never. */
