@@ -122,7 +122,7 @@ struct nb_conn {
   nb_state *S; /* NULL once the run ended */
   /* S->conns holds every conn userdata of the run, open or closed, until
   ** it is collected: the end of the run clears S in all of them. */
-  nb_conn *prev, *next;
+  nio_link link; /* in S->conns */
   uint64_t id;
   nb_task *reader; /* the task waiting in recv (or connect) */
   nb_task *writer; /* the task waiting in send (water mark) or flush */
@@ -169,7 +169,7 @@ struct nb_state {
   nb_task *main_task;
   nio_list tasks; /* of nb_task.all: every task not ended (for the end) */
   size_t ntasks;
-  nb_conn *conns;
+  nio_list conns;     /* of nb_conn.link (see nb_conn) */
   nio_list listeners; /* of nb_listener.link */
   nb_sendref *unrefs; /* strings the engine no longer needs */
   /* Messages posted to the engine, waiting for netio.receive in a task. */

@@ -22,21 +22,14 @@ nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S) {
   nb->max_input = NB_MAX_INPUT;
   luaL_setmetatable(L, NB_CONN_MT);
   nb->S = S;
-  nb->next = S->conns;
-  if (S->conns) S->conns->prev = nb;
-  S->conns = nb;
+  nio__list_push_front(&S->conns, &nb->link);
   return nb;
 }
 
 static void conn_unlink(nb_conn *nb) {
   nb_state *S = nb->S;
-  if (S == NULL) return;
-  if (nb->prev)
-    nb->prev->next = nb->next;
-  else if (S->conns == nb)
-    S->conns = nb->next;
-  if (nb->next) nb->next->prev = nb->prev;
-  nb->prev = nb->next = NULL;
+  if (S == NULL) return; /* nb is in S->conns while nb->S is set */
+  nio__list_remove(&S->conns, &nb->link);
   nb->S = NULL;
 }
 
@@ -91,18 +84,18 @@ void nio__bind_conn_close(nb_conn *nb, int flush) {
 }
 
 void nio__bind_close_conns(nb_state *S, int flush, int detach) {
-  nb_conn *nb, *next;
-  for (nb = S->conns; nb; nb = next) {
-    next = nb->next;
+  nio_link *k, *next;
+  nio__list_each(&S->conns, k, next) {
+    nb_conn *nb = nio__list_item(k, nb_conn, link);
     nio__bind_conn_close(nb, flush);
     if (detach) {
       nio__bind_vacate(&nb->reader);
       nio__bind_vacate(&nb->writer);
-      nb->prev = nb->next = NULL;
+      k->prev = k->next = NULL;
       nb->S = NULL;
     }
   }
-  if (detach) S->conns = NULL;
+  if (detach) S->conns.first = S->conns.last = NULL;
 }
 
 /* __gc and __close. Never waits: queued output is sent by the engine
