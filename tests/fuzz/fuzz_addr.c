@@ -46,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* The port is the digits after the last ':'. */
   if (atoi(strrchr(s, ':') + 1) != port) abort();
   r = nio__addr_numeric(host, port, &a);
-  if (r == NIO_EAI_NONAME || r == NIO_EBADADDR) {
+  /* A name, a malformed literal, or a zone naming no interface here. */
+  if (r == NIO_EAI_NONAME || r == NIO_EBADADDR || r == NIO_ENODEV) {
     free(s);
     return 0;
   }
