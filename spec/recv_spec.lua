@@ -454,3 +454,33 @@ describe("recv and max-input", function()
     H.has("bytes must be positive", r.closed_bad)
   end)
 end)
+
+describe("recv(\"*l\") over the line limit", function()
+  -- The line fails with what arrived of it; the lines after it stay.
+  it("a_line_over_the_limit_does_not_consume_the_lines_after_it", function()
+    for _, n in ipairs({ 1024 * 1024 + 1, 1100000, 1024 * 1024 + 60000 }) do
+      with_pair(function(c, s)
+        local stream = ("y"):rep(n) .. "\nnext\n"
+        assert(s:send(stream))
+        s:flush()
+        netio.sleep(0.1)
+        local d, err, partial = c:recv("*l", 5)
+        assert(d == nil and err == "line too long",
+          "expected \"line too long\", got " .. tostring(err))
+        assert(#partial <= n + 1 and stream:sub(1, #partial) == partial,
+          ("a %d-byte line: the partial of \"line too long\" holds %d bytes,"
+          .. " past the end of the line"):format(n, #partial))
+        -- The rest of the long line (if it had not all arrived), then "next".
+        local rest = stream:sub(#partial + 1, n)
+        if rest ~= "" then
+          local got = c:recv("*l", 5)
+          assert(got == rest, "expected the rest of the long line, got "
+            .. tostring(got and #got) .. " bytes")
+        end
+        local got, e2 = c:recv("*l", 5)
+        assert(got == "next", ("a %d-byte line: the line after it was lost:"
+          .. " expected \"next\", got %s, %s"):format(n, tostring(got), tostring(e2)))
+      end, 15)
+    end
+  end)
+end)

@@ -247,7 +247,17 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
   case RM_LINE: {
     size_t m, used;
     int r = nio__line_scan(p, len, &nb->scan, NB_LINE_MAX, &m, &used);
-    if (r == NIO_EMSGSIZE) return recv_fail(L, nb, "line too long");
+    if (r == NIO_EMSGSIZE) {
+      /* partial is the long line (what arrived of it), not the lines
+      ** after it. */
+      lua_pushnil(L);
+      lua_pushliteral(L, "line too long");
+      lua_pushlstring(L, p, used);
+      nio__conn_consume(c, used);
+      nb->scan = 0;
+      want(nb, 0);
+      return 3;
+    }
     if (r == 0) {
       lua_pushlstring(L, p, m);
       nio__conn_consume(c, used);

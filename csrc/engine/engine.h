@@ -274,7 +274,9 @@ void nio__listener_close(nio_listener *l);
 ** (0 at first; kept between calls while the input grows). Returns 0 with
 ** the line's length in *linelen and the bytes to consume (LF included) in
 ** *used, *scan back to 0; NIO_EAGAIN when there is no LF yet (*scan = len);
-** NIO_EMSGSIZE when the line is longer than max bytes (found or not). */
+** NIO_EMSGSIZE when the line is longer than max bytes (found or not), with
+** *used the bytes of that line buffered (up to its LF included, if seen):
+** what a failure may consume, the lines after it left alone. */
 int nio__line_scan(const char *p, size_t len, size_t *scan, size_t max,
                    size_t *linelen, size_t *used);
 

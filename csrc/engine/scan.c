@@ -15,15 +15,18 @@ int nio__line_scan(const char *p, size_t len, size_t *scan, size_t max,
   if (len > *scan) nl = memchr(p + *scan, '\n', len - *scan);
   if (nl == NULL) {
     *scan = len;
-    /* No LF within max bytes: the line is too long already. */
+    /* No LF within max bytes: the line is too long already, and every
+    ** byte buffered belongs to it. */
+    *used = len;
     return len > max ? NIO_EMSGSIZE : NIO_EAGAIN;
   }
   m = k = (size_t)(nl - p);
   if (m > 0 && p[m - 1] == '\r') m--;
-  /* The limit holds also when the whole line arrived at once. */
-  if (m > max) return NIO_EMSGSIZE;
   *scan = 0;
-  *linelen = m;
   *used = k + 1;
+  /* The limit holds also when the whole line arrived at once: the line
+  ** (up to its LF) is all a failure may take, not the lines after it. */
+  if (m > max) return NIO_EMSGSIZE;
+  *linelen = m;
   return 0;
 }

@@ -2,7 +2,7 @@
 ** fuzz_line.c: libFuzzer target for the "*l" line scan, nio__line_scan.
 ** The input is a byte stream arriving in pieces (their sizes taken from the
 ** input's first bytes) and a line limit; the scan, called as conn.c calls
-** it (input growing, lines consumed, the buffer dropped on "too long"), is
+** it (input growing, lines consumed, the long line dropped on "too long"), is
 ** compared with a plain split of the whole stream on LF.
 */
 #include <stdint.h>
@@ -18,7 +18,10 @@ static int ref_line(const char *s, size_t len, size_t max, size_t *linelen,
   size_t k;
   for (k = 0; k < len && s[k] != '\n'; k++) {
   }
-  if (k == len) return len > max ? NIO_EMSGSIZE : NIO_EAGAIN;
+  if (k == len) {
+    *used = len;
+    return len > max ? NIO_EMSGSIZE : NIO_EAGAIN;
+  }
   *used = k + 1;
   if (k > 0 && s[k - 1] == '\r') k--;
   if (k > max) return NIO_EMSGSIZE;
@@ -55,8 +58,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (linelen != rlen || used != rused || scan != 0) abort();
       start += used;
     } else if (r == NIO_EMSGSIZE) {
-      /* conn.c hands everything buffered to the caller. */
-      start = arrived;
+      /* conn.c hands the over-long line to the caller (what is buffered
+      ** of it), never the lines after it. */
+      if (used != rused || used == 0) abort();
+      start += used;
       scan = 0;
     } else {
       if (r != NIO_EAGAIN || scan != len) abort();
