@@ -455,6 +455,33 @@ describe("recv and max-input", function()
   end)
 end)
 
+describe("recv(\"*L\")", function()
+  it("recv_L_returns_the_line_with_its_eol", function()
+    local a, b, c3 = with_pair(function(c, s)
+      assert(s:send("one\ntwo\r\nthree"))
+      return c:recv("*L", 5), c:recv("L", 5), table.pack(c:recv("*L", 0.05))
+    end)
+    assert(a == "one\n", ("recv(\"*L\"): expected \"one\\n\", got %q"):format(tostring(a)))
+    assert(b == "two\r\n", ("recv(\"L\"): expected \"two\\r\\n\", got %q"):format(tostring(b)))
+    assert(c3[1] == nil and c3[2] == "timeout" and c3[3] == "three",
+      ("recv(\"*L\") without an EOL yet: expected nil, \"timeout\", \"three\", got %s, %s, %s")
+        :format(tostring(c3[1]), tostring(c3[2]), tostring(c3[3])))
+  end)
+
+  it("recv_L_has_the_line_limit_of_l", function()
+    local long = ("L"):rep(1024 * 1024)
+    local got, d, err = with_pair(function(c, s)
+      netio.spawn(function() s:send({ long, "\n", long, "x\nnext\n" }) end)
+      local first = c:recv("*L", 5)
+      return first, c:recv("*L", 5)
+    end, 15)
+    assert(got == long .. "\n", "a 1 MiB line with *L: got "
+      .. tostring(got and #got) .. " bytes")
+    assert(d == nil and err == "line too long",
+      "a line over 1 MiB with *L: expected \"line too long\", got " .. tostring(err))
+  end)
+end)
+
 describe("recv(\"*l\") over the line limit", function()
   -- The line fails with what arrived of it; the lines after it stay.
   it("a_line_over_the_limit_does_not_consume_the_lines_after_it", function()

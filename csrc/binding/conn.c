@@ -6,7 +6,17 @@
 #include <string.h>
 #include "binding.h"
 
-enum { RM_ANY = 0, RM_N = 1, RM_LINE = 2, RM_ALL = 3 };
+/* recv modes; a continuation's context is (n << RM_BITS) | mode. RM_UPTO
+** is receiveany(max), RM_LINE_EOL "*L" (the line with its EOL). */
+enum {
+  RM_ANY = 0,
+  RM_N = 1,
+  RM_LINE = 2,
+  RM_ALL = 3,
+  RM_LINE_EOL = 4,
+  RM_UPTO = 5,
+  RM_BITS = 3
+};
 
 /* Twice per message: by metatable identity (nio__bind_check). */
 static nb_conn *conn_check(lua_State *L) {
@@ -244,7 +254,17 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
     if (nb->acclen >= nb->max_input) return recv_too_large(L, nb);
     want(nb, NB_RECV_DIRECT_MAX);
     break;
-  case RM_LINE: {
+  case RM_UPTO:
+    if (len > 0) {
+      k = len < n ? len : n;
+      if (k > nb->max_input) k = nb->max_input;
+      lua_pushlstring(L, p, k);
+      nio__conn_consume(c, k);
+      return 1;
+    }
+    break;
+  case RM_LINE:
+  case RM_LINE_EOL: {
     size_t m, used;
     int r = nio__line_scan(p, len, &nb->scan, NB_LINE_MAX, &m, &used);
     if (r == NIO_EMSGSIZE) {
@@ -259,7 +279,7 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
       return 3;
     }
     if (r == 0) {
-      lua_pushlstring(L, p, m);
+      lua_pushlstring(L, p, mode == RM_LINE ? m : used);
       nio__conn_consume(c, used);
       want(nb, 0);
       return 1;
@@ -301,7 +321,8 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
     nio__bind_wait_end(t);
     return recv_fail(L, nb, "closed");
   }
-  if ((r = recv_step(L, nb, (int)(ctx & 3), (size_t)(ctx >> 2))) >= 0) {
+  if ((r = recv_step(L, nb, (int)(ctx & ((1 << RM_BITS) - 1)),
+                     (size_t)(ctx >> RM_BITS))) >= 0) {
     nio__bind_wait_end(t);
     return r;
   }
@@ -325,14 +346,15 @@ static int recv_pattern(lua_State *L, size_t *n) {
     i = lua_tointegerx(L, 2, &isint);
     luaL_argcheck(L, isint, 2, "number has no integer representation");
     luaL_argcheck(L, i >= 0, 2, "size must not be negative");
-    luaL_argcheck(L, (lua_Unsigned)i <= ((lua_Unsigned)INTPTR_MAX >> 2), 2,
-                  "size too large");
+    luaL_argcheck(L, (lua_Unsigned)i <= ((lua_Unsigned)INTPTR_MAX >> RM_BITS),
+                  2, "size too large");
     *n = (size_t)i;
     return RM_N;
   case LUA_TSTRING:
     p = lua_tostring(L, 2);
     if (p[0] == '*') p++;
     if (p[0] == 'l' && p[1] == '\0') return RM_LINE;
+    if (p[0] == 'L' && p[1] == '\0') return RM_LINE_EOL;
     if (p[0] == 'a' && p[1] == '\0') return RM_ALL;
     /* fall through */
   default:
@@ -351,13 +373,13 @@ static void recv_cancel(nb_task *t, void *arg) {
   want(nb, 0);
 }
 
-static int l_conn_recv(lua_State *L) {
-  nb_conn *nb = conn_check(L);
-  size_t n = 0;
-  int mode = recv_pattern(L, &n), r;
+/* recv and receiveany: the pattern is checked, the timeout is at 3. */
+static int recv_start(lua_State *L, nb_conn *nb, int mode, size_t n,
+                      const char *name) {
   int64_t tmo = nio__bind_opt_timeout(L, 3, nb->tmo_read);
-  nb_task *t = nio__bind_task(L, nb->S, "recv");
-  lua_KContext ctx = ((lua_KContext)n << 2) | mode;
+  nb_task *t = nio__bind_task(L, nb->S, name);
+  lua_KContext ctx = ((lua_KContext)n << RM_BITS) | mode;
+  int r;
   if (nb->c == NULL) return recv_fail(L, nb, "closed");
   if (nb->reader) {
     lua_pushnil(L);
@@ -373,6 +395,27 @@ static int l_conn_recv(lua_State *L) {
   nio__bind_occupy(&nb->reader, t);
   nio__bind_on_cancel(t, recv_cancel, nb);
   return nio__bind_yield(L, t, ctx, recv_k);
+}
+
+static int l_conn_recv(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  size_t n = 0;
+  int mode = recv_pattern(L, &n);
+  return recv_start(L, nb, mode, n, "recv");
+}
+
+/* conn:receiveany(max[, timeout]): whatever has arrived, 1..max bytes. */
+static int l_conn_receiveany(lua_State *L) {
+  nb_conn *nb = conn_check(L);
+  lua_Integer max;
+  int isint;
+  max = lua_tointegerx(L, 2, &isint);
+  luaL_argexpected(L, lua_type(L, 2) == LUA_TNUMBER, 2, "number");
+  luaL_argcheck(L, isint, 2, "number has no integer representation");
+  luaL_argcheck(L, max > 0, 2, "max must be positive");
+  if ((lua_Unsigned)max > ((lua_Unsigned)INTPTR_MAX >> RM_BITS))
+    max = (lua_Integer)((lua_Unsigned)INTPTR_MAX >> RM_BITS);
+  return recv_start(L, nb, RM_UPTO, (size_t)max, "receiveany");
 }
 
 /* ---- send, flush ------------------------------------------------------ */
@@ -730,6 +773,7 @@ void nio__bind_conn_open(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"recv", l_conn_recv},
       {"receive", l_conn_recv}, /* LuaSocket's name */
+      {"receiveany", l_conn_receiveany},
       {"send", l_conn_send},
       {"flush", l_conn_flush},
       {"close", l_conn_close},

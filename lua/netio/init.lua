@@ -27,9 +27,9 @@
 --   nothing was consumed); err is "closed" (either side closed, a reset
 --   included), "timeout", "busy" (another task is reading), "line too
 --   long", or readable text.
---   "*l" lines are limited to 1 MiB (without the EOL): a longer line gives
---   nil, "line too long", partial (what arrived of that line, up to its
---   LF; never the lines after it), and the connection stays usable.
+--   "*l" and "*L" lines are limited to 1 MiB (without the EOL): a longer
+--   line gives nil, "line too long", partial (what arrived of that line, up
+--   to its LF; never the lines after it), and the connection stays usable.
 --   send accepts strings, numbers and arrays of them; it returns the bytes
 --   queued; above 1 MiB queued it waits for 256 KiB (send timeout: nil,
 --   "timeout", bytes queued). A second task that would have to wait too
