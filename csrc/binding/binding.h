@@ -1,8 +1,8 @@
 /*
 ** binding.h: private declarations shared by the files of the Lua C module
 ** netio.core (core.c, state.c, task.c, conn.c, listener.c, tcp.c,
-** copy.c, message.c, thread.c, stdin.c, log.c, waitq.c) and of the public
-** C API (embed.c).
+** copy.c, message.c, thread.c, stdin.c, log.c, waitq.c, receive.c) and of
+** the public C API (embed.c).
 **
 ** Threading: a Lua state is used by one thread at a time. netio.run() and
 ** nio_engine_start() prepare everything on the calling thread and start
@@ -400,6 +400,20 @@ void nio__bind_conn_cb(nio_conn *c, int events);
 ** close after flush when output is queued. detach: the run ends, forget
 ** the state in every conn userdata. */
 void nio__bind_close_conns(nb_state *S, int flush, int detach);
+
+/* What recv shares with receive.c: the reader's buffer and its failures
+** (conn.c's recv_* functions, see there). */
+void nio__bind_recv_want(nb_conn *nb, size_t n);
+int nio__bind_recv_fail(lua_State *L, nb_conn *nb, const char *msg);
+int nio__bind_recv_too_large(lua_State *L, nb_conn *nb);
+ptrdiff_t nio__bind_recv_gather(nb_conn *nb, const char *p, size_t n);
+void nio__bind_recv_cancel(nb_task *t, void *arg);
+const char *nio__bind_conn_errmsg(int err);
+
+/* ---- receive.c --------------------------------------------------------- */
+
+/* conn:receiveuntil */
+int nio__bind_l_receiveuntil(lua_State *L);
 
 /* ---- listener.c -------------------------------------------------------- */
 

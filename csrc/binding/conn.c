@@ -418,6 +418,32 @@ static int l_conn_receiveany(lua_State *L) {
   return recv_start(L, nb, RM_UPTO, (size_t)max, "receiveany");
 }
 
+/* ---- shared with receive.c (conn:receiveuntil) ------------------------ */
+
+void nio__bind_recv_want(nb_conn *nb, size_t n) {
+  want(nb, n);
+}
+
+int nio__bind_recv_fail(lua_State *L, nb_conn *nb, const char *msg) {
+  return recv_fail(L, nb, msg);
+}
+
+int nio__bind_recv_too_large(lua_State *L, nb_conn *nb) {
+  return recv_too_large(L, nb);
+}
+
+ptrdiff_t nio__bind_recv_gather(nb_conn *nb, const char *p, size_t n) {
+  return recv_gather(nb, p, n);
+}
+
+void nio__bind_recv_cancel(nb_task *t, void *arg) {
+  recv_cancel(t, arg);
+}
+
+const char *nio__bind_conn_errmsg(int err) {
+  return conn_errmsg(err);
+}
+
 /* ---- send, flush ------------------------------------------------------ */
 
 static void send_unref(void *ud, const void *p, size_t len) {
@@ -774,6 +800,7 @@ void nio__bind_conn_open(lua_State *L) {
       {"recv", l_conn_recv},
       {"receive", l_conn_recv}, /* LuaSocket's name */
       {"receiveany", l_conn_receiveany},
+      {"receiveuntil", nio__bind_l_receiveuntil},
       {"send", l_conn_send},
       {"flush", l_conn_flush},
       {"close", l_conn_close},

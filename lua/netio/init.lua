@@ -30,6 +30,8 @@
 --   "*l" and "*L" lines are limited to 1 MiB (without the EOL): a longer
 --   line gives nil, "line too long", partial (what arrived of that line, up
 --   to its LF; never the lines after it), and the connection stays usable.
+--   receiveuntil(pattern) readers and receiveany(max) follow OpenResty's
+--   cosockets (docs/api.md).
 --   send accepts strings, numbers and arrays of them; it returns the bytes
 --   queued; above 1 MiB queued it waits for 256 KiB (send timeout: nil,
 --   "timeout", bytes queued). A second task that would have to wait too
