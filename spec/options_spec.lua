@@ -38,6 +38,29 @@ describe("conn:setoption", function()
       "setoption('linger', ...) accepted neither 0 nor {on=true, timeout=0}")
   end)
 
+  it("setoption_sndbuf_and_rcvbuf_take_positive_byte_counts", function()
+    with_pair(function(c, s)
+      for _, name in ipairs({ "sndbuf", "rcvbuf" }) do
+        local ok, err = c:setoption(name, 65536)
+        assert(ok == true, ("setoption(%q, 65536): expected true, got %s, %s")
+          :format(name, tostring(ok), tostring(err)))
+        for _, bad in ipairs({ 0, -1, 1.5, "big", true, 2 ^ 31 }) do
+          local raised, msg = pcall(function() return c:setoption(name, bad) end)
+          assert(not raised and tostring(msg):find("bad argument #2 to 'setoption'", 1, true),
+            ("setoption(%q, %s) should raise a bad argument #2, got %s")
+              :format(name, tostring(bad), tostring(msg)))
+        end
+      end
+      -- The connection still carries data both ways.
+      assert(c:send("ping"))
+      assert(s:recv(4, 5) == "ping", "no data after setting the buffer sizes")
+      c:close()
+      local ok, err = c:setoption("sndbuf", 65536)
+      assert(ok == nil and err == "closed",
+        "setoption on a closed conn: expected nil, \"closed\", got " .. tostring(err))
+    end)
+  end)
+
   it("setoption_with_an_unknown_name_raises", function()
     local ok, err = with_pair(function(c)
       return pcall(function() return c:setoption("no-such-option", true) end)

@@ -133,6 +133,22 @@ static void setopt_knows_luasocket_names(void **state) {
   nio__sock_close(s);
 }
 
+static void setopt_sets_the_buffer_sizes(void **state) {
+  nio_sock s;
+  (void)state;
+  assert_int_equal(nio__sock_tcp(AF_INET, &s), 0);
+  assert_int_equal(nio__sock_setopt(s, "sndbuf", 100000), 0);
+  assert_int_equal(nio__sock_setopt(s, "rcvbuf", 150000), 0);
+  /* Linux doubles the value (for its bookkeeping); at least what was set. */
+  if (getint(s, SOL_SOCKET, SO_SNDBUF) < 100000)
+    th_fail("SO_SNDBUF is %d after setting 100000",
+            getint(s, SOL_SOCKET, SO_SNDBUF));
+  if (getint(s, SOL_SOCKET, SO_RCVBUF) < 150000)
+    th_fail("SO_RCVBUF is %d after setting 150000",
+            getint(s, SOL_SOCKET, SO_RCVBUF));
+  nio__sock_close(s);
+}
+
 static void listener_reuses_address_and_port_when_asked(void **state) {
   nio_addr a;
   nio_sock l1, l2;
@@ -242,6 +258,7 @@ int main(void) {
       cmocka_unit_test(cond_wait_times_out),
       cmocka_unit_test(new_sockets_are_nonblocking_and_cloexec),
       cmocka_unit_test(setopt_knows_luasocket_names),
+      cmocka_unit_test(setopt_sets_the_buffer_sizes),
       cmocka_unit_test(listener_reuses_address_and_port_when_asked),
       cmocka_unit_test(listen_on_a_busy_port_is_eaddrinuse),
       cmocka_unit_test(ipv6_any_listener_takes_ipv4_clients),

@@ -698,12 +698,12 @@ static int l_conn_getsockname(lua_State *L) {
 }
 
 static int l_conn_setoption(lua_State *L) {
-  static const char *const names[] = {"tcp-nodelay", "keepalive",  "linger",
-                                      "reuseaddr",   "send-limit", "max-output",
-                                      "max-input",   NULL};
+  static const char *const names[] = {
+      "tcp-nodelay", "keepalive", "linger", "reuseaddr", "send-limit",
+      "max-output",  "max-input", "sndbuf", "rcvbuf",    NULL};
   nb_conn *nb = conn_check(L);
   int opt = luaL_checkoption(L, 2, NULL, names), value, r;
-  if (opt >= 4) { /* byte counts of netio's own, not socket options */
+  if (opt >= 4 && opt <= 6) { /* byte counts of netio's own */
     lua_Integer n = luaL_checkinteger(L, 3);
     if (opt == 6)
       luaL_argcheck(L, n > 0, 3, "bytes must be positive");
@@ -719,7 +719,11 @@ static int l_conn_setoption(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (opt == 2) { /* linger: seconds, false = off, or LuaSocket's table */
+  if (opt >= 7) { /* sndbuf, rcvbuf: SO_SNDBUF, SO_RCVBUF in bytes */
+    lua_Integer n = luaL_checkinteger(L, 3);
+    luaL_argcheck(L, n > 0 && n <= INT32_MAX, 3, "bytes out of range");
+    value = (int)n;
+  } else if (opt == 2) { /* linger: seconds, false = off, or a table */
     if (lua_istable(L, 3)) {
       lua_getfield(L, 3, "on");
       lua_getfield(L, 3, "timeout");

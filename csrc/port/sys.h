@@ -136,7 +136,8 @@ int nio__sock_getpeername(nio_sock s, nio_addr *a);
 /* Pending error of a socket (SO_ERROR) as NIO_E*, or 0. */
 int nio__sock_error(nio_sock s);
 /* Options by LuaSocket name: "tcp-nodelay", "keepalive", "reuseaddr"
-** (value 0/1), "linger" (value = seconds, < 0 turns it off). */
+** (value 0/1), "linger" (value = seconds, < 0 turns it off), "sndbuf",
+** "rcvbuf" (SO_SNDBUF/SO_RCVBUF, value = bytes > 0). */
 int nio__sock_setopt(nio_sock s, const char *name, int value);
 /* Half-close the sending side. */
 int nio__sock_shutdown_write(nio_sock s);

@@ -358,6 +358,11 @@ int nio__sock_setopt(nio_sock s, const char *name, int value) {
     return sock_setint(s, SOL_SOCKET, SO_KEEPALIVE, value != 0);
   if (strcmp(name, "reuseaddr") == 0)
     return sock_setint(s, SOL_SOCKET, SO_REUSEADDR, value != 0);
+  /* Buffer sizes in bytes (the caller checks they are positive). */
+  if (strcmp(name, "sndbuf") == 0)
+    return sock_setint(s, SOL_SOCKET, SO_SNDBUF, value);
+  if (strcmp(name, "rcvbuf") == 0)
+    return sock_setint(s, SOL_SOCKET, SO_RCVBUF, value);
   if (strcmp(name, "linger") == 0) {
     l.l_onoff = value >= 0;
     l.l_linger = (u_short)(value >= 0 ? (value > 65535 ? 65535 : value) : 0);
