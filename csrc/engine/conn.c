@@ -76,13 +76,17 @@ static int slot_alloc(nio_engine *e, conn *c) {
   return 0;
 }
 
+static void slot_next_gen(nio_slot *s) {
+  s->gen = (s->gen + 1) & NIO_ID_GEN_MASK;
+  if (s->gen == 0) s->gen = 1;
+}
+
 /* The slot is reusable at once: the bumped generation keeps the old id
 ** from matching its next tenant. */
 static void slot_release(nio_engine *e, conn *c) {
   nio_slot *s = &e->slots[c->slot];
   s->c = NULL;
-  s->gen = (s->gen + 1) & NIO_ID_GEN_MASK;
-  if (s->gen == 0) s->gen = 1;
+  slot_next_gen(s);
   s->next = e->free_slot;
   e->free_slot = c->slot + 1;
 }
@@ -100,6 +104,20 @@ void nio__conn_set_err(conn *c, int err) {
   /* A connect that failed keeps taking bytes: its owner may hand them to
   ** a successor (a reconnecting client), or they are counted at close. */
   if (!c->pub.closing && c->connected) nio__conn_refuse_outside(c);
+}
+
+/* Same slot, next generation: the old id now fails nio__conn_get() and
+** the outside view's id check, as if the connection had closed. */
+void nio__conn_renew_id(nio_conn *pc) {
+  conn *c = (conn *)pc;
+  nio_engine *e = c->e;
+  nio_slot *s = &e->slots[c->slot];
+  uint64_t old = pc->id;
+  if (pc->closing || c->moved) return;
+  slot_next_gen(s);
+  pc->id = NIO_ID_MAKE(e->epoch, e->index, s->gen, c->slot);
+  if (atomic_load_explicit(&c->xs->id, memory_order_relaxed) == old)
+    atomic_store_explicit(&c->xs->id, pc->id, memory_order_release);
 }
 
 nio_conn *nio__conn_get(nio_engine *e, uint64_t id) {
@@ -390,6 +408,14 @@ int nio__conn_getpeername(nio_conn *pc, nio_addr *a) {
   ** "closed", not misuse. */
   if (r == NIO_ENOTCONN && c->connected) r = NIO_ECLOSED;
   return r;
+}
+
+int nio__conn_quiet(nio_conn *pc) {
+  conn *c = (conn *)pc;
+  if (pc->closing || pc->err || pc->eof || pc->shut || !c->connected ||
+      c->caf || pc->wpos != pc->rpos)
+    return 0;
+  return nio__sock_readable(pc->fd) == 0;
 }
 
 int nio__conn_setopt(nio_conn *c, const char *name, int value) {

@@ -199,6 +199,17 @@ void nio__conn_set_max_output(nio_conn *c, size_t max);
 ** connection, receiving at once. On failure the caller keeps fd. */
 int nio__conn_adopt(nio_engine *e, nio_sock fd, nio_conn_cb cb, void *udata,
                     nio_conn **out);
+/* Give c a new id, for a connection that goes to another owner (the
+** binding's connection pool): its old id reaches nothing any more --
+** nio_send() to it answers NIO_ECLOSED, and what the inbox still holds for
+** it is dropped (counted as outside_dropped). A connection that refuses
+** outside senders (failed, shut down) keeps refusing them. */
+void nio__conn_renew_id(nio_conn *c);
+/* Whether c is quiet: connected, healthy, not at its end, no input
+** buffered, and nothing waiting in the kernel that the port has not
+** delivered yet (bytes, the peer's FIN or a reset). One non-blocking
+** readiness check: for taking an idle connection out of a pool. */
+int nio__conn_quiet(nio_conn *c);
 /* The live connection with this id, or NULL (closed, stale or foreign). */
 nio_conn *nio__conn_get(nio_engine *e, uint64_t id);
 /* The most bytes nio_send() may have waiting for c (in the inbox and in

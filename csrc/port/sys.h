@@ -143,6 +143,11 @@ int nio__sock_setopt(nio_sock s, const char *name, int value);
 int nio__sock_shutdown_write(nio_sock s);
 /* Abortive close: SO_LINGER 0 then close, the peer sees a reset. */
 int nio__sock_close_reset(nio_sock s);
+/* Whether s has something to read right now -- bytes, the end of the
+** stream or a pending error -- without waiting and without taking it:
+** 1 or 0, or NIO_E*. For a connection that must be quiet (an idle pooled
+** one) whose news the port may not have delivered yet. */
+int nio__sock_readable(nio_sock s);
 /* A connected pair of stream sockets: *engine_end is non-blocking (for a
 ** port), *writer_end blocking (for a helper thread's nio__sock_send). A
 ** Unix socket pair where there is one, a loopback TCP pair elsewhere. */

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -363,6 +364,15 @@ int nio__sock_close_reset(nio_sock s) {
   /* Even if the option fails the descriptor must not leak. */
   setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   return nio__sock_close(s);
+}
+
+int nio__sock_readable(nio_sock s) {
+  struct pollfd p = {s, POLLIN, 0};
+  int n;
+  do n = poll(&p, 1, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return sock_err();
+  return n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) != 0;
 }
 
 int nio__sock_pair(nio_sock *engine_end, nio_sock *writer_end) {

@@ -384,6 +384,20 @@ int nio__sock_close_reset(nio_sock s) {
   return nio__sock_close(s);
 }
 
+/* select() with no wait: readable covers bytes and the end of the stream,
+** the exception set a failure. One socket, so FD_SETSIZE is no limit. */
+int nio__sock_readable(nio_sock s) {
+  fd_set r, x;
+  struct timeval tv = {0, 0};
+  int n;
+  FD_ZERO(&r);
+  FD_ZERO(&x);
+  FD_SET(s, &r);
+  FD_SET(s, &x);
+  if ((n = select(0, &r, NULL, &x, &tv)) == SOCKET_ERROR) return sock_err();
+  return n > 0;
+}
+
 /* No socketpair on Windows: a loopback TCP connection made here, the
 ** engine's end overlapped and non-blocking (from sock_make, through the
 ** listener), the writer's end a plain blocking socket. */
