@@ -116,6 +116,8 @@ struct nb_task {
 ** conn stays a valid object whose methods return nil, "closed"). The
 ** engine's c->udata points back here until we close c, and the engine
 ** delivers no callback after that, so the pointer never dangles.
+** User value 1: the name of the pool conn:setkeepalive() puts it in (a
+** string, for connections made by netio.connect), else nil.
 */
 struct nb_conn {
   nio_conn *c;
@@ -129,6 +131,7 @@ struct nb_conn {
   int64_t tmo_connect, tmo_send, tmo_read; /* ns, -1 = no limit */
   unsigned connected : 1; /* connect completed (NIO_EV_CONNECT seen) */
   unsigned readonly : 1;  /* netio.stdin(): send, flush, shutdown refused */
+  uint32_t reused;        /* times taken from a pool (keepalive.c) */
   size_t want;            /* input wanted, when raised above the default */
   size_t max_input;       /* the most one recv may gather (NB_MAX_INPUT) */
   /* Reader state kept across yields of one recv call. */
@@ -177,6 +180,7 @@ struct nb_state {
   nb_waitq receivers;
   nio_list threads; /* of nb_thread.link: netio.thread()s of this run */
   nio_list wqs;     /* of nb_wq.link: the run's waitqs (closed at the stop) */
+  nio_list pools;   /* of nb_pool.link: conn:setkeepalive's pools */
   nio_timer grace;  /* the stop's deadline */
   uint8_t stopping; /* netio.stop() or a signal */
   uint8_t draining; /* every task ended: the loop is ending */
@@ -414,6 +418,23 @@ const char *nio__bind_conn_errmsg(int err);
 
 /* conn:receiveuntil */
 int nio__bind_l_receiveuntil(lua_State *L);
+
+/* ---- keepalive.c ------------------------------------------------------- */
+
+/* Add conn:setkeepalive() and conn:getreusedtimes() to the conn class. */
+void nio__bind_keepalive_open(lua_State *L);
+/* netio.connect: the name of the pool for a connection to the address at
+** stack index addr (opts.pool, bind: NULL when not given) -- take an idle
+** connection from it: pushes it as a new conn and returns 1, or returns 0
+** with the stack as it was (then connect). */
+int nio__bind_pool_take(lua_State *L, nb_state *S, int addr, const char *pool,
+                        const char *bind);
+/* Name on the conn at idx the pool setkeepalive puts it in (same args). */
+void nio__bind_pool_tag(lua_State *L, int idx, int addr, const char *pool,
+                        const char *bind);
+/* Close every idle pooled connection of the run (the end of the run, or a
+** forced stop); detach: the run ends, free the pools too. */
+void nio__bind_pools_close(nb_state *S, int detach);
 
 /* ---- listener.c -------------------------------------------------------- */
 

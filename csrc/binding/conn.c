@@ -26,7 +26,7 @@ static nb_conn *conn_check(lua_State *L) {
 /* ---- life cycle ------------------------------------------------------ */
 
 nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S) {
-  nb_conn *nb = lua_newuserdatauv(L, sizeof *nb, 0);
+  nb_conn *nb = lua_newuserdatauv(L, sizeof *nb, 1); /* 1: its pool */
   memset(nb, 0, sizeof *nb);
   nb->tmo_connect = nb->tmo_send = nb->tmo_read = -1;
   nb->max_input = NB_MAX_INPUT;

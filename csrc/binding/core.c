@@ -271,6 +271,7 @@ int luaopen_netio_core(lua_State *L) {
   if (nio__bind_in_thread(L)) return nio__bind_thread_module(L);
   nio__bind_task_open(L);
   nio__bind_conn_open(L);
+  nio__bind_keepalive_open(L);
   nio__bind_listener_open(L);
   nio__bind_thread_open(L);
   nio__bind_waitq_open(L);

@@ -73,6 +73,7 @@ void nio__bind_state_drain(nb_state *S) {
   S->draining = 1;
   nio__bind_close_listeners(S, 0);
   nio__bind_close_conns(S, 1, 0);
+  nio__bind_pools_close(S, 0);
   /* No task will receive again: posts are refused before the threads
   ** hear that their mailboxes closed, so one that posts then is told. */
   nio__engine_close_posts(S->e);
@@ -92,6 +93,7 @@ static int hook_turn(nio_engine *e, void *arg) {
     S->forced = 2;
     nio__bind_close_listeners(S, 0);
     nio__bind_close_conns(S, 1, 0);
+    nio__bind_pools_close(S, 0);
     nio__bind_run_ready(S);
     nio__engine_quit(e, 0);
     return 0;
@@ -127,6 +129,7 @@ static void hook_finish(nio_engine *e, void *arg) {
   if (nio__timer_active(&S->grace)) nio__timer_stop(e, &S->grace);
   nio__bind_close_listeners(S, 1);
   nio__bind_close_conns(S, 0, 1);
+  nio__bind_pools_close(S, 1);
   nio__bind_close_waitqs(S, 1);
   nio__engine_close_posts(e);
   nio__bind_messages_end(S);

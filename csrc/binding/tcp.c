@@ -322,7 +322,7 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
 /* netio.connect(addr[, opts]) and conn:dial(addr[, opts]): the address at
 ** 1, the options at 2; dial: the detached connection. */
 static int connect_common(lua_State *L, nb_conn *dial) {
-  const char *addr = luaL_checkstring(L, 1), *bind = NULL;
+  const char *addr = luaL_checkstring(L, 1), *bind = NULL, *pool = NULL;
   const char *fname = dial ? "dial" : "connect";
   char host[256];
   int port, r;
@@ -331,9 +331,11 @@ static int connect_common(lua_State *L, nb_conn *dial) {
   tcp_op *op;
   nb_conn *nb;
   if (!lua_isnoneornil(L, 2)) {
-    static const char *const known[] = {"timeout", "bind", NULL};
+    /* conn:dial() connects a connection of its own: no pool. */
+    static const char *const known[] = {"timeout", "bind", "pool", NULL};
+    static const char *const known_dial[] = {"timeout", "bind", NULL};
     luaL_checktype(L, 2, LUA_TTABLE);
-    nio__bind_check_opts(L, 2, known);
+    nio__bind_check_opts(L, 2, dial ? known_dial : known);
     if (lua_getfield(L, 2, "timeout") != LUA_TNIL)
       tmo = opt_timeout_field(L, 2, "timeout");
     lua_pop(L, 1);
@@ -343,9 +345,17 @@ static int connect_common(lua_State *L, nb_conn *dial) {
       bind = lua_tostring(L, -1);
     }
     lua_pop(L, 1); /* the string stays alive in the table */
+    if (lua_getfield(L, 2, "pool") != LUA_TNIL) {
+      luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2,
+                    "field 'pool' must be a string");
+      pool = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1);
   }
   lua_settop(L, dial ? 3 : 2); /* dial: its conn at 3 */
   t = nio__bind_task(L, NULL, fname);
+  /* An idle connection of its pool (conn:setkeepalive) instead. */
+  if (!dial && nio__bind_pool_take(L, t->S, 1, pool, bind)) return 1;
   op = tcp_op_new(L);
   lua_insert(L, 3); /* op at 3; connect_k finds the conn at 4 */
   if (dial) {
@@ -354,6 +364,7 @@ static int connect_common(lua_State *L, nb_conn *dial) {
   } else {
     nb = nio__bind_conn_new(L, t->S); /* 4 */
     nb->tmo_connect = tmo;
+    nio__bind_pool_tag(L, 4, 1, pool, bind);
     op->nb = nb;
   }
   if (bind != NULL) {

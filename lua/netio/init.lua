@@ -43,6 +43,13 @@
 --   "tcp-nodelay", false) turns Nagle back on.
 --   Methods of a closed conn or listener return nil, "closed", except
 --   close() (true) and id() (the old id).
+--   conn:setkeepalive([idle_sec[, size]]) pools a connection made by
+--   netio.connect (keyed by its address or connect's `pool` option) and
+--   closes the object; netio.connect takes it back (getreusedtimes() + 1).
+--   It refuses unread input (nil, "unread data in buffer", still open),
+--   waits for queued output to leave first, and gives the connection a new
+--   id. Idle pooled connections that the peer closes or writes to are
+--   closed at once; they do not keep a run alive.
 --
 -- Other threads
 --   netio.send(id, data) works from any Lua state in any thread and never
