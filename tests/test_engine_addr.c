@@ -157,12 +157,73 @@ static void numeric_checks_ipv6_literals_and_zones(void **state) {
   }
 }
 
+/* ---- address strings, names, duplicates ------------------------------ */
+
+static void parse_gives_numeric_addresses_or_names_to_resolve(void **state) {
+  char host[256];
+  int port = 0;
+  nio_addr a;
+  (void)state;
+  assert_int_equal(
+      nio__addr_parse("127.0.0.1:80", host, sizeof host, &port, &a), 0);
+  assert_int_equal(a.ss.ss_family, AF_INET);
+  assert_int_equal(port, 80);
+  assert_int_equal(
+      nio__addr_parse("localhost:81", host, sizeof host, &port, &a), 1);
+  assert_string_equal(host, "localhost");
+  assert_int_equal(port, 81);
+  assert_int_equal(nio__addr_parse("unix", host, sizeof host, &port, &a),
+                   NIO_EBADADDR);
+  assert_int_equal(nio__addr_parse("unixx:/a", host, sizeof host, &port, &a),
+                   NIO_EBADADDR);
+  assert_int_equal(nio__addr_parse(NULL, host, sizeof host, &port, &a),
+                   NIO_EBADADDR);
+}
+
+static void name_check_refuses_junk_before_any_lookup(void **state) {
+  char long_name[300];
+  (void)state;
+  assert_int_equal(nio__addr_name_check("localhost"), 0);
+  assert_int_equal(nio__addr_name_check("a-b_c.example.com"), 0);
+  assert_int_equal(nio__addr_name_check(""), NIO_EBADADDR);
+  assert_int_equal(nio__addr_name_check(NULL), NIO_EBADADDR);
+  assert_int_equal(nio__addr_name_check("a b"), NIO_EBADADDR);
+  assert_int_equal(nio__addr_name_check("a:b"), NIO_EBADADDR);
+  assert_int_equal(nio__addr_name_check("h\xc3\xa9"), NIO_EBADADDR);
+  memset(long_name, 'a', sizeof long_name - 1);
+  long_name[sizeof long_name - 1] = '\0';
+  assert_int_equal(nio__addr_name_check(long_name), NIO_EBADADDR);
+}
+
+static void dedup_keeps_the_first_of_equal_addresses_in_order(void **state) {
+  static const char *in[] = {"::1",       "127.0.0.1", "::1",
+                             "127.0.0.2", "127.0.0.1", "::1"};
+  static const char *want[] = {"::1", "127.0.0.1", "127.0.0.2"};
+  nio_addr a[6];
+  char ip[NIO_ADDR_TEXT_MAX];
+  int n, port;
+  (void)state;
+  for (int i = 0; i < 6; i++)
+    assert_int_equal(nio__addr_numeric(in[i], 80, &a[i]), 0);
+  n = nio__addr_dedup(a, 6);
+  assert_int_equal(n, 3);
+  for (int i = 0; i < n; i++) {
+    assert_int_equal(nio__addr_format(&a[i], ip, sizeof ip, &port), 0);
+    if (strcmp(ip, want[i]) != 0)
+      fail_msg("dedup: expected %s at %d, got %s", want[i], i, ip);
+  }
+  /* The same address on another port is another address. */
+  assert_int_equal(nio__addr_numeric("127.0.0.1", 81, &a[1]), 0);
+  assert_int_equal(nio__addr_numeric("127.0.0.1", 80, &a[0]), 0);
+  assert_int_equal(nio__addr_dedup(a, 2), 2);
+}
+
 /* ---- resolution ------------------------------------------------------- */
 
 typedef struct res_state {
   eh_test t;
   int calls, res, in_call, turns_waiting, port;
-  int family, loopback;
+  int family, loopback, naddrs;
   nio_listener *l;
   nio_conn *c;
   int connected, conn_err;
@@ -177,10 +238,11 @@ static void res_conn_cb(nio_conn *c, int ev) {
   }
 }
 
-static void res_cb(void *arg, int res, const nio_addr *a) {
+static void res_cb(void *arg, int res, const nio_addr *a, int n) {
   res_state *s = arg;
   s->calls++;
   s->res = res;
+  s->naddrs = n;
   EH_CHECK(&s->t, !s->in_call,
            "resolve callback: expected later, not inside nio__resolve");
   EH_CHECK(&s->t, nio__engine_current() == s->t.e,
@@ -266,9 +328,10 @@ static void resolve_localhost_off_the_loop(void **state) {
 
 /* The engine ends while a lookup runs: the callback still runs once (with
 ** the result or NIO_ECANCELED) and the helper thread drops its result. */
-static void cancel_cb(void *arg, int res, const nio_addr *a) {
+static void cancel_cb(void *arg, int res, const nio_addr *a, int n) {
   res_state *s = arg;
   (void)a;
+  (void)n;
   s->calls++;
   s->res = res;
 }
@@ -309,9 +372,10 @@ static void pool_sample(pool_state *s) {
   if (n > s->peak) s->peak = n;
 }
 
-static void pool_cb(void *arg, int res, const nio_addr *a) {
+static void pool_cb(void *arg, int res, const nio_addr *a, int n) {
   pool_state *s = arg;
   (void)a;
+  (void)n;
   s->calls++;
   if (res == 0) s->ok++;
   if (res == NIO_ECANCELED) s->canceled++;
@@ -407,6 +471,9 @@ int main(void) {
       cmocka_unit_test(split_rejects_malformed),
       cmocka_unit_test(numeric_parses_ip_literals_only),
       cmocka_unit_test(numeric_checks_ipv6_literals_and_zones),
+      cmocka_unit_test(parse_gives_numeric_addresses_or_names_to_resolve),
+      cmocka_unit_test(name_check_refuses_junk_before_any_lookup),
+      cmocka_unit_test(dedup_keeps_the_first_of_equal_addresses_in_order),
       cmocka_unit_test(resolve_localhost_off_the_loop),
       cmocka_unit_test(engine_end_cancels_pending_resolutions),
       cmocka_unit_test(lookups_share_a_pool_of_four_threads),

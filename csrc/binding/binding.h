@@ -447,6 +447,7 @@ void nio__bind_close_listeners(nb_state *S, int detach);
 
 int nio__bind_l_listen(lua_State *L);
 int nio__bind_l_connect(lua_State *L);
+int nio__bind_l_resolve(lua_State *L);
 int nio__bind_l_dial(lua_State *L);
 int nio__bind_l_detached(lua_State *L);
 

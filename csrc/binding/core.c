@@ -259,6 +259,7 @@ int luaopen_netio_core(lua_State *L) {
                                    {"nested_abort", l_nested_abort},
                                    {"listen", nio__bind_l_listen},
                                    {"connect", nio__bind_l_connect},
+                                   {"resolve", nio__bind_l_resolve},
                                    {"detached", nio__bind_l_detached},
                                    {"send", nio__bind_l_send},
                                    {"post", nio__bind_l_post},

@@ -1,6 +1,7 @@
 /*
-** tcp.c: netio.listen and netio.connect -- address strings parsed with the
-** engine's helpers, host names resolved off the loop (nio__resolve).
+** tcp.c: netio.listen, netio.connect and netio.resolve -- address strings
+** parsed with the engine's helpers, host names resolved off the loop
+** (nio__resolve).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +17,23 @@
 typedef struct tcp_resolve {
   nb_task *t;
   int done, res;
-  nio_addr a;
+  int n;
+  nio_addr *addrs; /* n of them, malloc'ed; owned with the tcp_resolve */
 } tcp_resolve;
+
+static void tcp_resolve_free(tcp_resolve *r) {
+  free(r->addrs);
+  free(r);
+}
 
 /* The state of one listen or connect across yields: a userdata kept on
 ** the task's stack (index 3; the conn or nothing at 4). */
 typedef struct tcp_op {
   nio_addr addr, bind;
+  /* The addresses a name resolved to (malloc'ed, freed by __gc), or NULL:
+  ** then addr alone. */
+  nio_addr *addrs;
+  int naddrs;
   int has_bind;
   int resolving;
   int backlog, reuseport, accepts;
@@ -36,10 +47,12 @@ typedef struct tcp_op {
 static int tcp_op_gc(lua_State *L) {
   tcp_op *op = lua_touserdata(L, 1);
   if (op->r && op->r->done)
-    free(op->r);
+    tcp_resolve_free(op->r);
   else if (op->r)
     op->r->t = NULL;
   op->r = NULL;
+  free(op->addrs);
+  op->addrs = NULL;
   return 0;
 }
 
@@ -67,15 +80,22 @@ static void tcp_cancel(nb_task *t, void *arg) {
   if (op->nb) nio__bind_conn_close(op->nb, 0);
 }
 
-static void resolve_cb(void *arg, int res, const nio_addr *a) {
+static void resolve_cb(void *arg, int res, const nio_addr *a, int n) {
   tcp_resolve *r = arg;
   if (r->t == NULL) {
-    free(r);
+    tcp_resolve_free(r);
     return;
   }
   r->done = 1;
   r->res = res;
-  if (res == 0 && a) r->a = *a;
+  if (res == 0 && n > 0) {
+    if ((r->addrs = malloc((size_t)n * sizeof *a)) == NULL) {
+      r->res = NIO_ENOMEM;
+    } else {
+      memcpy(r->addrs, a, (size_t)n * sizeof *a);
+      r->n = n;
+    }
+  }
   nio__bind_wake(r->t);
 }
 
@@ -101,15 +121,15 @@ static int timeout_fail(lua_State *L) {
   return nio__bind_fail(L, NIO_ETIMEDOUT); /* nil, "timeout", "ETIMEDOUT" */
 }
 
-/* Parse addr into op->addr. Returns 0, 1 when host needs resolving (host
-** and port filled), or NIO_EBADADDR / NIO_ENODEV (for malformed()). */
-static int parse_addr(const char *s, char *host, size_t hostlen, int *port,
-                      nio_addr *a) {
-  int r = nio__addr_split(s, host, hostlen, port);
-  if (r != 0) return r;
-  r = nio__addr_numeric(host, *port, a);
-  if (r == NIO_EAI_NONAME) return 1;
-  return r;
+/* Parse the string at index idx into a. Returns 0, 1 when host needs
+** resolving (host and port filled), or NIO_E* (for malformed()). A string
+** with a NUL inside is malformed: its C prefix could be a valid path. */
+static int parse_addr(lua_State *L, int idx, char *host, size_t hostlen,
+                      int *port, nio_addr *a) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (s == NULL || strlen(s) != len) return NIO_EBADADDR;
+  return nio__addr_parse(s, host, hostlen, port, a);
 }
 
 /* Start a name resolution for the task; 0 or NIO_E*. */
@@ -136,8 +156,14 @@ static int resolve_step(lua_State *L, nb_task *t, tcp_op *op) {
     op->r = NULL;
     op->resolving = 0;
     res = r->res;
-    op->addr = r->a;
-    free(r);
+    if (res == 0) {
+      op->addr = r->addrs[0];
+      free(op->addrs);
+      op->addrs = r->addrs;
+      op->naddrs = r->n;
+      r->addrs = NULL;
+    }
+    tcp_resolve_free(r);
     if (res < 0) {
       nio__bind_wait_end(t);
       return -nio__bind_fail(L, res);
@@ -246,7 +272,7 @@ int nio__bind_l_listen(lua_State *L) {
   op->backlog = (int)backlog;
   op->reuseport = reuseport;
   op->accepts = (int)accepts;
-  r = parse_addr(addr, host, sizeof host, &port, &op->addr);
+  r = parse_addr(L, 1, host, sizeof host, &port, &op->addr);
   if (r < 0) return malformed(L, addr, r);
   if (r == 0) return listen_do(L, S, op);
   /* A host name: resolving waits, so it needs a task. */
@@ -343,6 +369,8 @@ static int connect_common(lua_State *L, nb_conn *dial) {
       luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2,
                     "field 'bind' must be a string");
       bind = lua_tostring(L, -1);
+      luaL_argcheck(L, strlen(bind) == lua_rawlen(L, -1), 2,
+                    "field 'bind' must not contain a NUL");
     }
     lua_pop(L, 1); /* the string stays alive in the table */
     if (lua_getfield(L, 2, "pool") != LUA_TNIL) {
@@ -370,11 +398,13 @@ static int connect_common(lua_State *L, nb_conn *dial) {
   if (bind != NULL) {
     char bhost[256];
     int bport;
-    if ((r = parse_addr(bind, bhost, sizeof bhost, &bport, &op->bind)) != 0)
-      return malformed(L, bind, r);
+    lua_pushstring(L, bind);
+    r = parse_addr(L, -1, bhost, sizeof bhost, &bport, &op->bind);
+    lua_pop(L, 1);
+    if (r != 0) return malformed(L, bind, r);
     op->has_bind = 1;
   }
-  r = parse_addr(addr, host, sizeof host, &port, &op->addr);
+  r = parse_addr(L, 1, host, sizeof host, &port, &op->addr);
   if (r < 0) return malformed(L, addr, r);
   if (nio__bind_wait_begin(t, tmo) < 0) return nio__bind_fail(L, NIO_ENOMEM);
   r = r == 1 ? resolve_start(t, op, host, port) : connect_start(t, nb, op);
@@ -423,4 +453,88 @@ int nio__bind_l_detached(lua_State *L) {
     return nio__bind_fail(L, r);
   nio__bind_conn_attach(nb, c);
   return 1;
+}
+
+/* ---- resolve ---------------------------------------------------------- */
+
+/* { "ip", ... } for the n addresses. */
+static int push_ips(lua_State *L, const nio_addr *a, int n) {
+  char ip[NIO_ADDR_TEXT_MAX];
+  int port, k = 0;
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    if (nio__addr_format(&a[i], ip, sizeof ip, &port) < 0) continue;
+    lua_pushstring(L, ip);
+    lua_rawseti(L, -2, ++k);
+  }
+  return 1;
+}
+
+static int resolve_k(lua_State *L, int status, lua_KContext ctx) {
+  tcp_op *op = lua_touserdata(L, 3);
+  nb_task *t;
+  int r;
+  (void)status;
+  NB_K_GUARD(t, L, NULL, ctx, resolve_k);
+  if ((r = resolve_step(L, t, op)) < 0) return -r;
+  if (r == 0) return nio__bind_yield(L, t, ctx, resolve_k);
+  nio__bind_wait_end(t);
+  return push_ips(L, op->addrs, op->naddrs);
+}
+
+static int bad_host(lua_State *L, const char *host, int err) {
+  lua_pushnil(L);
+  if (err == NIO_ENODEV)
+    lua_pushfstring(L, "unknown interface in address \"%s\"", host);
+  else
+    lua_pushfstring(L, "malformed host name \"%s\"", host);
+  lua_pushstring(L, nio_err_name(err == NIO_ENODEV ? err : NIO_EBADADDR));
+  return 3;
+}
+
+/* netio.resolve(host[, opts]) -> { "ip", ... } | nil, message, code. An
+** IP literal (IPv6 with or without brackets) is its own answer, at once;
+** a name is looked up on the engine's lookup threads. */
+int nio__bind_l_resolve(lua_State *L) {
+  size_t len;
+  const char *host;
+  char lit[256];
+  int64_t tmo = -1;
+  nio_addr a;
+  nb_task *t;
+  tcp_op *op;
+  int r;
+  if (lua_type(L, 1) != LUA_TSTRING) return luaL_typeerror(L, 1, "string");
+  host = lua_tolstring(L, 1, &len);
+  if (!lua_isnoneornil(L, 2)) {
+    static const char *const known[] = {"timeout", NULL};
+    luaL_checktype(L, 2, LUA_TTABLE);
+    nio__bind_check_opts(L, 2, known);
+    if (lua_getfield(L, 2, "timeout") != LUA_TNIL)
+      tmo = opt_timeout_field(L, 2, "timeout");
+    lua_pop(L, 1);
+  }
+  lua_settop(L, 2);
+  if (len == 0 || len >= sizeof lit || strlen(host) != len)
+    return bad_host(L, host, NIO_EBADADDR);
+  if (host[0] == '[' && host[len - 1] == ']' && len > 2) {
+    memcpy(lit, host + 1, len - 2);
+    lit[len - 2] = '\0';
+    if (strchr(lit, ':') == NULL) return bad_host(L, host, NIO_EBADADDR);
+  } else {
+    memcpy(lit, host, len + 1);
+  }
+  r = nio__addr_numeric(lit, 0, &a);
+  if (r == 0) return push_ips(L, &a, 1);
+  if (r != NIO_EAI_NONAME) return bad_host(L, host, r);
+  if (nio__addr_name_check(lit) < 0) return bad_host(L, host, NIO_EBADADDR);
+  t = nio__bind_task(L, NULL, "resolve");
+  op = tcp_op_new(L); /* 3 */
+  if (nio__bind_wait_begin(t, tmo) < 0) return nio__bind_fail(L, NIO_ENOMEM);
+  if ((r = resolve_start(t, op, lit, 0)) < 0) {
+    nio__bind_wait_end(t);
+    return nio__bind_fail(L, r);
+  }
+  nio__bind_on_cancel(t, tcp_cancel, op);
+  return nio__bind_yield(L, t, 0, resolve_k);
 }

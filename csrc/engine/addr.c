@@ -113,3 +113,39 @@ int nio__addr_numeric(const char *host, int port, nio_addr *a) {
   if (strpbrk(host, ":%") != NULL) return addr_v6(host, port, a);
   return NIO_EAI_NONAME;
 }
+
+int nio__addr_name_check(const char *host) {
+  size_t n = 0;
+  if (host == NULL || host[0] == '\0') return NIO_EBADADDR;
+  for (; host[n]; n++)
+    if (!addr_host_char((unsigned char)host[n])) return NIO_EBADADDR;
+  return n > 255 ? NIO_EBADADDR : 0;
+}
+
+int nio__addr_parse(const char *s, char *host, size_t hostlen, int *port,
+                    nio_addr *a) {
+  int r;
+  if (s == NULL || a == NULL) return NIO_EBADADDR;
+  if ((r = nio__addr_split(s, host, hostlen, port)) != 0) return r;
+  r = nio__addr_numeric(host, *port, a);
+  return r == NIO_EAI_NONAME ? 1 : r;
+}
+
+/* Two addresses are the same when their bytes are (ports included: a
+** resolver sets one port for all). */
+static int addr_same(const nio_addr *x, const nio_addr *y) {
+  return x->len == y->len && memcmp(&x->ss, &y->ss, x->len) == 0;
+}
+
+int nio__addr_dedup(nio_addr *a, int n) {
+  int k = 0;
+  for (int i = 0; i < n; i++) {
+    int dup = 0;
+    for (int j = 0; j < k && !dup; j++) dup = addr_same(&a[j], &a[i]);
+    if (!dup) {
+      if (k != i) a[k] = a[i];
+      k++;
+    }
+  }
+  return k;
+}

@@ -302,13 +302,33 @@ int nio__addr_split(const char *s, char *host, size_t hostlen, int *port);
 ** NIO_ENODEV for a zone that names no interface, or NIO_EAI_NONAME if
 ** host is not numeric (then resolve it). */
 int nio__addr_numeric(const char *host, int port, nio_addr *a);
+/* An address string as netio.listen and netio.connect take it, the
+** "host:port" forms of nio__addr_split. Returns 0 with a set, 1 when host
+** is a name to resolve (host and port set), NIO_EBADADDR or NIO_ENODEV
+** (unknown zone). */
+int nio__addr_parse(const char *s, char *host, size_t hostlen, int *port,
+                    nio_addr *a);
+/* 0 if host can be a host name (letters, digits, '.', '-', '_'; 1 to 255
+** of them), else NIO_EBADADDR: junk is refused before any lookup. */
+int nio__addr_name_check(const char *host);
+/* Remove the later copies of equal addresses from a[0..n), keeping the
+** order of the first ones. Returns the new count. */
+int nio__addr_dedup(nio_addr *a, int n);
+
+/* The most addresses a lookup gives (nio__resolve); more are dropped. */
+#define NIO_RESOLVE_MAX 32
 /* Resolve a host name without blocking the loop: getaddrinfo runs on one
 ** of the engine's lookup threads (at most 4, started as needed, stopped
-** when the engine ends); cb runs later on the worker with res = 0 and the
-** first address (port set), or NIO_E*, or NIO_ECANCELED as the engine
-** ends. Returns 0, NIO_EBUSY (1024 lookups already wait for a thread),
-** NIO_ECLOSED (the engine is ending), NIO_ENOMEM or a thread error. */
-typedef void (*nio_resolve_cb)(void *arg, int res, const nio_addr *a);
+** when the engine ends); cb runs later on the worker with res = 0 and
+** the n addresses (1 <= n <= NIO_RESOLVE_MAX, ports set, in the
+** resolver's order, without duplicates; valid during the call), or
+** NIO_E*, or NIO_ECANCELED as the engine ends. Returns 0, NIO_EBUSY
+** (1024 lookups already wait for a thread), NIO_ECLOSED (the engine is
+** ending), NIO_ENOMEM or a thread error.
+** Test switch: NETIO_TEST_RESOLVE="name=ip,ip;name2=ip" answers those
+** names with those addresses, in that order, without a lookup (read when
+** the engine's first lookup starts). */
+typedef void (*nio_resolve_cb)(void *arg, int res, const nio_addr *a, int n);
 int nio__resolve(nio_engine *e, const char *host, int port, nio_resolve_cb cb,
                  void *arg);
 

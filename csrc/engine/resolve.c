@@ -38,11 +38,16 @@ struct nio_resolve_req {
   int canceled; /* under mu: its callback already ran with NIO_ECANCELED */
   /* Written by the helper before the hand-off, read by the worker in the
   ** call (the inbox lock orders them). */
-  int res;
+  int res; /* the count of addrs, or NIO_E* */
   int port;
-  nio_addr addr;
+  nio_addr *addrs; /* malloc'ed by the helper; freed with the request */
   char host[];
 };
+
+static void resolve_req_free(nio_resolve_req *q) {
+  free(q->addrs);
+  free(q);
+}
 
 /*
 ** The engine's pool of lookup threads: made by the first nio__resolve,
@@ -61,6 +66,7 @@ struct nio_resolver {
   ** before the engine ends. */
   nio_engine *e;
   uint64_t delay_ns; /* NETIO_TEST_RESOLVE_DELAY: tests of slow lookups */
+  char *inject;      /* NETIO_TEST_RESOLVE (a copy), or NULL */
   /* Under mu. */
   nio_list queue; /* of nio_resolve_req.qlink */
   int nqueued, nthreads, idle, refs, stop;
@@ -76,6 +82,7 @@ static void resolver_unref(nio_resolver *p) {
   if (n == 0) {
     nio__cond_destroy(&p->cv);
     nio__mutex_destroy(&p->mu);
+    free(p->inject);
     free(p);
   }
 }
@@ -90,9 +97,60 @@ static void resolve_deliver(nio_engine *e, void *arg) {
   nio_resolve_req *q = arg;
   if (!q->canceled) {
     resolve_unlink(e, q);
-    q->cb(q->arg, q->res, q->res == 0 ? &q->addr : NULL);
+    if (q->res > 0)
+      q->cb(q->arg, 0, q->addrs, q->res);
+    else
+      q->cb(q->arg, q->res, NULL, 0);
   }
-  free(q);
+  resolve_req_free(q);
+}
+
+/* The test switch's answer for host: its addresses parsed into out, or
+** NIO_EAI_NONAME when the switch does not name host (then look it up). */
+static int resolve_injected(const char *spec, const char *host, int port,
+                            nio_addr *out, int max) {
+  size_t hn = strlen(host);
+  const char *p = spec;
+  while (p && *p) {
+    const char *end = strchr(p, ';'), *eq = strchr(p, '=');
+    if (end == NULL) end = p + strlen(p);
+    if (eq && eq < end && (size_t)(eq - p) == hn && memcmp(p, host, hn) == 0) {
+      int n = 0;
+      for (const char *ip = eq + 1; ip < end && n < max;) {
+        const char *ipend = memchr(ip, ',', (size_t)(end - ip));
+        char lit[64];
+        size_t len;
+        if (ipend == NULL) ipend = end;
+        len = (size_t)(ipend - ip);
+        if (len > 0 && len < sizeof lit) {
+          memcpy(lit, ip, len);
+          lit[len] = '\0';
+          if (nio__addr_numeric(lit, port, &out[n]) == 0) n++;
+        }
+        ip = ipend + 1;
+      }
+      return n > 0 ? n : NIO_EAI_NONAME;
+    }
+    p = *end ? end + 1 : NULL;
+  }
+  return NIO_EAI_NONAME;
+}
+
+/* On a helper thread, without mu: the addresses of q->host into a new
+** array (q->addrs), duplicates removed. Returns their count or NIO_E*. */
+static int resolve_lookup(nio_resolver *p, nio_resolve_req *q) {
+  nio_addr buf[NIO_RESOLVE_MAX];
+  int n = NIO_EAI_NONAME;
+  if (p->inject)
+    n = resolve_injected(p->inject, q->host, q->port, buf, NIO_RESOLVE_MAX);
+  if (n == NIO_EAI_NONAME)
+    n = nio__addr_resolve(q->host, q->port, buf, NIO_RESOLVE_MAX);
+  if (n <= 0) return n < 0 ? n : NIO_EAI_NONAME;
+  n = nio__addr_dedup(buf, n);
+  if ((q->addrs = malloc((size_t)n * sizeof *q->addrs)) == NULL)
+    return NIO_ENOMEM;
+  memcpy(q->addrs, buf, (size_t)n * sizeof *q->addrs);
+  return n;
 }
 
 /* The test switch: lookups take this long first (an interruptible wait,
@@ -123,12 +181,12 @@ static void resolver_thread(void *arg) {
       res = NIO_ECANCELED;
     } else {
       nio__mutex_unlock(&p->mu);
-      res = nio__addr_resolve(q->host, q->port, &q->addr);
+      res = resolve_lookup(p, q);
       nio__mutex_lock(&p->mu);
     }
     q->res = res;
     if (q->canceled) {
-      free(q);
+      resolve_req_free(q);
       continue;
     }
     /* Before the call: the worker may run it, and free q, at once. */
@@ -148,6 +206,7 @@ static void resolver_thread(void *arg) {
 static int resolver_new(nio_engine *e, nio_resolver **out) {
   nio_resolver *p = calloc(1, sizeof *p);
   const char *d = getenv("NETIO_TEST_RESOLVE_DELAY");
+  const char *inj = getenv("NETIO_TEST_RESOLVE");
   int r;
   if (p == NULL) return NIO_ENOMEM;
   if ((r = nio__mutex_init(&p->mu)) < 0) {
@@ -161,6 +220,13 @@ static int resolver_new(nio_engine *e, nio_resolver **out) {
   }
   p->e = e;
   p->refs = 1;
+  if (inj && *inj && (p->inject = malloc(strlen(inj) + 1)) == NULL) {
+    nio__cond_destroy(&p->cv);
+    nio__mutex_destroy(&p->mu);
+    free(p);
+    return NIO_ENOMEM;
+  }
+  if (p->inject) memcpy(p->inject, inj, strlen(inj) + 1);
   if (d && *d) {
     double s = atof(d);
     if (s > 0 && s < 1e6) p->delay_ns = (uint64_t)(s * 1e9);
@@ -231,8 +297,8 @@ void nio__resolve_cancel_all(nio_engine *e) {
   while ((q = nio__list_item(e->resolving.first, nio_resolve_req, link))) {
     resolve_unlink(e, q);
     q->canceled = 1;
-    q->cb(q->arg, NIO_ECANCELED, NULL);
-    if (q->state == RQ_QUEUED || q->state == RQ_LOST) free(q);
+    q->cb(q->arg, NIO_ECANCELED, NULL, 0);
+    if (q->state == RQ_QUEUED || q->state == RQ_LOST) resolve_req_free(q);
   }
   nio__cond_broadcast(&p->cv);
   nio__mutex_unlock(&p->mu);

@@ -163,9 +163,11 @@ int nio__sock_last_error(void);
 ** NIO_ENODEV when no interface answers to it. */
 int nio__if_index(const char *zone, uint32_t *index);
 /* Format an address as ip text and port ("::1", 8080). */
+#define NIO_ADDR_TEXT_MAX 128
 int nio__addr_format(const nio_addr *a, char *ip, size_t iplen, int *port);
-/* Resolve a host name (blocking: call it off the loop) to its first
-** IPv4/IPv6 address, in the resolver's preferred order, with port set. */
-int nio__addr_resolve(const char *host, int port, nio_addr *a);
+/* Resolve a host name (blocking: call it off the loop) to its IPv4/IPv6
+** addresses in the resolver's preferred order, at most max of them, port
+** set. Returns how many (> 0) or NIO_E* (NIO_EAI_NONAME when none). */
+int nio__addr_resolve(const char *host, int port, nio_addr *out, int max);
 
 #endif /* NIO_SYS_H */

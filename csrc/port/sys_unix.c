@@ -426,9 +426,9 @@ static int resolve_error(int eai) {
   }
 }
 
-int nio__addr_resolve(const char *host, int port, nio_addr *a) {
+int nio__addr_resolve(const char *host, int port, nio_addr *out, int max) {
   struct addrinfo hints, *res = NULL;
-  int r;
+  int r, n = 0;
   memset(&hints, 0, sizeof hints);
   /* No AI_ADDRCONFIG: it hides loopback addresses on a host with no
   ** configured address of that family, and "localhost" must work. */
@@ -436,24 +436,20 @@ int nio__addr_resolve(const char *host, int port, nio_addr *a) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_protocol = IPPROTO_TCP;
   if ((r = getaddrinfo(host, NULL, &hints, &res)) != 0) return resolve_error(r);
-  r = NIO_EAI_NONAME;
-  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+  /* In the resolver's order (RFC 6724 sorting by glibc). */
+  for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+    nio_addr *a = &out[n];
     if (ai->ai_addrlen > sizeof a->ss) continue;
-    if (ai->ai_family == AF_INET) {
-      memset(a, 0, sizeof *a);
-      memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    memset(a, 0, sizeof *a);
+    memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
+    if (ai->ai_family == AF_INET)
       ((struct sockaddr_in *)&a->ss)->sin_port = htons((uint16_t)port);
-    } else if (ai->ai_family == AF_INET6) {
-      memset(a, 0, sizeof *a);
-      memcpy(&a->ss, ai->ai_addr, ai->ai_addrlen);
+    else
       ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
-    } else {
-      continue;
-    }
     a->len = (uint32_t)ai->ai_addrlen;
-    r = 0;
-    break; /* the first result: the resolver's preferred order */
+    n++;
   }
   freeaddrinfo(res);
-  return r;
+  return n > 0 ? n : NIO_EAI_NONAME;
 }

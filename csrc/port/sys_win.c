@@ -470,17 +470,17 @@ static int resolve_error(int eai) {
   }
 }
 
-int nio__addr_resolve(const char *host, int port, nio_addr *a) {
+int nio__addr_resolve(const char *host, int port, nio_addr *out, int max) {
   struct addrinfo hints, *res = NULL;
-  int r;
+  int r, n = 0;
   if ((r = nio__sys_init()) != 0) return r;
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_protocol = IPPROTO_TCP;
   if ((r = getaddrinfo(host, NULL, &hints, &res)) != 0) return resolve_error(r);
-  r = NIO_EAI_NONAME;
-  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+  for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+    nio_addr *a = &out[n];
     if (ai->ai_addrlen > sizeof a->ss) continue;
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
     memset(a, 0, sizeof *a);
@@ -490,9 +490,8 @@ int nio__addr_resolve(const char *host, int port, nio_addr *a) {
     else
       ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons((uint16_t)port);
     a->len = (uint32_t)ai->ai_addrlen;
-    r = 0;
-    break;
+    n++;
   }
   freeaddrinfo(res);
-  return r;
+  return n > 0 ? n : NIO_EAI_NONAME;
 }
