@@ -246,6 +246,93 @@ describe("connect by name as the run ends", function()
   end)
 end)
 
+-- A name's addresses are tried in order within the one timeout. The order
+-- is pinned with the test switch NETIO_TEST_RESOLVE (name=ip,ip,...) in a
+-- child netio process: this machine's /etc/hosts gives localhost only
+-- 127.0.0.1, and no test may look a name up off the machine.
+describe("connect to every address of a name", function()
+  local HOST = os.getenv("NETIO_HOST")
+
+  local function child(vars, src, limit)
+    local code, out, err = H.sh(H.env(vars) .. H.quote(HOST) .. " -e "
+      .. H.quote(src), limit or 20)
+    assert.are.equal(0, code, "stdout: " .. tostring(out) .. " stderr: "
+      .. tostring(err))
+    return out
+  end
+
+  it("connect_to_localhost_resolving_to_ipv6_first_reaches_an_ipv4_server",
+     function()
+    if not HOST then pending("NETIO_HOST is not set") return end
+    local out = child({ NETIO_TEST_RESOLVE = "localhost=::1,127.0.0.1" },
+      table.concat({
+        "local netio = require 'netio'",
+        "print(table.concat(netio.resolve('localhost'), ' '))",
+        "local l = assert(netio.listen('127.0.0.1:0'))",
+        "local _, port = l:getsockname()",
+        "netio.spawn(function() local s = l:accept(5) s:send('v4') s:close() end)",
+        "local c, msg, code = netio.connect('localhost:' .. port, { timeout = 5 })",
+        "print(c and c:recv(2, 2), msg, code, c and c:getpeername())",
+      }, " "))
+    assert.are.equal("::1 127.0.0.1\nv4\tnil\tnil\t127.0.0.1\n", out)
+  end)
+
+  it("connect_when_every_address_fails_returns_the_last_addresss_error",
+     function()
+    if not HOST then pending("NETIO_HOST is not set") return end
+    -- 127.0.0.1 on a closed port is refused; fe80::1 without a zone is an
+    -- error of another kind (EINVAL on Linux). The two orders give the
+    -- second address's error.
+    local out = child({ NETIO_TEST_RESOLVE =
+                          "ab=127.0.0.1,fe80::1;ba=fe80::1,127.0.0.1" },
+      table.concat({
+        "local netio = require 'netio'",
+        "local l = assert(netio.listen('127.0.0.1:0'))",
+        "local _, port = l:getsockname() l:close() netio.sleep(0.05)",
+        "local function code(a) return select(3, netio.connect(a .. ':' .. port,",
+        "  { timeout = 5 })) end",
+        "print(code('127.0.0.1'), code('[fe80::1]'), code('ab'), code('ba'))",
+      }, " "))
+    local a, b, ab, ba = out:match("^(%S+)\t(%S+)\t(%S+)\t(%S+)\n$")
+    assert.is_string(a, out)
+    if a == b then
+      pending("both addresses fail with " .. a .. " here")
+      return
+    end
+    assert.are.equal(b, ab, "127.0.0.1 then fe80::1: expected fe80::1's error")
+    assert.are.equal(a, ba, "fe80::1 then 127.0.0.1: expected 127.0.0.1's error")
+  end)
+
+  it("connect_across_several_addresses_stays_within_its_one_timeout",
+     function()
+    if not HOST then pending("NETIO_HOST is not set") return end
+    -- A listener on every IPv4 address with its backlog full drops SYNs,
+    -- so a connect to 127.0.0.1 or 127.0.0.2 hangs; the first address
+    -- fails at once (refused on ::1 or unreachable). Three addresses, one
+    -- timeout of 0.4 s: the call ends after 0.4 s, not 0.8.
+    local out = child({ NETIO_TEST_RESOLVE = "hang=::1,127.0.0.2,127.0.0.1" },
+      table.concat({
+        "local netio = require 'netio'",
+        "local l = assert(netio.listen('0.0.0.0:0', { backlog = 1 }))",
+        "local _, port = l:getsockname()",
+        "local keep = {}",
+        "for i = 1, 64 do",
+        "  local c = netio.connect('127.0.0.1:' .. port, { timeout = 0.1 })",
+        "  if not c then break end keep[#keep + 1] = c",
+        "end",
+        "local t0 = netio.now()",
+        "local c, msg = netio.connect('hang:' .. port, { timeout = 0.4 })",
+        "local dt = netio.now() - t0",
+        "print(c, msg, dt >= 0.35, dt < 0.7, dt)",
+      }, " "), 30)
+    local c, msg, lo, hi = out:match("^(%S+)\t(%S+)\t(%S+)\t(%S+)\t")
+    assert.are.equal("nil", c, out)
+    assert.are.equal("timeout", msg, out)
+    assert.are.equal("true", lo, "ended too early: " .. out)
+    assert.are.equal("true", hi, "took longer than its timeout: " .. out)
+  end)
+end)
+
 describe("connect options", function()
   it("connect_with_an_unknown_option_raises_naming_it", function()
     local err = H.run(function()

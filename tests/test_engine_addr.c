@@ -465,6 +465,70 @@ static void engine_end_stops_the_lookup_threads(void **state) {
              n, s.base);
 }
 
+/* ---- connecting to a list of addresses ------------------------------ */
+
+/* A refused address, then a listening one: the connection reaches the
+** second, and its owner sees one NIO_EV_CONNECT, without error. */
+typedef struct list_state {
+  eh_test t;
+  nio_listener *l;
+  nio_conn *c;
+  int events, err, want_port, peer_port;
+} list_state;
+
+static void list_conn_cb(nio_conn *c, int ev) {
+  list_state *s = c->udata;
+  nio_addr a;
+  if (!(ev & NIO_EV_CONNECT)) return;
+  s->events++;
+  s->err = c->err;
+  if (c->err == 0 && nio__conn_getpeername(c, &a) == 0)
+    s->peer_port = th_addr_port(&a);
+  s->t.done = 1;
+}
+
+static void list_lcb(nio_listener *l, int ev) {
+  (void)l;
+  (void)ev;
+}
+
+static int list_start(eh_test *t) {
+  list_state *s = (list_state *)t;
+  nio_addr addrs[2], dead;
+  nio_listener *d;
+  int r;
+  /* A port nobody listens on: listened on, then closed. */
+  if ((d = eh_listen(t, &dead, 0, list_lcb, s)) == NULL) return 0;
+  nio__listener_close(d);
+  if ((s->l = eh_listen(t, &addrs[1], 0, list_lcb, s)) == NULL) return 0;
+  s->want_port = th_addr_port(&addrs[1]);
+  addrs[0] = dead;
+  r = nio__conn_connect_list(t->e, addrs, 2, NULL, list_conn_cb, s, &s->c);
+  EH_CHECK(t, r == 0, "connect_list: expected 0, got %s", nio_err_name(r));
+  t->stage = "a refused address, then a listening one";
+  return 0;
+}
+
+static void list_finish(eh_test *t) {
+  list_state *s = (list_state *)t;
+  if (s->c) nio__conn_close(s->c, 0);
+  if (s->l) nio__listener_close(s->l);
+}
+
+static void connect_list_tries_the_next_address_after_a_failure(void **state) {
+  list_state s;
+  (void)state;
+  memset(&s, 0, sizeof s);
+  s.t.start = list_start;
+  s.t.finish = list_finish;
+  eh_run(&s.t);
+  assert_int_equal(s.events, 1);
+  if (s.err != 0)
+    fail_msg("expected the second address to connect, got %s",
+             nio_err_name(s.err));
+  assert_int_equal(s.peer_port, s.want_port);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(split_accepts_valid_forms),
@@ -474,6 +538,7 @@ int main(void) {
       cmocka_unit_test(parse_gives_numeric_addresses_or_names_to_resolve),
       cmocka_unit_test(name_check_refuses_junk_before_any_lookup),
       cmocka_unit_test(dedup_keeps_the_first_of_equal_addresses_in_order),
+      cmocka_unit_test(connect_list_tries_the_next_address_after_a_failure),
       cmocka_unit_test(resolve_localhost_off_the_loop),
       cmocka_unit_test(engine_end_cancels_pending_resolutions),
       cmocka_unit_test(lookups_share_a_pool_of_four_threads),

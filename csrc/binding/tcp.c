@@ -1,7 +1,7 @@
 /*
 ** tcp.c: netio.listen, netio.connect and netio.resolve -- address strings
 ** parsed with the engine's helpers, host names resolved off the loop
-** (nio__resolve).
+** (nio__resolve); a connect tries every address of a name in turn.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -288,17 +288,22 @@ int nio__bind_l_listen(lua_State *L) {
 
 /* ---- connect ---------------------------------------------------------- */
 
+/* Every address of a name, in order, or the one numeric address: the
+** engine tries the next when one fails, all within the task's timeout. */
 static int connect_start(nb_task *t, nb_conn *nb, tcp_op *op) {
   const nio_addr *bind = op->has_bind ? &op->bind : NULL;
+  const nio_addr *addrs = op->addrs ? op->addrs : &op->addr;
+  int n = op->addrs ? op->naddrs : 1;
   nio_conn *c;
   int r;
   if (op->dial) {
     /* conn:dial(): the connection exists (with its id and what was
     ** written to it); only its socket is made now. */
-    if ((r = nio__conn_dial(nb->c, &op->addr, bind)) < 0) return r;
+    if ((r = nio__conn_dial_list(nb->c, addrs, n, bind)) < 0) return r;
     nio__conn_setopt(nb->c, "tcp-nodelay", 1);
   } else {
-    r = nio__conn_connect(t->S->e, &op->addr, bind, nio__bind_conn_cb, nb, &c);
+    r = nio__conn_connect_list(t->S->e, addrs, n, bind, nio__bind_conn_cb, nb,
+                               &c);
     if (r < 0) return r;
     nio__bind_conn_attach(nb, c);
   }

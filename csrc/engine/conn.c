@@ -262,12 +262,64 @@ void nio__conns_close_all(nio_engine *e) {
 /* ---- connect -------------------------------------------------------- */
 
 static void conn_on_connect(nio_req *req, int res, const char *data,
+                            unsigned flags);
+
+static void conn_dial_free(conn *c) {
+  free(c->u.dial);
+  c->u.dial = NULL;
+}
+
+/* A socket for d->addrs[d->i], bound if asked, connecting. 0 or NIO_E*
+** (then c has no socket). */
+static int conn_dial_one(conn *c, conn_dial *d) {
+  nio_engine *e = c->e;
+  nio_addr *addr = &d->addrs[d->i];
+  nio_sock fd;
+  int r;
+  if ((r = nio__sock_tcp(addr->ss.ss_family, &fd)) < 0) return r;
+  if (d->has_bind && (r = nio__sock_bind_reuse(fd, &d->bind)) < 0) goto fail;
+  if ((r = nio__port_add(e->port, fd)) < 0) goto fail;
+  c->pub.fd = c->rreq.fd = c->wreq.fd = fd;
+  c->wreq.op = NIO_OP_CONNECT;
+  c->wreq.cb = conn_on_connect;
+  c->wreq.u.connect.addr = addr;
+  if ((r = nio__port_submit(e->port, &c->wreq)) < 0) {
+    nio__port_remove(e->port, fd);
+    c->pub.fd = c->rreq.fd = c->wreq.fd = NIO_BAD_SOCK;
+    goto fail;
+  }
+  return 0;
+fail:
+  nio__sock_close(fd);
+  return r;
+}
+
+/* The address d->i failed with err: drop its socket and try the next
+** ones. Returns 0 when one is connecting, else the last error. */
+static int conn_dial_next(conn *c, conn_dial *d, int err) {
+  if (c->pub.fd != NIO_BAD_SOCK) {
+    nio__port_remove(c->e->port, c->pub.fd);
+    nio__sock_close(c->pub.fd);
+    c->pub.fd = c->rreq.fd = c->wreq.fd = NIO_BAD_SOCK;
+  }
+  while (++d->i < d->n) {
+    if ((err = conn_dial_one(c, d)) == 0) return 0;
+  }
+  return err;
+}
+
+static void conn_on_connect(nio_req *req, int res, const char *data,
                             unsigned flags) {
   conn *c = req->data;
+  conn_dial *d = c->u.dial;
   (void)data;
   (void)flags;
-  free(c->u.caddr);
-  c->u.caddr = NULL;
+  /* A failed address gives way to the next; the error reported is the
+  ** last one's (its family and route are what was tried last). */
+  if (res < 0 && !c->pub.closing && res != NIO_ECANCELED && d &&
+      (res = conn_dial_next(c, d, res)) == 0)
+    return; /* the next address is connecting */
+  conn_dial_free(c);
   c->connecting = 0;
   if (c->pub.closing) return;
   if (res < 0) {
@@ -298,58 +350,74 @@ int nio__conn_detached(nio_engine *e, nio_conn_cb cb, void *udata,
   return 0;
 }
 
-int nio__conn_dial(nio_conn *pc, const nio_addr *addr, const nio_addr *bind) {
+int nio__conn_dial_list(nio_conn *pc, const nio_addr *addrs, int n,
+                        const nio_addr *bind) {
   conn *c = (conn *)pc;
-  nio_engine *e = c->e;
-  nio_sock fd;
-  int r;
-  if (addr == NULL || addr->len == 0 || addr->len > sizeof addr->ss)
-    return NIO_EINVAL;
+  conn_dial *d;
+  int r, k = 0, family = bind ? bind->ss.ss_family : 0, match = 0;
+  if (addrs == NULL || n <= 0) return NIO_EINVAL;
+  for (int i = 0; i < n; i++) {
+    if (addrs[i].len == 0 || addrs[i].len > sizeof addrs[i].ss)
+      return NIO_EINVAL;
+    if (addrs[i].ss.ss_family == family) match++;
+  }
   if (c->pub.closing || c->caf) return NIO_ECLOSED;
   if (c->pub.fd != NIO_BAD_SOCK || c->connecting) return NIO_EISCONN;
-  if (e->ending) return NIO_ECLOSED;
-  if ((r = nio__sock_tcp(addr->ss.ss_family, &fd)) < 0) return r;
-  if (bind && (r = nio__sock_bind_reuse(fd, bind)) < 0) goto fail_close;
-  if ((r = nio__port_add(e->port, fd)) < 0) goto fail_close;
-  if ((c->u.caddr = malloc(sizeof *addr)) == NULL) {
-    r = NIO_ENOMEM;
-    goto fail_remove;
+  if (c->e->ending) return NIO_ECLOSED;
+  if ((d = malloc(sizeof *d + (size_t)n * sizeof d->addrs[0])) == NULL)
+    return NIO_ENOMEM;
+  /* A socket bound to an address of one family cannot reach the other. */
+  for (int i = 0; i < n; i++)
+    if (match == 0 || addrs[i].ss.ss_family == family) d->addrs[k++] = addrs[i];
+  d->n = k;
+  d->i = 0;
+  d->has_bind = bind != NULL;
+  if (bind) d->bind = *bind;
+  /* Only the first attempt's failure is the caller's to see at once; a
+  ** later address failing synchronously is tried past, as a completion. */
+  for (;;) {
+    if ((r = conn_dial_one(c, d)) == 0) break;
+    if (d->i + 1 >= d->n) {
+      free(d);
+      return r;
+    }
+    d->i++;
   }
-  *c->u.caddr = *addr;
-  c->pub.fd = c->rreq.fd = c->wreq.fd = fd;
-  c->wreq.op = NIO_OP_CONNECT;
-  c->wreq.cb = conn_on_connect;
-  c->wreq.u.connect.addr = c->u.caddr;
-  if ((r = nio__port_submit(e->port, &c->wreq)) < 0) {
-    /* The socket stays with c: the sweep closes it with c. */
-    free(c->u.caddr);
-    c->u.caddr = NULL;
-    return r;
-  }
+  c->u.dial = d;
   c->connecting = 1;
   return 0;
-fail_remove:
-  nio__port_remove(e->port, fd);
-fail_close:
-  nio__sock_close(fd);
-  return r;
 }
 
-int nio__conn_connect(nio_engine *e, const nio_addr *addr, const nio_addr *bind,
-                      nio_conn_cb cb, void *udata, nio_conn **out) {
+int nio__conn_dial(nio_conn *pc, const nio_addr *addr, const nio_addr *bind) {
+  if (addr == NULL) return NIO_EINVAL;
+  return nio__conn_dial_list(pc, addr, 1, bind);
+}
+
+int nio__conn_connect_list(nio_engine *e, const nio_addr *addrs, int n,
+                           const nio_addr *bind, nio_conn_cb cb, void *udata,
+                           nio_conn **out) {
   nio_conn *c;
   int r;
   *out = NULL;
-  if (addr == NULL || addr->len == 0 || addr->len > sizeof addr->ss)
-    return NIO_EINVAL;
+  if (addrs == NULL || n <= 0) return NIO_EINVAL;
+  for (int i = 0; i < n; i++)
+    if (addrs[i].len == 0 || addrs[i].len > sizeof addrs[i].ss)
+      return NIO_EINVAL;
   if ((r = nio__conn_detached(e, cb, udata, &c)) < 0) return r;
-  if ((r = nio__conn_dial(c, addr, bind)) < 0) {
+  if ((r = nio__conn_dial_list(c, addrs, n, bind)) < 0) {
     /* The sweep closes the socket, if any, and frees c. */
     nio__conn_close(c, 0);
     return r;
   }
   *out = c;
   return 0;
+}
+
+int nio__conn_connect(nio_engine *e, const nio_addr *addr, const nio_addr *bind,
+                      nio_conn_cb cb, void *udata, nio_conn **out) {
+  *out = NULL;
+  if (addr == NULL) return NIO_EINVAL;
+  return nio__conn_connect_list(e, addr, 1, bind, cb, udata, out);
 }
 
 int nio__conn_successor(nio_conn *pc, nio_conn **out) {

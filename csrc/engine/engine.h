@@ -186,6 +186,17 @@ int nio__conn_detached(nio_engine *e, nio_conn_cb cb, void *udata,
                        nio_conn **out);
 /* Connect a detached connection to addr (as nio__conn_connect). */
 int nio__conn_dial(nio_conn *c, const nio_addr *addr, const nio_addr *bind);
+/* Connect to the first of addrs[0..n) that accepts, trying them in order
+** (a new socket for each; the next once the previous failed). With bind,
+** only the addresses of bind's family are tried (all of them if none
+** is). NIO_EV_CONNECT comes once: connected, or c->err = the error of the
+** last address tried. Returns 0 or an error of the first socket (then no
+** event comes). The caller's timeout covers all the attempts. */
+int nio__conn_dial_list(nio_conn *c, const nio_addr *addrs, int n,
+                        const nio_addr *bind);
+int nio__conn_connect_list(nio_engine *e, const nio_addr *addrs, int n,
+                           const nio_addr *bind, nio_conn_cb cb, void *udata,
+                           nio_conn **out);
 /* Close c and give its id to a new detached connection, returned: what is
 ** sent to the id from now on (nio_send included) goes to the successor.
 ** If c never connected, its queued output goes over too; otherwise it is

@@ -106,6 +106,19 @@ typedef struct nio_chunk {
 } nio_chunk;
 
 /*
+** The addresses a connect tries, in order, one at a time: allocated by
+** nio__conn_dial_list, freed when the connect ends (connected, every
+** address failed, or its final completion after a close). addrs[i] is
+** the one the connect request in flight names.
+*/
+typedef struct conn_dial {
+  int n, i;
+  int has_bind; /* bind: the local address each socket binds first */
+  nio_addr bind;
+  nio_addr addrs[];
+} conn_dial;
+
+/*
 ** The engine-private view of a connection. Allocated by conn.c, freed by
 ** the sweep (engine turn) once it is closing and neither rreq nor wreq is
 ** active; the socket is closed at that same point.
@@ -121,7 +134,7 @@ struct conn {
   nio_iov *iov;
   nio_iov iov1;
   union {
-    nio_addr *caddr; /* connect target, while connecting (owned) */
+    conn_dial *dial; /* connect targets, while connecting (owned) */
     listener *pl;    /* listener whose pending queue holds us */
   } u;
   nio_link link;  /* in its listener's pending, then e->zombies */
