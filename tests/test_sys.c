@@ -229,9 +229,16 @@ static void addr_format_gives_ip_and_port(void **state) {
   assert_int_equal(port, 443);
   if (nio__addr_format(&a, tiny, sizeof tiny, &port) == 0)
     th_fail("expected an error formatting ::1 into a 3-byte buffer");
+  /* A Unix socket address is formatted "unix:<path>", without a port;
+  ** another family is refused. */
   a.ss.ss_family = AF_UNIX;
+  a.len = sizeof(sa_family_t);
+  assert_int_equal(nio__addr_format(&a, ip, sizeof ip, &port), 0);
+  assert_string_equal(ip, "unix:");
+  assert_int_equal(port, -1);
+  a.ss.ss_family = AF_NETLINK;
   if (nio__addr_format(&a, ip, sizeof ip, &port) != NIO_EAFNOSUPPORT)
-    th_fail("expected EAFNOSUPPORT for a non-IP address");
+    th_fail("expected EAFNOSUPPORT for a non-IP, non-Unix address");
 }
 
 static void sock_error_reports_a_refused_connect(void **state) {

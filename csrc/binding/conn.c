@@ -672,14 +672,19 @@ static int l_conn_settimeouts(lua_State *L) {
   return 1;
 }
 
+/* ip, port; for a Unix socket "unix:/path" (or "unix:" when unnamed),
+** nil. */
 static int push_addr(lua_State *L, int r, const nio_addr *a) {
-  char ip[64];
+  char ip[NIO_ADDR_TEXT_MAX];
   int port;
   if (r == 0) r = nio__addr_format(a, ip, sizeof ip, &port);
   if (r == NIO_ECLOSED) return conn_closed(L);
   if (r < 0) return nio__bind_fail(L, r);
   lua_pushstring(L, ip);
-  lua_pushinteger(L, port);
+  if (port < 0)
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, port);
   return 2;
 }
 

@@ -118,14 +118,17 @@ static int l_listener_accept(lua_State *L) {
 static int l_listener_getsockname(lua_State *L) {
   nb_listener *nl = listener_check(L);
   nio_addr a;
-  char ip[64];
+  char ip[NIO_ADDR_TEXT_MAX];
   int port, r;
   if (nl->l == NULL) return accept_closed(L);
   if ((r = nio__listener_getsockname(nl->l, &a)) == 0)
     r = nio__addr_format(&a, ip, sizeof ip, &port);
   if (r < 0) return nio__bind_fail(L, r);
   lua_pushstring(L, ip);
-  lua_pushinteger(L, port);
+  if (port < 0) /* a Unix socket: "unix:/path", nil */
+    lua_pushnil(L);
+  else
+    lua_pushinteger(L, port);
   return 2;
 }
 

@@ -100,11 +100,18 @@ static void resolve_cb(void *arg, int res, const nio_addr *a, int n) {
 }
 
 /* nil, message, code for an address parse_addr refused with err: an
-** unknown zone (NIO_ENODEV) or anything else malformed (NIO_EBADADDR). */
+** unknown zone (NIO_ENODEV), a Unix socket path too long, empty, or on an
+** OS without them, or anything else malformed (NIO_EBADADDR). */
 static int malformed(lua_State *L, const char *addr, int err) {
   const char *zone = strchr(addr, '%'), *end;
   lua_pushnil(L);
-  if (err == NIO_ENODEV && zone && (end = strchr(zone, ']')) != NULL) {
+  if (strncmp(addr, "unix:", 5) == 0 &&
+      (err == NIO_ENAMETOOLONG || err == NIO_EAFNOSUPPORT ||
+       err == NIO_EINVAL)) {
+    lua_pushfstring(
+        L, "%s: \"%s\"",
+        err == NIO_EINVAL ? "empty Unix socket path" : nio_strerror(err), addr);
+  } else if (err == NIO_ENODEV && zone && (end = strchr(zone, ']')) != NULL) {
     lua_pushliteral(L, "unknown interface \"");
     lua_pushlstring(L, zone + 1, (size_t)(end - zone - 1));
     lua_pushfstring(L, "\" in address \"%s\"", addr);

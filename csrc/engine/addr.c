@@ -1,6 +1,7 @@
 /*
-** addr.c: address strings ("host:port", "[v6]:port", "*:port") split and
-** parsed into socket addresses; names go to resolve.c.
+** addr.c: address strings ("host:port", "[v6]:port", "*:port",
+** "unix:/path") split and parsed into socket addresses; names go to
+** resolve.c.
 */
 #include <string.h>
 #include "internal.h"
@@ -126,6 +127,11 @@ int nio__addr_parse(const char *s, char *host, size_t hostlen, int *port,
                     nio_addr *a) {
   int r;
   if (s == NULL || a == NULL) return NIO_EBADADDR;
+  if (strncmp(s, "unix:", 5) == 0) {
+    *port = -1;
+    if (hostlen > 0) host[0] = '\0';
+    return nio__addr_unix(s + 5, a);
+  }
   if ((r = nio__addr_split(s, host, hostlen, port)) != 0) return r;
   r = nio__addr_numeric(host, *port, a);
   return r == NIO_EAI_NONAME ? 1 : r;

@@ -313,10 +313,12 @@ int nio__addr_split(const char *s, char *host, size_t hostlen, int *port);
 ** NIO_ENODEV for a zone that names no interface, or NIO_EAI_NONAME if
 ** host is not numeric (then resolve it). */
 int nio__addr_numeric(const char *host, int port, nio_addr *a);
-/* An address string as netio.listen and netio.connect take it, the
-** "host:port" forms of nio__addr_split. Returns 0 with a set, 1 when host
-** is a name to resolve (host and port set), NIO_EBADADDR or NIO_ENODEV
-** (unknown zone). */
+/* An address string as netio.listen and netio.connect take it:
+** "host:port" forms as nio__addr_split, or "unix:/path" (and on Linux
+** "unix:@abstract"). Returns 0 with a set, 1 when host is a name to
+** resolve (host and port set), NIO_EBADADDR, NIO_ENODEV (unknown zone),
+** or for "unix:" the errors of nio__addr_unix (NIO_EINVAL for an empty
+** path, NIO_ENAMETOOLONG, NIO_EAFNOSUPPORT). */
 int nio__addr_parse(const char *s, char *host, size_t hostlen, int *port,
                     nio_addr *a);
 /* 0 if host can be a host name (letters, digits, '.', '-', '_'; 1 to 255

@@ -181,6 +181,10 @@ struct listener {
   nio_timer retry;  /* re-arm after an accept error (EMFILE...) */
   nio_list pending; /* of conn.link: accepted, not yet taken by the owner */
   int backlog, npending;
+  /* A Unix listener's address and socket file, removed at close (owned;
+  ** NULL for other listeners). */
+  nio_addr *upath;
+  nio_file_id uid;
   nio_link link; /* in e->listeners while open, then in e->lzombies */
   unsigned closing : 1;
 };

@@ -134,7 +134,7 @@ static void listener_on_accept(nio_req *req, int res, const char *data,
 int nio__listen(nio_engine *e, const nio_addr *addr, int backlog, int reuseport,
                 int accepts, nio_listener_cb cb, void *udata,
                 nio_listener **out) {
-  listener *l;
+  listener *l = NULL;
   nio_sock fd;
   int r;
   *out = NULL;
@@ -144,15 +144,21 @@ int nio__listen(nio_engine *e, const nio_addr *addr, int backlog, int reuseport,
   if (backlog <= 0) backlog = LISTEN_BACKLOG;
   if (backlog > 65535) backlog = 65535;
   if ((r = nio__sock_listen(addr, backlog, reuseport, &fd)) < 0) return r;
-  if ((r = nio__port_add(e->port, fd)) < 0) {
-    nio__sock_close(fd);
-    return r;
-  }
   if ((l = calloc(1, sizeof *l)) == NULL) {
-    nio__port_remove(e->port, fd);
-    nio__sock_close(fd);
-    return NIO_ENOMEM;
+    r = NIO_ENOMEM;
+    goto fail_sock;
   }
+  /* The socket file this listener made is its to remove (at close, or
+  ** now if the listen fails past this point). */
+  nio__addr_unix_id(addr, &l->uid);
+  if (l->uid.ino != 0 || l->uid.dev != 0) {
+    if ((l->upath = malloc(sizeof *addr)) == NULL) {
+      r = NIO_ENOMEM;
+      goto fail_sock;
+    }
+    *l->upath = *addr;
+  }
+  if ((r = nio__port_add(e->port, fd)) < 0) goto fail_sock;
   l->e = e;
   l->pub.fd = fd;
   l->pub.cb = cb;
@@ -165,13 +171,23 @@ int nio__listen(nio_engine *e, const nio_addr *addr, int backlog, int reuseport,
   l->areq.data = l;
   if ((r = nio__port_submit(e->port, &l->areq)) < 0) {
     nio__port_remove(e->port, fd);
-    nio__sock_close(fd);
-    free(l);
-    return r;
+    goto fail_sock;
   }
   nio__list_push_front(&e->listeners, &l->link);
   *out = &l->pub;
   return 0;
+fail_sock:
+  nio__sock_close(fd);
+  if (l) {
+    if (l->upath) nio__addr_unix_unlink(l->upath, &l->uid);
+    free(l->upath);
+    free(l);
+  } else {
+    nio_file_id id;
+    nio__addr_unix_id(addr, &id);
+    nio__addr_unix_unlink(addr, &id);
+  }
+  return r;
 }
 
 nio_conn *nio__listener_accept(nio_listener *pl, nio_conn_cb cb, void *udata) {
@@ -205,6 +221,13 @@ void nio__listener_close(nio_listener *pl) {
   nio__timer_stop(e, &l->retry);
   /* The address is free when this returns; the socket is the port's now,
   ** and the accept's final completion (next wait) lets the sweep free l. */
+  /* As libuv, nginx and redis do: the socket file goes with its
+  ** listener, so the next listen on the path finds it free (a file left
+  ** by a crash is not removed by listen: that could be another server's).
+  ** Before the close, as libuv does: once the path is free another
+  ** process may bind it, and its file must not be the one removed (the
+  ** identity check covers a file replaced earlier). */
+  if (l->upath) nio__addr_unix_unlink(l->upath, &l->uid);
   nio__port_close_listener(e->port, l->pub.fd);
   l->pub.fd = NIO_BAD_SOCK;
   nio__list_remove(&e->listeners, &l->link);
@@ -219,6 +242,7 @@ void nio__listeners_sweep(nio_engine *e) {
     listener *l = nio__list_item(k, listener, link);
     if (l->areq.active) continue;
     nio__list_remove(&e->lzombies, k);
+    free(l->upath);
     free(l);
   }
 }

@@ -122,10 +122,14 @@ void nio__cond_broadcast(nio_cond *c);
 ** NIO_ETIMEDOUT when the time passed. */
 int nio__cond_wait(nio_cond *c, nio_mutex *m, int64_t timeout_ns);
 
-/* Sockets. Every socket made here is non-blocking and close-on-exec. */
+/* Sockets. Every socket made here is non-blocking and close-on-exec.
+** family: AF_INET, AF_INET6, or AF_UNIX where nio__addr_unix() makes
+** such addresses (a stream socket in every case). */
 int nio__sock_tcp(int family, nio_sock *out);
 int nio__sock_close(nio_sock s);
-/* bind + listen, with SO_REUSEADDR (and SO_REUSEPORT if reuseport). */
+/* bind + listen, with SO_REUSEADDR (and SO_REUSEPORT if reuseport) for
+** IP addresses. A Unix socket path that exists (a stale socket file
+** included) fails with NIO_EADDRINUSE: nothing is unlinked here. */
 int nio__sock_listen(const nio_addr *a, int backlog, int reuseport,
                      nio_sock *out);
 /* Bind a fresh socket to a, with address (and port) reuse, for a client
@@ -137,7 +141,9 @@ int nio__sock_getpeername(nio_sock s, nio_addr *a);
 int nio__sock_error(nio_sock s);
 /* Options by LuaSocket name: "tcp-nodelay", "keepalive", "reuseaddr"
 ** (value 0/1), "linger" (value = seconds, < 0 turns it off), "sndbuf",
-** "rcvbuf" (SO_SNDBUF/SO_RCVBUF, value = bytes > 0). */
+** "rcvbuf" (SO_SNDBUF/SO_RCVBUF, value = bytes > 0).
+** "tcp-nodelay" on a Unix socket succeeds doing nothing: there is no
+** Nagle there to turn off. */
 int nio__sock_setopt(nio_sock s, const char *name, int value);
 /* Half-close the sending side. */
 int nio__sock_shutdown_write(nio_sock s);
@@ -162,9 +168,27 @@ int nio__sock_last_error(void);
 ** decimal index of an existing interface. Returns 0 with *index set, or
 ** NIO_ENODEV when no interface answers to it. */
 int nio__if_index(const char *zone, uint32_t *index);
-/* Format an address as ip text and port ("::1", 8080). */
+/* Format an address as ip text and port ("::1", 8080). A Unix socket
+** address is formatted "unix:/path" ("unix:@name" for an abstract one,
+** "unix:" for an unnamed peer) with *port = -1; iplen must then hold
+** NIO_ADDR_TEXT_MAX bytes or the result is NIO_ENAMETOOLONG. */
 #define NIO_ADDR_TEXT_MAX 128
 int nio__addr_format(const nio_addr *a, char *ip, size_t iplen, int *port);
+/* A Unix domain socket address for path ("/run/x.sock", "rel/x.sock";
+** on Linux "@name" is the abstract name "name"). Returns 0, NIO_EINVAL
+** for an empty path, NIO_ENAMETOOLONG when it does not fit sun_path, or
+** NIO_EAFNOSUPPORT where the OS layer has no Unix sockets (Windows, for
+** now). */
+int nio__addr_unix(const char *path, nio_addr *a);
+/* A listening Unix socket's file: its identity after bind (*id, 0 when it
+** has none: abstract, or no Unix sockets), and its removal at close, only
+** if the path still names that same socket file (not one a later listener
+** made after someone removed ours). */
+typedef struct nio_file_id {
+  uint64_t dev, ino;
+} nio_file_id;
+void nio__addr_unix_id(const nio_addr *a, nio_file_id *id);
+void nio__addr_unix_unlink(const nio_addr *a, const nio_file_id *id);
 /* Resolve a host name (blocking: call it off the loop) to its IPv4/IPv6
 ** addresses in the resolver's preferred order, at most max of them, port
 ** set. Returns how many (> 0) or NIO_E* (NIO_EAI_NONAME when none). */

@@ -284,8 +284,13 @@ int nio__sock_listen(const nio_addr *a, int backlog, int reuseport,
   int r;
   *out = NIO_BAD_SOCK;
   if ((r = nio__sock_tcp(a->ss.ss_family, &s)) != 0) return r;
-  if ((r = sock_setint(s, SOL_SOCKET, SO_REUSEADDR, 1)) != 0) goto fail;
-  if (reuseport && (r = sock_setint(s, SOL_SOCKET, SO_REUSEPORT, 1)) != 0)
+  /* Address reuse means nothing to a Unix socket: its path is taken for
+  ** as long as the file exists. */
+  if (a->ss.ss_family != AF_UNIX &&
+      (r = sock_setint(s, SOL_SOCKET, SO_REUSEADDR, 1)) != 0)
+    goto fail;
+  if (reuseport && a->ss.ss_family != AF_UNIX &&
+      (r = sock_setint(s, SOL_SOCKET, SO_REUSEPORT, 1)) != 0)
     goto fail;
   if (a->ss.ss_family == AF_INET6 &&
       (r = sock_setint(s, IPPROTO_IPV6, IPV6_V6ONLY, 0)) != 0)
@@ -333,8 +338,14 @@ int nio__sock_error(nio_sock s) {
 
 int nio__sock_setopt(nio_sock s, const char *name, int value) {
   struct linger l;
-  if (strcmp(name, "tcp-nodelay") == 0)
-    return sock_setint(s, IPPROTO_TCP, TCP_NODELAY, value != 0);
+  if (strcmp(name, "tcp-nodelay") == 0) {
+    int r = sock_setint(s, IPPROTO_TCP, TCP_NODELAY, value != 0);
+    nio_addr a;
+    if (r == NIO_EOPNOTSUPP && nio__sock_getsockname(s, &a) == 0 &&
+        a.ss.ss_family == AF_UNIX)
+      r = 0;
+    return r;
+  }
   if (strcmp(name, "keepalive") == 0)
     return sock_setint(s, SOL_SOCKET, SO_KEEPALIVE, value != 0);
   if (strcmp(name, "reuseaddr") == 0)
