@@ -203,6 +203,26 @@ describe("unix sockets", function()
     assert.are.equal("ECONNREFUSED", code)
   end)
 
+  it("connect_to_a_unix_listener_with_a_full_backlog_returns_EAGAIN_at_once",
+     function()
+    -- Linux refuses a non-blocking Unix connect when the backlog is full
+    -- (no SYN to retry as with TCP): every backend says so at once.
+    local path = sock_path()
+    local r = H.run(function()
+      H.listen("unix:" .. path, { backlog = 1 })
+      for i = 1, 64 do
+        local dt, c, msg, code = H.timed(netio.connect, "unix:" .. path,
+          { timeout = 2 })
+        if not c then return { i = i, dt = dt, msg = msg, code = code } end
+        H.track(c)
+      end
+      return { i = 65 }
+    end)
+    assert.is_true(r.i <= 64, "64 connects all succeeded on a backlog of 1")
+    assert.are.equal("EAGAIN", r.code, tostring(r.msg))
+    assert.is_true(r.dt < 1, "the refusal took " .. tostring(r.dt) .. " s")
+  end)
+
   for _, case in ipairs({
     { "unix:/" .. ("x"):rep(107), "ENAMETOOLONG", "name too long" },
     { "unix:@" .. ("x"):rep(107), "ENAMETOOLONG", "name too long" },
