@@ -268,6 +268,7 @@ int luaopen_netio_core(lua_State *L) {
                                    {"stdin", nio__bind_l_stdin},
                                    {NULL, NULL}};
   luaL_checkversion(L);
+  nio__module_pin((const void *)luaopen_netio_core);
   /* In a netio thread's state: the thread-side module. */
   if (nio__bind_in_thread(L)) return nio__bind_thread_module(L);
   nio__bind_task_open(L);

@@ -83,6 +83,11 @@ int nio__thread_join(nio_thread *t);
 void nio__thread_detach(nio_thread *t);
 /* Start a thread that frees itself when fn returns. */
 int nio__thread_detach_start(nio_thread_fn fn, void *arg);
+/* Keep the shared object holding addr loaded until the process exits:
+** threads the engine lets go (a lookup stuck in getaddrinfo, the stdin
+** reader) may still run its code after the Lua state that loaded it
+** closed and unloaded it. A no-op when addr is in the executable. */
+void nio__module_pin(const void *addr);
 /* Block SIGINT/SIGTERM/SIGPIPE in the calling thread (threads it starts
 ** inherit this), so only the host's main thread sees them. No-op on
 ** Windows. */

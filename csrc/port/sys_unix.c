@@ -3,6 +3,7 @@
 ** clock, non-blocking close-on-exec sockets and their options).
 */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -463,4 +464,12 @@ int nio__addr_resolve(const char *host, int port, nio_addr *out, int max) {
   }
   freeaddrinfo(res);
   return n > 0 ? n : NIO_EAI_NONAME;
+}
+
+void nio__module_pin(const void *addr) {
+  Dl_info info;
+  /* RTLD_NOLOAD finds the object already loaded; RTLD_NODELETE then keeps
+  ** it past every dlclose. The handle is let go on purpose. */
+  if (dladdr(addr, &info) != 0 && info.dli_fname != NULL)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }

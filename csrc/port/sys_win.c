@@ -495,3 +495,10 @@ int nio__addr_resolve(const char *host, int port, nio_addr *out, int max) {
   freeaddrinfo(res);
   return n > 0 ? n : NIO_EAI_NONAME;
 }
+
+void nio__module_pin(const void *addr) {
+  HMODULE h;
+  (void)GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
+                               GET_MODULE_HANDLE_EX_FLAG_PIN,
+                           (LPCWSTR)addr, &h);
+}
