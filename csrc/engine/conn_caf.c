@@ -43,7 +43,10 @@ void nio__conn_close_after_flush(nio_conn *pc) {
   c->pub.cb = NULL;
   nio__conn_refuse_outside(c);
   nio__conn_free_input(c);
-  if (c->qhead == NULL || c->pub.err) {
+  /* Nothing to send, or nowhere to send it (failed, or detached without
+  ** a socket: a client that never connected): the queue is dropped, and
+  ** counted, now rather than after the grace. */
+  if (c->qhead == NULL || c->pub.err || c->pub.fd == NIO_BAD_SOCK) {
     nio__conn_close(pc, 0);
     return;
   }
