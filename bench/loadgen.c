@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "proc_cpu.h"
 
 #define MAX_US 1000000 /* latency histogram: 1 us buckets up to 1 s */
 #define MAX_PIDS 8
@@ -72,50 +73,6 @@ static int lg_parse(const char *s, struct sockaddr_in *sa) {
   sa->sin_family = AF_INET;
   sa->sin_port = htons((uint16_t)atoi(colon + 1));
   return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
-}
-
-/* Busy ticks of CPU lg_cpu from /proc/stat (0 when not asked for). */
-static uint64_t lg_cpu_ticks(void) {
-  char line[512], name[16];
-  uint64_t busy = 0;
-  FILE *f;
-  if (lg_cpu < 0 || !(f = fopen("/proc/stat", "r"))) return 0;
-  snprintf(name, sizeof name, "cpu%d ", lg_cpu);
-  while (fgets(line, sizeof line, f)) {
-    unsigned long long v[8] = {0};
-    if (strncmp(line, name, strlen(name)) != 0) continue;
-    sscanf(line + strlen(name), "%llu %llu %llu %llu %llu %llu %llu %llu",
-           &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-    /* user nice system idle iowait irq softirq steal: user+nice+system+
-    ** irq+softirq. Not iowait (an io_uring wait counts as iowait, yet the
-    ** CPU is idle) nor steal (the hypervisor ran someone else). */
-    busy = v[0] + v[1] + v[2] + v[5] + v[6];
-    break;
-  }
-  fclose(f);
-  return busy;
-}
-
-/* utime + stime ticks of the -P processes (every thread is included). */
-static uint64_t lg_pid_ticks(void) {
-  uint64_t sum = 0;
-  for (int i = 0; i < lg_npids; i++) {
-    char path[64], buf[1024], *p;
-    unsigned long long ut = 0, st = 0;
-    FILE *f;
-    size_t n;
-    snprintf(path, sizeof path, "/proc/%d/stat", lg_pids[i]);
-    if (!(f = fopen(path, "r"))) continue;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* comm may hold spaces: fields count from the last ')' (field 2). */
-    if (!(p = strrchr(buf, ')'))) continue;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-               &ut, &st) == 2)
-      sum += ut + st;
-  }
-  return sum;
 }
 
 /* Write what is left of the current batch; 0 ok, -1 error. Partial writes
@@ -289,8 +246,8 @@ int main(int argc, char **argv) {
   t_measure = t_start + (uint64_t)warm * 1000000000u;
   t_end = t_measure + (uint64_t)secs * 1000000000u;
   if (warm == 0) {
-    cpu0 = lg_cpu_ticks();
-    pid0 = lg_pid_ticks();
+    cpu0 = pc_cpu_ticks(lg_cpu);
+    pid0 = pc_pid_ticks(lg_pids, lg_npids);
     sampled = 1;
   }
   for (int i = 0; i < nconn; i++) {
@@ -300,8 +257,8 @@ int main(int argc, char **argv) {
   for (;;) {
     uint64_t now = lg_now();
     if (!sampled && now >= t_measure) {
-      cpu0 = lg_cpu_ticks();
-      pid0 = lg_pid_ticks();
+      cpu0 = pc_cpu_ticks(lg_cpu);
+      pid0 = pc_pid_ticks(lg_pids, lg_npids);
       sampled = 1;
     }
     if (now >= t_end) break;
@@ -333,8 +290,8 @@ int main(int argc, char **argv) {
       }
     }
   }
-  cpu1 = lg_cpu_ticks();
-  pid1 = lg_pid_ticks();
+  cpu1 = pc_cpu_ticks(lg_cpu);
+  pid1 = pc_pid_ticks(lg_pids, lg_npids);
   {
     uint64_t total, p50, p99;
     long hz = sysconf(_SC_CLK_TCK);

@@ -40,6 +40,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "outside_common.h"
+#include "proc_cpu.h"
 
 #define MAX_PIDS 8
 /* Latency histogram: 1 us buckets below 100 ms, then 100 us buckets up to
@@ -66,44 +67,6 @@ static uint64_t errors;
 static void die(const char *what) {
   perror(what);
   exit(1);
-}
-
-static uint64_t cpu_ticks(void) {
-  char line[512], name[16];
-  uint64_t busy = 0;
-  FILE *f;
-  if (cpu < 0 || !(f = fopen("/proc/stat", "r"))) return 0;
-  snprintf(name, sizeof name, "cpu%d ", cpu);
-  while (fgets(line, sizeof line, f)) {
-    unsigned long long v[8] = {0};
-    if (strncmp(line, name, strlen(name)) != 0) continue;
-    sscanf(line + strlen(name), "%llu %llu %llu %llu %llu %llu %llu %llu",
-           &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-    busy = v[0] + v[1] + v[2] + v[5] + v[6]; /* as loadgen.c */
-    break;
-  }
-  fclose(f);
-  return busy;
-}
-
-static uint64_t pid_ticks(void) {
-  uint64_t sum = 0;
-  for (int i = 0; i < npids; i++) {
-    char path[64], buf[1024], *p;
-    unsigned long long ut = 0, st = 0;
-    FILE *f;
-    size_t n;
-    snprintf(path, sizeof path, "/proc/%d/stat", pids[i]);
-    if (!(f = fopen(path, "r"))) continue;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    if (!(p = strrchr(buf, ')'))) continue;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-               &ut, &st) == 2)
-      sum += ut + st;
-  }
-  return sum;
 }
 
 static uint64_t self_cpu_ns(void) {
@@ -255,8 +218,8 @@ int main(int argc, char **argv) {
   for (;;) {
     uint64_t now = om_now();
     if (started && !sampled && now >= t_measure) {
-      cpu0 = cpu_ticks();
-      pid0 = pid_ticks();
+      cpu0 = pc_cpu_ticks(cpu);
+      pid0 = pc_pid_ticks(pids, npids);
       self0 = self_cpu_ns();
       sampled = 1;
     }
@@ -308,8 +271,8 @@ int main(int argc, char **argv) {
       memcpy(c->part, rbuf + off, c->carry);
     }
   }
-  cpu1 = cpu_ticks();
-  pid1 = pid_ticks();
+  cpu1 = pc_cpu_ticks(cpu);
+  pid1 = pc_pid_ticks(pids, npids);
   self1 = self_cpu_ns();
   {
     uint64_t samples, p50, p99;
