@@ -171,10 +171,11 @@ static void *sender_main(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  const char *addr = "127.0.0.1:7000";
-  int nthreads = 1, opt, lfd, ep, one = 1, port;
-  double rate = 0;
-  uint64_t backoff_ns = 50000;
+  om_opts oo;
+  const char *addr;
+  int nthreads, lfd, ep, one = 1, port;
+  double rate;
+  uint64_t backoff_ns;
   char host[64];
   struct sockaddr_in sa = {.sin_family = AF_INET};
   struct epoll_event ev, evs[256];
@@ -185,39 +186,15 @@ int main(int argc, char **argv) {
   om_sender *snd;
   pthread_t *th;
 
-  while ((opt = getopt(argc, argv, "a:c:t:r:l:q:b:")) != -1) {
-    switch (opt) {
-    case 'a':
-      addr = optarg;
-      break;
-    case 'c':
-      nconn = atoi(optarg);
-      break;
-    case 't':
-      nthreads = atoi(optarg);
-      break;
-    case 'r':
-      rate = atof(optarg);
-      break;
-    case 'l':
-      send_limit = (size_t)atoll(optarg);
-      break;
-    case 'q':
-      queue_limit = (size_t)atoll(optarg);
-      break;
-    case 'b':
-      backoff_ns = (uint64_t)atoll(optarg) * 1000u;
-      break;
-    default:
-      fprintf(stderr, "usage: outside_baseline -a ip:port [-c conns] "
-                      "[-t threads] [-r rate] [-l send_limit] "
-                      "[-q queue_limit] [-b backoff_us]\n");
-      return 2;
-    }
-  }
-  if (nconn < 1 || nconn > OM_MAX_CONNS || nthreads < 1 ||
-      nthreads > OM_MAX_THREADS ||
-      om_split_addr(addr, host, sizeof host, &port) != 0 ||
+  if (om_parse_opts(argc, argv, "outside_baseline", &oo) != 0) return 2;
+  addr = oo.addr;
+  nconn = oo.nconn;
+  nthreads = oo.nthreads;
+  rate = oo.rate;
+  backoff_ns = oo.backoff_ns;
+  if (oo.send_limit) send_limit = oo.send_limit;
+  if (oo.queue_limit) queue_limit = oo.queue_limit;
+  if (om_split_addr(addr, host, sizeof host, &port) != 0 ||
       inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
     fprintf(stderr, "outside_baseline: bad arguments\n");
     return 2;

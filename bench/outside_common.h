@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define OM_SIZE 64
 #define OM_MAGIC1 0x586f696eu /* "nioX" */
@@ -141,6 +142,62 @@ static inline int om_split_addr(const char *a, char *host, size_t hostsz,
   memcpy(host, a, (size_t)(c - a));
   host[c - a] = '\0';
   *port = atoi(c + 1);
+  return 0;
+}
+
+/* The command line both senders take (outside_baseline, outside_nio):
+**   -a ip:port -c conns -t threads -r rate -l send_limit -q queue_limit
+**   -b backoff_us
+** Limits left 0 mean the program's default. Returns 0, or 2 after printing
+** the usage for `prog`. */
+typedef struct om_opts {
+  const char *addr;
+  int nconn, nthreads;
+  double rate;
+  size_t send_limit, queue_limit;
+  uint64_t backoff_ns;
+} om_opts;
+
+static inline int om_parse_opts(int argc, char **argv, const char *prog,
+                                om_opts *o) {
+  int opt;
+  *o = (om_opts){"127.0.0.1:7000", 100, 1, 0, 0, 0, 50000};
+  while ((opt = getopt(argc, argv, "a:c:t:r:l:q:b:")) != -1) {
+    switch (opt) {
+    case 'a':
+      o->addr = optarg;
+      break;
+    case 'c':
+      o->nconn = atoi(optarg);
+      break;
+    case 't':
+      o->nthreads = atoi(optarg);
+      break;
+    case 'r':
+      o->rate = atof(optarg);
+      break;
+    case 'l':
+      o->send_limit = (size_t)atoll(optarg);
+      break;
+    case 'q':
+      o->queue_limit = (size_t)atoll(optarg);
+      break;
+    case 'b':
+      o->backoff_ns = (uint64_t)atoll(optarg) * 1000u;
+      break;
+    default:
+      fprintf(stderr,
+              "usage: %s -a ip:port [-c conns] [-t threads] [-r rate] "
+              "[-l send_limit] [-q queue_limit] [-b backoff_us]\n",
+              prog);
+      return 2;
+    }
+  }
+  if (o->nconn < 1 || o->nconn > OM_MAX_CONNS || o->nthreads < 1 ||
+      o->nthreads > OM_MAX_THREADS) {
+    fprintf(stderr, "%s: bad arguments\n", prog);
+    return 2;
+  }
   return 0;
 }
 

@@ -70,10 +70,10 @@ static int nio_push(void *ctx, int ci, const unsigned char *msg) {
 }
 
 int main(int argc, char **argv) {
-  const char *addr = "127.0.0.1:7000";
-  int nconn = 100, nthreads = 1, opt, r, status;
-  double rate = 0;
-  uint64_t backoff_ns = 50000;
+  om_opts oo;
+  int nconn, nthreads, r, status;
+  double rate;
+  uint64_t backoff_ns;
   nio_options o = {0};
   nio_engine *e;
   lua_State *L;
@@ -83,41 +83,13 @@ int main(int argc, char **argv) {
   pthread_t *th;
   nio_stats st;
 
-  while ((opt = getopt(argc, argv, "a:c:t:r:l:q:b:")) != -1) {
-    switch (opt) {
-    case 'a':
-      addr = optarg;
-      break;
-    case 'c':
-      nconn = atoi(optarg);
-      break;
-    case 't':
-      nthreads = atoi(optarg);
-      break;
-    case 'r':
-      rate = atof(optarg);
-      break;
-    case 'l':
-      o.send_limit = (size_t)atoll(optarg);
-      break;
-    case 'q':
-      o.inbox_limit = (size_t)atoll(optarg);
-      break;
-    case 'b':
-      backoff_ns = (uint64_t)atoll(optarg) * 1000u;
-      break;
-    default:
-      fprintf(stderr, "usage: outside_nio -a ip:port [-c conns] [-t threads] "
-                      "[-r rate] [-l send_limit] [-q inbox_limit] "
-                      "[-b backoff_us]\n");
-      return 2;
-    }
-  }
-  if (nconn < 1 || nconn > OM_MAX_CONNS || nthreads < 1 ||
-      nthreads > OM_MAX_THREADS) {
-    fprintf(stderr, "outside_nio: bad arguments\n");
-    return 2;
-  }
+  if (om_parse_opts(argc, argv, "outside_nio", &oo) != 0) return 2;
+  nconn = oo.nconn;
+  nthreads = oo.nthreads;
+  rate = oo.rate;
+  backoff_ns = oo.backoff_ns;
+  o.send_limit = oo.send_limit;
+  o.inbox_limit = oo.queue_limit;
   shared.want = nconn;
   if ((shared.ids = calloc((size_t)nconn, sizeof *shared.ids)) == NULL)
     return 1;
@@ -137,7 +109,7 @@ int main(int argc, char **argv) {
   snprintf(nbuf, sizeof nbuf, "%d", nconn);
   snprintf(lbuf, sizeof lbuf, "%zu", o.send_limit);
   targv[0] = "outside_nio";
-  targv[1] = (char *)addr;
+  targv[1] = (char *)oo.addr;
   targv[2] = nbuf;
   targv[3] = lbuf;
   if ((r = nio_engine_start(e, NULL, 4, targv)) != 0) {
