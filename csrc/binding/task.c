@@ -515,11 +515,7 @@ void nio__bind_task_open(lua_State *L) {
                                      {"status", l_task_status},
                                      {"cancel", l_task_cancel},
                                      {NULL, NULL}};
-  if (luaL_newmetatable(L, NB_TASK_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_task_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__tostring", l_task_tostring},
+                                  {NULL, NULL}};
+  nio__bind_class(L, NB_TASK_MT, methods, meta);
 }

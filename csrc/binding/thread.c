@@ -695,15 +695,9 @@ void nio__bind_thread_open(lua_State *L) {
                                      {"post", l_thread_post},
                                      {"status", l_thread_status},
                                      {NULL, NULL}};
-  if (luaL_newmetatable(L, NB_THREAD_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_thread_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_thread_tostring);
-    lua_setfield(L, -2, "__tostring");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {
+      {"__gc", l_thread_gc}, {"__tostring", l_thread_tostring}, {NULL, NULL}};
+  nio__bind_class(L, NB_THREAD_MT, methods, meta);
 }
 
 /* ---- the end of a run -------------------------------------------------- */

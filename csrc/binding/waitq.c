@@ -208,13 +208,7 @@ void nio__bind_waitq_open(lua_State *L) {
                                      {"wakeall", l_wq_wakeall},
                                      {"close", l_wq_close},
                                      {NULL, NULL}};
-  if (luaL_newmetatable(L, NB_WAITQ_MT)) {
-    luaL_newlib(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_wq_len);
-    lua_setfield(L, -2, "__len");
-    lua_pushcfunction(L, l_wq_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {
+      {"__len", l_wq_len}, {"__gc", l_wq_gc}, {NULL, NULL}};
+  nio__bind_class(L, NB_WAITQ_MT, methods, meta);
 }
