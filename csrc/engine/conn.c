@@ -483,6 +483,9 @@ int nio__conn_quiet(nio_conn *pc) {
   if (pc->closing || pc->err || pc->eof || pc->shut || !c->connected ||
       c->caf || pc->wpos != pc->rpos)
     return 0;
+  /* Bytes a receive armed in the kernel took off the socket are not in
+  ** it any more: the port is asked first. */
+  if (nio__port_pending(c->e->port, &c->rreq)) return 0;
   return nio__sock_readable(pc->fd) == 0;
 }
 

@@ -271,6 +271,10 @@ int nio__port_cancel(nio_port *p, nio_req *r) {
   return p->ops->cancel(p, r);
 }
 
+int nio__port_pending(nio_port *p, const nio_req *r) {
+  return r->active && p->ops->pending ? p->ops->pending(p, r) : 0;
+}
+
 int nio__port_keep(nio_port *p, nio_req *r, const char *data) {
   return p->ops->keep ? p->ops->keep(p, r, data) : NIO_ENOBUFS;
 }

@@ -179,6 +179,13 @@ void nio__port_release(nio_port *p, const char *data);
 ** callback is never called from inside cancel. NIO_ENOENT when r is not
 ** active. */
 int nio__port_cancel(nio_port *p, nio_req *r);
+/* 1 when a completion of the active request r may have happened already
+** without having been delivered (io_uring: a CQE in the ring, or CQEs the
+** kernel holds back in its overflow list), else 0. Backends that leave
+** the data in the socket until they deliver it (epoll, and iocp's
+** zero-byte receive) always answer 0: a look at the socket sees it. The
+** connection pool asks it before handing out an idle connection. */
+int nio__port_pending(nio_port *p, const nio_req *r);
 
 /* Submit what is queued, wait up to timeout_ms (-1 = no limit, 0 = poll)
 ** for completions, and call the callback of every completion ready, in one
@@ -209,6 +216,8 @@ typedef struct nio_port_ops {
   /* Optional (NULL: the port never lends its receive buffers). */
   int (*keep)(nio_port *p, nio_req *r, const char *data);
   void (*release)(nio_port *p, const char *data);
+  /* Optional (NULL: never anything undelivered). */
+  int (*pending)(nio_port *p, const nio_req *r);
 } nio_port_ops;
 
 /* A socket added to the port, and its one reader and one writer from

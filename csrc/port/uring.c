@@ -496,6 +496,21 @@ static int uring_reap(uring_port *p) {
 
 /* ---- the ops ----------------------------------------------------------- */
 
+/* A look at the CQ ring without consuming it. What the kernel kept aside
+** while the CQ was full cannot be looked at: it may hold one. */
+static int uring_pending(nio_port *pp, const nio_req *r) {
+  uring_port *p = (uring_port *)pp;
+  struct io_uring_cqe *cqe;
+  unsigned head;
+  if (io_uring_cq_has_overflow(&p->ring)) return 1;
+  io_uring_for_each_cqe(&p->ring, head, cqe) {
+    if ((cqe->user_data & URING_TAG_MASK) == 0 &&
+        uring_ptr(cqe->user_data) == r)
+      return 1;
+  }
+  return 0;
+}
+
 static int uring_wait(nio_port *pp, int timeout_ms) {
   uring_port *p = (uring_port *)pp;
   struct io_uring_cqe *cqe = NULL;
@@ -752,4 +767,5 @@ const nio_port_ops nio__uring_ops = {
     .post = uring_post,
     .keep = uring_keep,
     .release = uring_release,
+    .pending = uring_pending,
 };
