@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh: the whole benchmark in one command -- installs the peers
 # (apt), builds a Release tree, runs echo / HTTP / ab / idle-memory tests (and
-# outside threads -> connections, bench/outside.sh) with
+# outside threads -> connections, bench/outside.sh; UDP echo,
+# bench/udp_echo.sh) with
 # the server pinned to CPU 0 and the load to CPU 1, and prints markdown tables.
 #
 #   bash bench/run.sh                 full run (~20 min): 3 rounds x 5 s
@@ -9,11 +10,13 @@
 #
 # Knobs (environment):
 #   ROUNDS=3 SECS=5 WARM=1      rounds; measured seconds and warm-up per run
-#   PARTS=echo,http,ab,idle,outside   which parts run
+#   PARTS=echo,http,ab,idle,outside,udp   which parts run
 #   ONLY=uring,netio-uring,...  echo/idle/HTTP servers to run (default: all;
 #                               netio-uring names its echo and HTTP servers)
 #   OUTSIDE_SECS=3 OUTSIDE_SERVERS="baseline nio-uring ..."  the outside
 #                               part (bench/outside.sh, which has more knobs)
+#   UDP_SECS=3 UDP_SERVERS="c luv netio-uring netio-epoll"   the UDP echo
+#                               part (bench/udp_echo.sh, which has more knobs)
 #   SIZES="64 16384" CONNS="50 500"   echo message sizes and connection counts
 #   LOADERS=1                   loadgen processes per echo run (summed)
 #   IDLE_N=10000 AB_N=200000 AB_C=10000 HTTP_C=50
@@ -40,14 +43,15 @@ ROOT=$PWD
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   ROUNDS=${ROUNDS:-1} SECS=${SECS:-1} IDLE_N=${IDLE_N:-2000}
-  OUTSIDE_SECS=${OUTSIDE_SECS:-1}
+  OUTSIDE_SECS=${OUTSIDE_SECS:-1} UDP_SECS=${UDP_SECS:-1}
   AB_N=${AB_N:-30000} AB_C=${AB_C:-2000}
 fi
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-5}
 WARM=${WARM:-1}
-PARTS=${PARTS:-echo,http,ab,idle,outside}
+PARTS=${PARTS:-echo,http,ab,idle,outside,udp}
 OUTSIDE_SECS=${OUTSIDE_SECS:-3}
+UDP_SECS=${UDP_SECS:-3}
 SIZES=${SIZES:-64 16384}
 CONNS=${CONNS:-50 500}
 LOADERS=${LOADERS:-1}
@@ -97,7 +101,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building $BUILD (Release)"
   cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DNETIO_TESTS=OFF >/dev/null
   cmake --build "$B" -j2 --target netio loadgen echo_epoll outside_reader \
-    outside_baseline outside_nio >/dev/null
+    outside_baseline outside_nio udp_loadgen udp_echo_c >/dev/null
   # the optimizer's servers: skipped (not failed) when absent or broken
   for t in echo_uring echo_engine; do
     [ -f "bench/$t.c" ] || continue
@@ -479,11 +483,23 @@ if has_part outside; then
     SERVERS=${OUTSIDE_SERVERS:-} bash bench/outside.sh "$B" >/dev/null ||
     say "warning: bench/outside.sh failed"
 fi
+# UDP echo (bench/udp_echo.sh: its own rounds, servers and table, appended
+# to the report).
+if has_part udp; then
+  say "UDP echo (bench/udp_echo.sh)"
+  OUT=$OUT/udp ROUNDS=$ROUNDS SECS=$UDP_SECS WARM=$WARM \
+    SERVERS=${UDP_SERVERS:-} bash bench/udp_echo.sh "$B" >/dev/null ||
+    say "warning: bench/udp_echo.sh failed"
+fi
 lua5.4 bench/report.lua "$RES" "$OUT/header.txt" | tee "$OUT/report.md"
 if [ -s "$OUT/outside/results.tsv" ]; then
   echo | tee -a "$OUT/report.md"
   lua5.4 bench/outside_report.lua "$OUT/outside/results.tsv" |
     tee -a "$OUT/report.md"
+fi
+if [ -s "$OUT/udp/results.tsv" ]; then
+  echo | tee -a "$OUT/report.md"
+  lua5.4 bench/udp_report.lua "$OUT/udp/results.tsv" | tee -a "$OUT/report.md"
 fi
 say "raw results: $RES; report: $OUT/report.md"
 exit 0
