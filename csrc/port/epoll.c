@@ -10,8 +10,9 @@
 ** syscall before waiting, readiness seen while no request waits can simply
 ** be dropped, and a stale event only costs one EAGAIN.
 **
-** A slot holds the one read-side (accept, recv) and the one write-side
-** (connect, send) request of an fd from submit until the final completion;
+** A slot holds the one read-side (accept, recv, recvfrom) and the one
+** write-side (connect, send, sendto) request of an fd from submit until the
+*final completion;
 ** the event's data carries the slot's generation, so events for an fd that
 ** was removed (and maybe reused) during the same batch are skipped.
 **
@@ -90,7 +91,8 @@ static void epoll_enqueue(epoll_port *p, nio_req *r) {
 
 /* The final completion: the slot and the request are released before the
 ** callback, which may submit the next request on the same fd or free r. */
-static void epoll_finish(epoll_port *p, nio_req *r, int res, const char *data) {
+static void epoll_finish_f(epoll_port *p, nio_req *r, int res, const char *data,
+                           unsigned flags) {
   epoll_slot *s = epoll_slot_of(p, r->fd);
   if (s) {
     if (s->rd == r) s->rd = NULL;
@@ -99,7 +101,11 @@ static void epoll_finish(epoll_port *p, nio_req *r, int res, const char *data) {
   r->bkflags = ST_NONE;
   r->active = 0;
   nio__port_done(&p->base, r);
-  r->cb(r, res, data, 0);
+  r->cb(r, res, data, flags);
+}
+
+static void epoll_finish(epoll_port *p, nio_req *r, int res, const char *data) {
+  epoll_finish_f(p, r, res, data, 0);
 }
 
 /* A MORE completion; returns 1 when the callback canceled r (it then gets
@@ -211,6 +217,52 @@ static int epoll_run_send(epoll_port *p, nio_req *r) {
   }
 }
 
+/* One datagram. MSG_TRUNC makes the kernel return the datagram's real
+** length even when the buffer was shorter: the truncation signal. */
+static int epoll_run_recvfrom(epoll_port *p, nio_req *r) {
+  nio_addr *a = r->u.dgram.addr;
+  socklen_t alen = a ? (socklen_t)sizeof a->ss : 0;
+  ssize_t got;
+  do
+    got = recvfrom(r->fd, r->u.dgram.buf, r->u.dgram.len, MSG_TRUNC,
+                   a ? (struct sockaddr *)&a->ss : NULL, a ? &alen : NULL);
+  while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      req_set_state(r, ST_WAITING);
+      return 0;
+    }
+    epoll_finish(p, r, sys_err(), NULL);
+    return 1;
+  }
+  if (a) a->len = alen;
+  if ((size_t)got > r->u.dgram.len)
+    epoll_finish_f(p, r, (int)r->u.dgram.len, r->u.dgram.buf, NIO_CQE_TRUNC);
+  else
+    epoll_finish(p, r, (int)got, r->u.dgram.buf);
+  return 1;
+}
+
+static int epoll_run_sendto(epoll_port *p, nio_req *r) {
+  const nio_addr *a = r->u.dgram.addr;
+  ssize_t sent;
+  do
+    sent = sendto(r->fd, r->u.dgram.buf, r->u.dgram.len, MSG_NOSIGNAL,
+                  a ? (const struct sockaddr *)&a->ss : NULL,
+                  a ? (socklen_t)a->len : 0);
+  while (sent < 0 && errno == EINTR);
+  if (sent < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      req_set_state(r, ST_WAITING);
+      return 0;
+    }
+    epoll_finish(p, r, sys_err(), NULL);
+    return 1;
+  }
+  epoll_finish(p, r, (int)sent, NULL);
+  return 1;
+}
+
 static int epoll_run_connect(epoll_port *p, nio_req *r) {
   const nio_addr *a = r->u.connect.addr;
   int err;
@@ -254,6 +306,10 @@ static int epoll_run(epoll_port *p, nio_req *r) {
     return epoll_run_send(p, r);
   case NIO_OP_CONNECT:
     return epoll_run_connect(p, r);
+  case NIO_OP_RECVFROM:
+    return epoll_run_recvfrom(p, r);
+  case NIO_OP_SENDTO:
+    return epoll_run_sendto(p, r);
   default:
     epoll_finish(p, r, NIO_EINVAL, NULL);
     return 1;
@@ -323,7 +379,8 @@ static int epoll_wait_port(nio_port *pp, int timeout_ms) {
 static int epoll_submit(nio_port *pp, nio_req *r) {
   epoll_port *p = (epoll_port *)pp;
   epoll_slot *s = epoll_slot_of(p, r->fd);
-  if (r->op == NIO_OP_ACCEPT || r->op == NIO_OP_RECV)
+  if (r->op == NIO_OP_ACCEPT || r->op == NIO_OP_RECV ||
+      r->op == NIO_OP_RECVFROM)
     s->rd = r;
   else
     s->wr = r;

@@ -67,6 +67,9 @@ typedef struct iocp_io {
   uint8_t state;
   uint8_t canceled;
   uint64_t total; /* send: bytes sent so far */
+  /* recvfrom: what WSARecvFrom writes at completion, so it lives here. */
+  INT fromlen;
+  DWORD dflags;
 } iocp_io;
 
 typedef struct iocp_accept iocp_accept;
@@ -155,12 +158,84 @@ static int iocp_ov_result(SOCKET s, OVERLAPPED *ov) {
 
 /* The final completion; the state is freed first, so the callback may
 ** submit r again or free it. */
-static void io_finish(iocp_port *p, nio_req *r, int res, const char *data) {
+static void io_finish_f(iocp_port *p, nio_req *r, int res, const char *data,
+                        unsigned flags) {
   free(r->bkptr);
   r->bkptr = NULL;
   r->active = 0;
   nio__port_done(&p->base, r);
-  r->cb(r, res, data, 0);
+  r->cb(r, res, data, flags);
+}
+
+static void io_finish(iocp_port *p, nio_req *r, int res, const char *data) {
+  io_finish_f(p, r, res, data, 0);
+}
+
+/* ---- datagrams: recvfrom, sendto ------------------------------------ */
+
+/* A datagram op ended (a packet, the ready list, or a call that failed at
+** once, which posts no packet). A datagram longer than the buffer fails
+** with WSAEMSGSIZE after filling it: delivered cut, with NIO_CQE_TRUNC.
+** Windows reports an ICMP "port unreachable" as WSAECONNRESET; the port's
+** contract says NIO_ECONNREFUSED, as Linux does. */
+static int io_dgram_done(iocp_port *p, iocp_io *io, DWORD bytes, int res) {
+  nio_req *r = io->r;
+  if (res == NIO_ECONNRESET) res = NIO_ECONNREFUSED;
+  if (r->op == NIO_OP_SENDTO || (res < 0 && res != NIO_EMSGSIZE)) {
+    if (res < 0 && io->canceled) res = NIO_ECANCELED;
+    io_finish(p, r, res < 0 ? res : (int)bytes, NULL);
+    return 1;
+  }
+  if (r->u.dgram.addr != NULL) r->u.dgram.addr->len = (uint32_t)io->fromlen;
+  if (res == NIO_EMSGSIZE)
+    io_finish_f(p, r, (int)r->u.dgram.len, r->u.dgram.buf, NIO_CQE_TRUNC);
+  else
+    io_finish(p, r, (int)bytes, r->u.dgram.buf);
+  return 1;
+}
+
+/* The caller's buffer is posted: no zero-byte read first, because a
+** zero-byte read of a datagram socket would take the datagram. */
+static int io_run_recvfrom(iocp_port *p, iocp_io *io) {
+  nio_req *r = io->r;
+  nio_addr *a = r->u.dgram.addr;
+  WSABUF b;
+  DWORD bytes = 0;
+  int err;
+  b.buf = r->u.dgram.buf;
+  b.len = r->u.dgram.len;
+  io->dflags = 0;
+  io->fromlen = (INT)sizeof a->ss;
+  memset(&io->o.ov, 0, sizeof io->o.ov);
+  io->state = IO_PENDING;
+  if (WSARecvFrom(r->fd, &b, 1, &bytes, &io->dflags,
+                  a ? (struct sockaddr *)&a->ss : NULL, a ? &io->fromlen : NULL,
+                  &io->o.ov, NULL) == 0) {
+    iocp_sync_ok(p, r->fd, &io->o, bytes);
+    return 0;
+  }
+  if ((err = WSAGetLastError()) == WSA_IO_PENDING) return 0;
+  return io_dgram_done(p, io, b.len, nio_translate_sys_error(err));
+}
+
+static int io_run_sendto(iocp_port *p, iocp_io *io) {
+  nio_req *r = io->r;
+  const nio_addr *a = r->u.dgram.addr;
+  WSABUF b;
+  DWORD sent = 0;
+  int err;
+  b.buf = r->u.dgram.buf;
+  b.len = r->u.dgram.len;
+  memset(&io->o.ov, 0, sizeof io->o.ov);
+  io->state = IO_PENDING;
+  if (WSASendTo(r->fd, &b, 1, &sent, 0,
+                a ? (const struct sockaddr *)&a->ss : NULL, a ? (int)a->len : 0,
+                &io->o.ov, NULL) == 0) {
+    iocp_sync_ok(p, r->fd, &io->o, sent);
+    return 0;
+  }
+  if ((err = WSAGetLastError()) == WSA_IO_PENDING) return 0;
+  return io_dgram_done(p, io, 0, nio_translate_sys_error(err));
 }
 
 static int io_issue_recv(iocp_port *p, iocp_io *io);
@@ -306,6 +381,10 @@ static int io_run(iocp_port *p, iocp_io *io) {
     return io_run_send(p, io);
   case NIO_OP_CONNECT:
     return io_run_connect(p, io);
+  case NIO_OP_RECVFROM:
+    return io_run_recvfrom(p, io);
+  case NIO_OP_SENDTO:
+    return io_run_sendto(p, io);
   default:
     io_finish(p, r, NIO_EINVAL, NULL);
     return 1;
@@ -343,6 +422,9 @@ static int io_complete(iocp_port *p, iocp_io *io, DWORD bytes, int res) {
       res = wsa_err();
     io_finish(p, r, res, NULL);
     return 1;
+  case NIO_OP_RECVFROM:
+  case NIO_OP_SENDTO:
+    return io_dgram_done(p, io, bytes, res);
   default:
     io_finish(p, r, NIO_EINVAL, NULL);
     return 1;
@@ -561,7 +643,9 @@ static int iocp_submit(nio_port *pp, nio_req *r) {
   }
   case NIO_OP_CONNECT:
   case NIO_OP_RECV:
-  case NIO_OP_SEND: {
+  case NIO_OP_SEND:
+  case NIO_OP_RECVFROM:
+  case NIO_OP_SENDTO: {
     iocp_io *io;
     if ((io = calloc(1, sizeof *io)) == NULL) return NIO_ENOMEM;
     io->o.kind = OV_IO;

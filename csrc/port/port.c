@@ -205,6 +205,23 @@ static int port_check(nio_port *p, nio_req *r, nio_req ***side) {
     }
     *side = &s->wr;
     break;
+  case NIO_OP_RECVFROM:
+  case NIO_OP_SENDTO:
+    if (r->u.dgram.len > 0 && r->u.dgram.buf == NULL) return NIO_EINVAL;
+    if (r->op == NIO_OP_RECVFROM) {
+      /* The result is an int; the address is only written. */
+      if (r->u.dgram.len > INT_MAX) return NIO_EINVAL;
+      *side = &s->rd;
+      break;
+    }
+    if (r->u.dgram.addr != NULL &&
+        (r->u.dgram.addr->len == 0 ||
+         r->u.dgram.addr->len > sizeof r->u.dgram.addr->ss))
+      return NIO_EINVAL;
+    /* No datagram is longer (an IP packet's length is 16 bits). */
+    if (r->u.dgram.len > 65535) return NIO_EMSGSIZE;
+    *side = &s->wr;
+    break;
   default:
     return NIO_EINVAL;
   }

@@ -51,6 +51,18 @@ enum nio_op {
   ** per socket: the caller never submits a second before the first
   ** completes. */
   NIO_OP_SEND,
+  /* Receive one datagram into u.dgram.buf (at most u.dgram.len bytes) and
+  ** its source address into *u.dgram.addr (NULL: not wanted); both the
+  ** caller's until completion. Single-shot. res = bytes stored (0 for an
+  ** empty datagram) or NIO_E*; data = buf. A datagram longer than len is
+  ** cut to len and the completion carries NIO_CQE_TRUNC: truncation is
+  ** never silent. On a connected socket an ICMP "port unreachable" from
+  ** the peer fails it with NIO_ECONNREFUSED (every backend). */
+  NIO_OP_RECVFROM,
+  /* Send u.dgram.buf[0..len) as one datagram to *u.dgram.addr (NULL: the
+  ** connected peer); buf and addr are the caller's until completion.
+  ** res = len or NIO_E*. Datagram sockets only. */
+  NIO_OP_SENDTO,
 };
 
 /* What an accept error means (nio__port_accept_error), the one
@@ -66,7 +78,8 @@ int nio__port_accept_error(int err);
 
 /* Flags passed to the callback. */
 enum {
-  NIO_CQE_MORE = 1 /* the request is still armed: more completions follow */
+  NIO_CQE_MORE = 1, /* the request is still armed: more completions follow */
+  NIO_CQE_TRUNC = 2 /* recvfrom: the datagram was longer than the buffer */
 };
 
 typedef void (*nio_req_cb)(nio_req *req, int res, const char *data,
@@ -106,6 +119,11 @@ struct nio_req {
       nio_iov *iov; /* caller-owned until completion */
       int iovcnt;
     } send;
+    struct {
+      char *buf;      /* caller-owned until completion */
+      uint32_t len;   /* buffer size (recvfrom), datagram size (sendto) */
+      nio_addr *addr; /* caller-owned until completion, or NULL */
+    } dgram;
   } u;
   /* Backend-private: bklink in the backend's queue (epoll and iocp run
   ** queues, uring backlog), bkptr (iocp OVERLAPPED state...). */

@@ -144,12 +144,32 @@ int nio__sock_getsockname(nio_sock s, nio_addr *a);
 int nio__sock_getpeername(nio_sock s, nio_addr *a);
 /* Pending error of a socket (SO_ERROR) as NIO_E*, or 0. */
 int nio__sock_error(nio_sock s);
-/* Options by LuaSocket name: "tcp-nodelay", "keepalive", "reuseaddr"
-** (value 0/1), "linger" (value = seconds, < 0 turns it off), "sndbuf",
+/* Options by LuaSocket name: "tcp-nodelay", "keepalive", "reuseaddr",
+** "broadcast" (value 0/1), "linger" (value = seconds, < 0 turns it off),
+*"sndbuf",
 ** "rcvbuf" (SO_SNDBUF/SO_RCVBUF, value = bytes > 0).
 ** "tcp-nodelay" on a Unix socket succeeds doing nothing: there is no
 ** Nagle there to turn off. */
 int nio__sock_setopt(nio_sock s, const char *name, int value);
+/* Datagram (UDP) sockets. A new one is non-blocking and close-on-exec;
+** on Windows an ICMP "port unreachable" does not fail a later receive of
+** the unconnected socket (SIO_UDP_CONNRESET off), as on Linux. An IPv6
+** one is dual-stack. */
+int nio__sock_udp(int family, nio_sock *out);
+int nio__sock_bind(nio_sock s, const nio_addr *a);
+/* Connect a datagram socket (at once: there is no handshake). From then
+** on a peer's "port unreachable" fails its receives with NIO_ECONNREFUSED
+** (turned back on for this socket on Windows). */
+int nio__sock_udp_connect(nio_sock s, const nio_addr *a);
+/* One non-blocking sendto (a == NULL: the connected peer): bytes sent or
+** NIO_E* (NIO_EAGAIN when the socket's buffer is full). */
+long nio__sock_sendto(nio_sock s, const void *p, size_t len, const nio_addr *a);
+/* One non-blocking receive of one datagram: the bytes stored (at most
+** len) with *trunc = 1 when the datagram was longer (the rest is lost),
+** and its source in *a (if a); NIO_EAGAIN when none is there, or NIO_E*
+** (NIO_ECONNREFUSED: a connected socket's peer refused, on every OS). */
+long nio__sock_recvfrom(nio_sock s, void *p, size_t len, nio_addr *a,
+                        int *trunc);
 /* Half-close the sending side. */
 int nio__sock_shutdown_write(nio_sock s);
 /* Abortive close: SO_LINGER 0 then close, the peer sees a reset. */

@@ -351,6 +351,8 @@ int nio__sock_setopt(nio_sock s, const char *name, int value) {
     return sock_setint(s, SOL_SOCKET, SO_KEEPALIVE, value != 0);
   if (strcmp(name, "reuseaddr") == 0)
     return sock_setint(s, SOL_SOCKET, SO_REUSEADDR, value != 0);
+  if (strcmp(name, "broadcast") == 0)
+    return sock_setint(s, SOL_SOCKET, SO_BROADCAST, value != 0);
   /* Buffer sizes in bytes (the caller checks they are positive). */
   if (strcmp(name, "sndbuf") == 0)
     return sock_setint(s, SOL_SOCKET, SO_SNDBUF, value);
@@ -364,6 +366,56 @@ int nio__sock_setopt(nio_sock s, const char *name, int value) {
     return 0;
   }
   return NIO_EINVAL;
+}
+
+int nio__sock_udp(int family, nio_sock *out) {
+  int s = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  *out = NIO_BAD_SOCK;
+  if (s < 0) return sock_err();
+  if (family == AF_INET6 && sock_setint(s, IPPROTO_IPV6, IPV6_V6ONLY, 0) != 0) {
+    int r = sock_err();
+    close(s);
+    return r;
+  }
+  *out = s;
+  return 0;
+}
+
+int nio__sock_bind(nio_sock s, const nio_addr *a) {
+  if (bind(s, (const struct sockaddr *)&a->ss, a->len) != 0) return sock_err();
+  return 0;
+}
+
+int nio__sock_udp_connect(nio_sock s, const nio_addr *a) {
+  if (connect(s, (const struct sockaddr *)&a->ss, a->len) != 0)
+    return sock_err();
+  return 0;
+}
+
+long nio__sock_sendto(nio_sock s, const void *p, size_t len,
+                      const nio_addr *a) {
+  ssize_t n;
+  do
+    n = sendto(s, p, len, MSG_NOSIGNAL | MSG_DONTWAIT,
+               a ? (const struct sockaddr *)&a->ss : NULL,
+               a ? (socklen_t)a->len : 0);
+  while (n < 0 && errno == EINTR);
+  return n < 0 ? sock_err() : (long)n;
+}
+
+/* MSG_TRUNC: the real length of a datagram longer than the buffer. */
+long nio__sock_recvfrom(nio_sock s, void *p, size_t len, nio_addr *a,
+                        int *trunc) {
+  socklen_t alen = a ? (socklen_t)sizeof a->ss : 0;
+  ssize_t n;
+  do
+    n = recvfrom(s, p, len, MSG_TRUNC | MSG_DONTWAIT,
+                 a ? (struct sockaddr *)&a->ss : NULL, a ? &alen : NULL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return sock_err();
+  if (a) a->len = alen;
+  *trunc = (size_t)n > len;
+  return *trunc ? (long)len : (long)n;
 }
 
 int nio__sock_shutdown_write(nio_sock s) {

@@ -255,16 +255,15 @@ static int sock_setint(nio_sock s, int level, int name, int value) {
   return 0;
 }
 
-static int sock_make(int family, nio_sock *out) {
+static int sock_make_type(int family, int type, int proto, nio_sock *out) {
   u_long nb = 1;
   SOCKET s;
   /* WSA_FLAG_NO_HANDLE_INHERIT needs Windows 7 SP1; older systems reject
   ** the flag, then inheritance is switched off on the handle. */
-  s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+  s = WSASocketW(family, type, proto, NULL, 0,
                  WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
   if (s == INVALID_SOCKET && WSAGetLastError() == WSAEINVAL) {
-    s = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
-                   WSA_FLAG_OVERLAPPED);
+    s = WSASocketW(family, type, proto, NULL, 0, WSA_FLAG_OVERLAPPED);
     if (s != INVALID_SOCKET)
       SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
   }
@@ -278,6 +277,10 @@ static int sock_make(int family, nio_sock *out) {
   }
   *out = s;
   return 0;
+}
+
+static int sock_make(int family, nio_sock *out) {
+  return sock_make_type(family, SOCK_STREAM, IPPROTO_TCP, out);
 }
 
 int nio__sock_tcp(int family, nio_sock *out) {
@@ -358,6 +361,8 @@ int nio__sock_setopt(nio_sock s, const char *name, int value) {
     return sock_setint(s, SOL_SOCKET, SO_KEEPALIVE, value != 0);
   if (strcmp(name, "reuseaddr") == 0)
     return sock_setint(s, SOL_SOCKET, SO_REUSEADDR, value != 0);
+  if (strcmp(name, "broadcast") == 0)
+    return sock_setint(s, SOL_SOCKET, SO_BROADCAST, value != 0);
   /* Buffer sizes in bytes (the caller checks they are positive). */
   if (strcmp(name, "sndbuf") == 0)
     return sock_setint(s, SOL_SOCKET, SO_SNDBUF, value);
@@ -371,6 +376,79 @@ int nio__sock_setopt(nio_sock s, const char *name, int value) {
     return 0;
   }
   return NIO_EINVAL;
+}
+
+#ifndef SIO_UDP_CONNRESET
+#define SIO_UDP_CONNRESET _WSAIOW(IOC_VENDOR, 12)
+#endif
+
+/* Whether a "port unreachable" fails the socket's next receive. Off for
+** an unconnected socket, where one peer's ICMP would fail the receive of
+** every other peer's datagrams. */
+static int sock_udp_connreset(nio_sock s, BOOL on) {
+  DWORD bytes = 0;
+  if (WSAIoctl(s, SIO_UDP_CONNRESET, &on, sizeof on, NULL, 0, &bytes, NULL,
+               NULL) != 0)
+    return sock_err();
+  return 0;
+}
+
+int nio__sock_udp(int family, nio_sock *out) {
+  int r;
+  *out = NIO_BAD_SOCK;
+  if ((r = nio__sys_init()) != 0) return r;
+  if ((r = sock_make_type(family, SOCK_DGRAM, IPPROTO_UDP, out)) != 0) return r;
+  if ((family == AF_INET6 &&
+       (r = sock_setint(*out, IPPROTO_IPV6, IPV6_V6ONLY, 0)) != 0) ||
+      (r = sock_udp_connreset(*out, FALSE)) != 0) {
+    closesocket(*out);
+    *out = NIO_BAD_SOCK;
+    return r;
+  }
+  return 0;
+}
+
+int nio__sock_bind(nio_sock s, const nio_addr *a) {
+  if (bind(s, (const struct sockaddr *)&a->ss, (int)a->len) != 0)
+    return sock_err();
+  return 0;
+}
+
+int nio__sock_udp_connect(nio_sock s, const nio_addr *a) {
+  if (connect(s, (const struct sockaddr *)&a->ss, (int)a->len) != 0)
+    return sock_err();
+  /* Best effort: without it a refused peer only shows as silence. */
+  sock_udp_connreset(s, TRUE);
+  return 0;
+}
+
+long nio__sock_sendto(nio_sock s, const void *p, size_t len,
+                      const nio_addr *a) {
+  int n = sendto(s, p, (int)len, 0, a ? (const struct sockaddr *)&a->ss : NULL,
+                 a ? (int)a->len : 0);
+  int r;
+  if (n != SOCKET_ERROR) return n;
+  r = sock_err();
+  return r == NIO_ECONNRESET ? NIO_ECONNREFUSED : r;
+}
+
+/* A datagram longer than the buffer fills it and fails with WSAEMSGSIZE;
+** a "port unreachable" comes as WSAECONNRESET. */
+long nio__sock_recvfrom(nio_sock s, void *p, size_t len, nio_addr *a,
+                        int *trunc) {
+  int alen = (int)sizeof a->ss, n, r;
+  *trunc = 0;
+  n = recvfrom(s, p, (int)len, 0, a ? (struct sockaddr *)&a->ss : NULL,
+               a ? &alen : NULL);
+  if (n == SOCKET_ERROR) {
+    r = sock_err();
+    if (r == NIO_ECONNRESET) return NIO_ECONNREFUSED;
+    if (r != NIO_EMSGSIZE) return r;
+    *trunc = 1;
+    n = (int)len;
+  }
+  if (a) a->len = (uint32_t)alen;
+  return n;
 }
 
 int nio__sock_shutdown_write(nio_sock s) {

@@ -84,11 +84,14 @@ enum {
                         ** closed with its accept in flight) */
 };
 
-/* A msghdr for a vectored send, lent to a request (bkptr) from its first
-** vectored SQE to its final completion; kept on a free list by the port. */
-typedef union uring_msg {
+/* A msghdr for a vectored send or a datagram op (with the iovec a
+** datagram's buffer needs), lent to a request (bkptr) from its first
+** SQE that needs one to its final completion; kept on a free list by the
+** port. */
+typedef struct uring_msg {
   struct msghdr m;
-  union uring_msg *next;
+  struct iovec iov;
+  struct uring_msg *next;
 } uring_msg;
 
 /* Owned by the worker thread; other threads only write to evfd (post). */
@@ -235,6 +238,28 @@ static void uring_prep(uring_port *p, nio_req *r, struct io_uring_sqe *sqe) {
       io_uring_prep_sendmsg(sqe, r->fd, m, MSG_NOSIGNAL | MSG_WAITALL);
     }
     break;
+  case NIO_OP_RECVFROM:
+  case NIO_OP_SENDTO: {
+    uring_msg *um = r->bkptr;
+    nio_addr *a = r->u.dgram.addr;
+    memset(&um->m, 0, sizeof um->m);
+    um->iov.iov_base = r->u.dgram.buf;
+    um->iov.iov_len = r->u.dgram.len;
+    um->m.msg_iov = &um->iov;
+    um->m.msg_iovlen = 1;
+    if (a != NULL) {
+      um->m.msg_name = &a->ss;
+      um->m.msg_namelen =
+          r->op == NIO_OP_SENDTO ? (socklen_t)a->len : (socklen_t)sizeof a->ss;
+    }
+    /* MSG_TRUNC: the CQE carries the datagram's real length even when the
+    ** buffer was shorter -- the truncation signal. */
+    if (r->op == NIO_OP_RECVFROM)
+      io_uring_prep_recvmsg(sqe, r->fd, &um->m, MSG_TRUNC);
+    else
+      io_uring_prep_sendmsg(sqe, r->fd, &um->m, MSG_NOSIGNAL);
+    break;
+  }
   default:
     io_uring_prep_nop(sqe); /* unreachable: port.c checked the op */
     break;
@@ -251,6 +276,9 @@ static int uring_queue(uring_port *p, nio_req *r) {
     if (r->u.send.iovcnt > 1 && r->bkptr == NULL &&
         (r->bkptr = uring_msg_get(p)) == NULL)
       return NIO_ENOMEM;
+  } else if ((r->op == NIO_OP_RECVFROM || r->op == NIO_OP_SENDTO) &&
+             r->bkptr == NULL && (r->bkptr = uring_msg_get(p)) == NULL) {
+    return NIO_ENOMEM;
   }
   /* Behind a non-empty backlog to keep submission order. */
   if (!nio__list_empty(&p->backlog) || (sqe = uring_get_sqe(p)) == NULL) {
@@ -282,7 +310,8 @@ static void uring_buf_give(uring_port *p, unsigned bid) {
 
 /* The final completion. r is released before the callback, which may
 ** submit r again or free it; r is not touched afterwards. */
-static int uring_finish(uring_port *p, nio_req *r, int res, const char *data) {
+static int uring_finish_f(uring_port *p, nio_req *r, int res, const char *data,
+                          unsigned flags) {
   /* No SQE names the fd any more: its number may be taken again. */
   if (r->bkflags & F_CLOSE) close(r->fd);
   if (r->bkptr) {
@@ -292,8 +321,24 @@ static int uring_finish(uring_port *p, nio_req *r, int res, const char *data) {
   r->bkflags = 0;
   r->active = 0;
   nio__port_done(&p->base, r);
-  r->cb(r, res, data, 0);
+  r->cb(r, res, data, flags);
   return 1;
+}
+
+static int uring_finish(uring_port *p, nio_req *r, int res, const char *data) {
+  return uring_finish_f(p, r, res, data, 0);
+}
+
+/* A datagram op's one completion. The kernel wrote the source address's
+** length back into the msghdr (recvmsg(2) does). */
+static int uring_on_dgram(uring_port *p, nio_req *r, int res) {
+  uring_msg *um = r->bkptr;
+  if (r->op == NIO_OP_SENDTO || res < 0) return uring_finish(p, r, res, NULL);
+  if (r->u.dgram.addr != NULL) r->u.dgram.addr->len = um->m.msg_namelen;
+  if ((uint32_t)res > r->u.dgram.len)
+    return uring_finish_f(p, r, (int)r->u.dgram.len, r->u.dgram.buf,
+                          NIO_CQE_TRUNC);
+  return uring_finish(p, r, res, r->u.dgram.buf);
 }
 
 /* The kernel ended r's op; re-arm it unless the owner canceled. */
@@ -417,6 +462,10 @@ static int uring_on_cqe(uring_port *p, uint64_t ud, int res, unsigned cf) {
     break;
   case NIO_OP_SEND:
     n = uring_on_send(p, r, res);
+    break;
+  case NIO_OP_RECVFROM:
+  case NIO_OP_SENDTO:
+    n = uring_on_dgram(p, r, res);
     break;
   default: /* NIO_OP_CONNECT */
     n = uring_finish(p, r, res, NULL);
