@@ -223,6 +223,7 @@ static int engine_poll(nio_engine *e, int timeout_ms, int timers) {
   nio__inbox_run(e);
   nio__conns_sweep(e);
   nio__listeners_sweep(e);
+  nio__udps_sweep(e);
   return n;
 }
 
@@ -238,6 +239,7 @@ static void engine_loop(nio_engine *e) {
     nio__conns_kick(e);
     nio__conns_sweep(e);
     nio__listeners_sweep(e);
+    nio__udps_sweep(e);
     if (ready || e->deferred || atomic_load(&e->stop_req) != e->stop_seen)
       timeout = 0;
     else
@@ -275,6 +277,7 @@ static void engine_drain(nio_engine *e) {
   if (e->hooks.finish) e->hooks.finish(e, e->hooks.arg);
   engine_run_deferred(e);
   nio__listeners_close_all(e);
+  nio__udps_close_all(e);
   nio__conns_close_all(e);
   dropped = e->stats.dropped_bytes - dropped;
   if (dropped > 0)
@@ -285,7 +288,9 @@ static void engine_drain(nio_engine *e) {
              (unsigned long long)dropped, (double)e->grace_ns / 1e9);
   nio__conns_sweep(e);
   nio__listeners_sweep(e);
-  while (!nio__list_empty(&e->zombies) || !nio__list_empty(&e->lzombies)) {
+  nio__udps_sweep(e);
+  while (!nio__list_empty(&e->zombies) || !nio__list_empty(&e->lzombies) ||
+         !nio__list_empty(&e->uzombies)) {
     if (engine_poll(e, 100, 0) < 0) break;
   }
 }

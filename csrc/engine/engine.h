@@ -87,6 +87,7 @@ nio_engine *nio__engine_current(void);
 /* Counters (worker thread, or after the engine ended). */
 typedef struct nio_counters {
   uint64_t conns;         /* connections open */
+  uint64_t udps;          /* datagram sockets open */
   uint64_t dropped_bytes; /* queued output dropped by a close */
   /* Bytes nio_send() accepted for a connection that closed before they
   ** reached its output queue (or that could no longer send). */
@@ -288,6 +289,72 @@ nio_conn *nio__listener_accept(nio_listener *l, nio_conn_cb cb, void *udata);
 int nio__listener_getsockname(nio_listener *l, nio_addr *a);
 /* Close: pending connections are closed; no callback after this call. */
 void nio__listener_close(nio_listener *l);
+
+/* ---- datagram sockets (UDP) ------------------------------------------ */
+
+typedef struct nio_udp nio_udp;
+/* NIO_EV_READ: a datagram (or a receive error) waits for
+** nio__udp_recv(). NIO_EV_WRITE: a send that nio__udp_send() handed to
+** the port ended; nio__udp_send_result() tells how. */
+typedef void (*nio_udp_cb)(nio_udp *u, int events);
+/*
+** A datagram socket. Allocated and freed by the engine; the owner who
+** opened it reads the fields and calls the functions, and forgets the
+** pointer after nio__udp_close(): the engine frees it once its requests
+** had their final completions. No callback after the close.
+*/
+struct nio_udp {
+  nio_udp_cb cb; /* owner's */
+  void *udata;   /* owner's */
+  /* NIO_BAD_SOCK until the socket exists: made at open with a bind
+  ** address, else by the first send or connect, in that address's
+  ** family. */
+  nio_sock fd;
+  int family;             /* AF_INET or AF_INET6 once fd exists, else 0 */
+  unsigned connected : 1; /* nio__udp_connect() succeeded */
+  /* Engine-private fields follow in udp.c's definition. */
+};
+/* The largest datagram payload of an address family (IPv4 65,507, IPv6
+** 65,527); what nio__udp_send refuses above with NIO_EMSGSIZE. */
+#define NIO_UDP_MAX_V4 65507
+#define NIO_UDP_MAX_V6 65527
+/* Open a datagram socket, bound to bind (NULL: made unbound by the first
+** send or connect). reuseaddr, broadcast: 0/1 (SO_REUSEADDR before the
+** bind, SO_BROADCAST). */
+int nio__udp_open(nio_engine *e, const nio_addr *bind, int reuseaddr,
+                  int broadcast, nio_udp_cb cb, void *udata, nio_udp **out);
+/* Take one datagram: returns its length (0 for an empty one) with the
+** bytes at *p (valid until the next call on u) and the source in *from;
+** *trunc = 1 if the OS cut it (never for the engine's 64 KiB buffer and
+** an IP datagram). NIO_EAGAIN: none yet, NIO_EV_READ comes when one is
+** there. NIO_ECONNREFUSED: a connected socket's peer answered with port
+** unreachable. NIO_ECLOSED after the close. One datagram per call; a
+** receive error is delivered once. */
+long nio__udp_recv(nio_udp *u, const char **p, nio_addr *from, int *trunc);
+/* Send len bytes as one datagram to a (NULL: the connected peer). A v4
+** address on an IPv6 socket goes v4-mapped. Returns len when the kernel
+** took it at once; NIO_EINPROGRESS when the socket was full and a copy
+** went to the port (NIO_EV_WRITE then, and nio__udp_send_result());
+** NIO_EBUSY while an earlier one is in the port; NIO_EMSGSIZE above the
+** family's maximum; NIO_ENOTCONN without a and a peer; or NIO_E*. */
+long nio__udp_send(nio_udp *u, const void *p, size_t len, const nio_addr *a);
+/* The result of the send NIO_EINPROGRESS stood for: bytes or NIO_E*. */
+int nio__udp_send_result(nio_udp *u);
+/* Whether a send is in the port (NIO_EBUSY for the next). */
+int nio__udp_sending(const nio_udp *u);
+/* Connect (no handshake: sets the peer, filters what arrives, and makes
+** a peer's port unreachable show as NIO_ECONNREFUSED). */
+int nio__udp_connect(nio_udp *u, const nio_addr *a);
+/* Options by name: "broadcast", "reuseaddr" (0/1), "sndbuf", "rcvbuf"
+** (bytes > 0); kept until the socket exists if it does not yet. */
+int nio__udp_setopt(nio_udp *u, const char *name, int value);
+/* Source and peer addresses; a v4-mapped IPv6 address is given as IPv4.
+** NIO_EINVAL before the socket exists (getsockname), NIO_ENOTCONN
+** without a peer (getpeername). */
+int nio__udp_getsockname(nio_udp *u, nio_addr *a);
+int nio__udp_getpeername(nio_udp *u, nio_addr *a);
+/* Close: cancel what is in the port, close the socket once that ended. */
+void nio__udp_close(nio_udp *u);
 
 /* ---- line scanning ("*l") -------------------------------------------- */
 

@@ -250,6 +250,8 @@ struct nio_engine {
   nio_timer ftimer;
   nio_list listeners; /* of listener.link: open listeners */
   nio_list lzombies;  /* closed, freed after their accept's last completion */
+  nio_list udps;      /* of udp.link: open datagram sockets */
+  nio_list uzombies;  /* closed, freed after their requests' completions */
   nio_pool pools[NIO_POOL_CLASSES]; /* free buffers, 512 B << class */
   size_t pooled;                    /* bytes in pools */
   nio_list resolving;               /* of nio_resolve_req.link: lookups whose
@@ -389,6 +391,10 @@ void nio__conns_kick(nio_engine *e);
 void nio__conn_caf_unlink(conn *c);
 /* Whether close-after-flush connections still have output to send. */
 int nio__conns_flushing(const nio_engine *e);
+
+/* udp.c */
+void nio__udps_sweep(nio_engine *e);
+void nio__udps_close_all(nio_engine *e);
 
 /* listener.c */
 void nio__listeners_sweep(nio_engine *e);
