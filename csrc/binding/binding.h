@@ -22,6 +22,7 @@
 #define NB_CONN_MT "netio.conn"
 #define NB_LISTENER_MT "netio.listener"
 #define NB_THREAD_MT "netio.thread"
+#define NB_UDP_MT "netio.udp"
 
 /* Output water marks of conn:send. */
 #define NB_SEND_HIGH (1u << 20)
@@ -49,6 +50,7 @@ typedef struct nb_state nb_state;
 typedef struct nb_task nb_task;
 typedef struct nb_conn nb_conn;
 typedef struct nb_listener nb_listener;
+typedef struct nb_udp nb_udp;
 typedef struct nb_thread nb_thread;
 typedef struct nb_wq nb_wq;
 
@@ -148,6 +150,24 @@ struct nb_listener {
   nb_waitq acceptors;
 };
 
+/*
+** A datagram socket as Lua sees it: the payload of a "netio.udp"
+** userdata. u is the engine's socket, NULL once closed (then methods
+** return nil, "closed"); u->udata points back here until we close u, and
+** the engine delivers no callback after that.
+*/
+struct nb_udp {
+  nio_udp *u;
+  nb_state *S;      /* NULL once the run ended */
+  nio_link link;    /* in S->udps while S is set */
+  nb_waitq readers; /* tasks in recvfrom/recv, FIFO */
+  nb_waitq writers; /* tasks waiting for the send in the port to end */
+  nb_task *swait;   /* the task whose send is in the port, or NULL */
+  int sres;         /* that send's result, once sdone */
+  uint8_t sdone;
+  int64_t tmo; /* recv timeout in ns (settimeout), -1 = none */
+};
+
 /* A large string queued by send, anchored in T until the engine frees it. */
 typedef struct nb_sendref {
   nb_state *S;
@@ -174,6 +194,7 @@ struct nb_state {
   size_t ntasks;
   nio_list conns;     /* of nb_conn.link (see nb_conn) */
   nio_list listeners; /* of nb_listener.link */
+  nio_list udps;      /* of nb_udp.link */
   nb_sendref *unrefs; /* strings the engine no longer needs */
   /* Messages posted to the engine, waiting for netio.receive in a task. */
   nio_msg *mhead, *mtail;
@@ -442,6 +463,14 @@ void nio__bind_listener_open(lua_State *L);
 nb_listener *nio__bind_listener_new(lua_State *L, nb_state *S);
 void nio__bind_listener_cb(nio_listener *l, int events);
 void nio__bind_close_listeners(nb_state *S, int detach);
+
+/* ---- udp.c ------------------------------------------------------------- */
+
+void nio__bind_udp_open(lua_State *L);
+int nio__bind_l_udp(lua_State *L);
+/* Close every datagram socket (waking their tasks with "closed");
+** detach: the run ends, forget the state in each. */
+void nio__bind_close_udps(nb_state *S, int detach);
 
 /* ---- tcp.c ------------------------------------------------------------- */
 

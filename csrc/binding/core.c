@@ -224,9 +224,11 @@ static int l_stats(lua_State *L) {
     return lua_error(L);
   }
   nio__engine_stats(S->e, &st);
-  lua_createtable(L, 0, 3);
+  lua_createtable(L, 0, 4);
   lua_pushinteger(L, (lua_Integer)st.conns);
   lua_setfield(L, -2, "conns");
+  lua_pushinteger(L, (lua_Integer)st.udps);
+  lua_setfield(L, -2, "udps");
   lua_pushinteger(L, (lua_Integer)st.dropped_bytes);
   lua_setfield(L, -2, "dropped_bytes");
   lua_pushinteger(L, (lua_Integer)st.outside_dropped);
@@ -259,6 +261,7 @@ int luaopen_netio_core(lua_State *L) {
                                    {"nested_abort", l_nested_abort},
                                    {"listen", nio__bind_l_listen},
                                    {"connect", nio__bind_l_connect},
+                                   {"udp", nio__bind_l_udp},
                                    {"resolve", nio__bind_l_resolve},
                                    {"detached", nio__bind_l_detached},
                                    {"send", nio__bind_l_send},
@@ -275,6 +278,7 @@ int luaopen_netio_core(lua_State *L) {
   nio__bind_conn_open(L);
   nio__bind_keepalive_open(L);
   nio__bind_listener_open(L);
+  nio__bind_udp_open(L);
   nio__bind_thread_open(L);
   nio__bind_waitq_open(L);
   luaL_newlib(L, funcs);

@@ -72,6 +72,7 @@ static void state_grace_cb(nio_timer *t) {
 void nio__bind_state_drain(nb_state *S) {
   S->draining = 1;
   nio__bind_close_listeners(S, 0);
+  nio__bind_close_udps(S, 0);
   nio__bind_close_conns(S, 1, 0);
   nio__bind_pools_close(S, 0);
   /* No task will receive again: posts are refused before the threads
@@ -92,6 +93,7 @@ static int hook_turn(nio_engine *e, void *arg) {
     ** flush, and the engine gives them its own grace (engine_drain). */
     S->forced = 2;
     nio__bind_close_listeners(S, 0);
+    nio__bind_close_udps(S, 0);
     nio__bind_close_conns(S, 1, 0);
     nio__bind_pools_close(S, 0);
     nio__bind_run_ready(S);
@@ -116,6 +118,8 @@ static void hook_stop(nio_engine *e, void *arg) {
   if (S->stopping) return;
   S->stopping = 1;
   nio__bind_close_listeners(S, 0);
+  /* A datagram socket is a server's accept loop too: it ends now. */
+  nio__bind_close_udps(S, 0);
   /* Tasks waiting on coordination objects hear "closed" and can end. */
   nio__bind_close_waitqs(S, 0);
   S->grace.data = S;
@@ -128,6 +132,7 @@ static void hook_finish(nio_engine *e, void *arg) {
   nb_state *S = arg;
   if (nio__timer_active(&S->grace)) nio__timer_stop(e, &S->grace);
   nio__bind_close_listeners(S, 1);
+  nio__bind_close_udps(S, 1);
   nio__bind_close_conns(S, 0, 1);
   nio__bind_pools_close(S, 1);
   nio__bind_close_waitqs(S, 1);
