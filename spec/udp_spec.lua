@@ -238,7 +238,30 @@ describe("netio.udp", function()
     assert.are.equal("pong", r.back)
   end)
 
+  it("connected_recv_waiting_hears_connection_refused_by_a_closed_port",
+    function()
+      local r, err = H.run(function()
+        local port = closed_port()
+        local c = H.track(assert(netio.udp("127.0.0.1:0")))
+        assert(c:connect("127.0.0.1:" .. port))
+        local t = netio.spawn(function() return c:recv(nil, 2) end)
+        netio.sleep(0.02)
+        assert(c:send("anyone?"))
+        local _, d, e = t:join(5)
+        return d, e
+      end)
+      assert.is_nil(r)
+      assert.are.equal("connection refused", err)
+    end)
+
   it("connected_recv_reports_connection_refused_by_a_closed_port", function()
+    if H.wine then
+      -- Windows reports the ICMP at the next receive (WSAECONNRESET);
+      -- Wine only to a receive already posted when it arrives (the test
+      -- above), and loses it otherwise.
+      pending("Wine drops a port unreachable that came before the receive")
+      return
+    end
     local r, err = H.run(function()
       local port = closed_port()
       local c = H.track(assert(netio.udp()))
