@@ -44,7 +44,7 @@ static const char *const udp_optnames[] = {"broadcast", "reuseaddr", "sndbuf",
                                            "rcvbuf"};
 #define UDP_NOPTS 4
 
-static int udp_arm_recv(udp *u);
+static int udp_arm_recv(udp *u, int poll_first);
 
 /* A v4-mapped IPv6 address (::ffff:a.b.c.d) becomes the IPv4 one, so that
 ** a dual-stack socket names its IPv4 peers as IPv4. */
@@ -119,7 +119,7 @@ static int udp_make(udp *u, int family, const nio_addr *bind) {
   /* A receive that waited for the socket starts now. */
   if (u->rwant) {
     u->rwant = 0;
-    if ((r = udp_arm_recv(u)) < 0) {
+    if ((r = udp_arm_recv(u, 0)) < 0) {
       u->rres = r;
       u->rready = 1;
       if (u->pub.cb) u->pub.cb(&u->pub, NIO_EV_READ);
@@ -165,8 +165,10 @@ int nio__udp_open(nio_engine *e, const nio_addr *bind, int reuseaddr,
   return 0;
 }
 
-static int udp_arm_recv(udp *u) {
+/* poll_first: the caller's own try just found the socket empty. */
+static int udp_arm_recv(udp *u, int poll_first) {
   if (u->rbuf == NULL && (u->rbuf = malloc(UDP_BUF)) == NULL) return NIO_ENOMEM;
+  u->rreq.flags = poll_first ? NIO_REQ_POLL_FIRST : 0;
   u->rreq.u.dgram.buf = u->rbuf;
   u->rreq.u.dgram.len = UDP_BUF;
   u->rreq.u.dgram.addr = &u->raddr;
@@ -202,7 +204,7 @@ long nio__udp_recv(nio_udp *pu, const char **p, nio_addr *from, int *trunc) {
     if (n >= 0) udp_unmap(from);
     return n;
   }
-  if ((r = udp_arm_recv(u)) < 0) return r;
+  if ((r = udp_arm_recv(u, 1)) < 0) return r;
   return NIO_EAGAIN;
 }
 

@@ -385,9 +385,15 @@ static int epoll_submit(nio_port *pp, nio_req *r) {
   else
     s->wr = r;
   r->active = 1;
-  r->bkflags = ST_QUEUED;
   r->bkptr = NULL;
   r->bkdata = 0;
+  /* Edge-triggered readiness reports every datagram that comes after the
+  ** owner's EAGAIN: parked, the request misses none. */
+  if (r->op == NIO_OP_RECVFROM && (r->flags & NIO_REQ_POLL_FIRST)) {
+    r->bkflags = ST_WAITING;
+    return 0;
+  }
+  r->bkflags = ST_QUEUED;
   epoll_enqueue(p, r);
   return 0;
 }

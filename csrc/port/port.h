@@ -133,7 +133,13 @@ struct nio_req {
 };
 
 enum {
-  NIO_REQ_MULTISHOT = 1 /* recv: keep the request armed (a hint) */
+  NIO_REQ_MULTISHOT = 1, /* recv: keep the request armed (a hint) */
+  /* recvfrom: the owner has just found the socket empty (its own
+  ** non-blocking try said EAGAIN), so the backend waits for readiness
+  ** before its first try instead of failing the same syscall again (a
+  ** hint: uring IORING_RECVSEND_POLL_FIRST, epoll parks the request at
+  ** once; iocp posts its receive either way). */
+  NIO_REQ_POLL_FIRST = 2
 };
 
 /* Open a port on the calling thread. backend: "uring", "epoll", "iocp" or

@@ -254,9 +254,11 @@ static void uring_prep(uring_port *p, nio_req *r, struct io_uring_sqe *sqe) {
     }
     /* MSG_TRUNC: the CQE carries the datagram's real length even when the
     ** buffer was shorter -- the truncation signal. */
-    if (r->op == NIO_OP_RECVFROM)
+    if (r->op == NIO_OP_RECVFROM) {
       io_uring_prep_recvmsg(sqe, r->fd, &um->m, MSG_TRUNC);
-    else
+      if (r->flags & NIO_REQ_POLL_FIRST)
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    } else
       io_uring_prep_sendmsg(sqe, r->fd, &um->m, MSG_NOSIGNAL);
     break;
   }
