@@ -365,6 +365,30 @@ describe("netio.udp", function()
     assert.are.same({ "one", "two" }, r)
   end)
 
+  it("a_newcomer_does_not_take_the_datagram_of_the_reader_woken_for_it",
+    function()
+      local got = H.run(function()
+        local a, aport = bound()
+        local c, cport = bound()
+        local s = bound()
+        local r = {}
+        local ta = netio.spawn(function() r.a = a:recvfrom(nil, 1) end)
+        local tb = netio.spawn(function()
+          c:recvfrom(nil, 5)
+          -- Woken in the same turn as the reader of `a`, but before it.
+          r.b = a:recvfrom(nil, 0.2)
+        end)
+        netio.sleep(0.02)
+        s:sendto("wake", "127.0.0.1:" .. cport)
+        s:sendto("one", "127.0.0.1:" .. aport)
+        ta:join(5)
+        tb:join(5)
+        return r
+      end)
+      assert.are.equal("one", got.a)
+      assert.is_nil(got.b)
+    end)
+
   it("close_wakes_a_waiting_recvfrom_with_closed", function()
     local r, err, again, closed2 = H.run(function()
       local a = bound()

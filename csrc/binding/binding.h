@@ -161,6 +161,7 @@ struct nb_udp {
   nb_state *S;      /* NULL once the run ended */
   nio_link link;    /* in S->udps while S is set */
   nb_waitq readers; /* tasks in recvfrom/recv, FIFO */
+  nb_task *rturn;   /* the reader woken for a datagram, until it runs */
   nb_waitq writers; /* tasks waiting for the send in the port to end */
   nb_task *swait;   /* the task whose send is in the port, or NULL */
   int sres;         /* that send's result, once sdone */

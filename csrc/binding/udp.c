@@ -45,7 +45,10 @@ static int udp_fail3(lua_State *L, int err) {
 static void udp_cb(nio_udp *u, int events) {
   nb_udp *nu = u->udata;
   if (nu == NULL) return;
-  if (events & NIO_EV_READ) nio__bind_waitq_wake_one(&nu->readers);
+  if (events & NIO_EV_READ) {
+    nb_task *t = nio__bind_waitq_wake_one(&nu->readers);
+    if (t != NULL) nu->rturn = t;
+  }
   if (events & NIO_EV_WRITE) {
     if (nu->swait != NULL) {
       nu->sres = nio__udp_send_result(u);
@@ -62,6 +65,7 @@ static void udp_close(nb_udp *nu) {
   nu->u->udata = NULL;
   nio__udp_close(nu->u);
   nu->u = NULL;
+  nu->rturn = NULL;
   nio__bind_waitq_wake_all(&nu->readers);
   nio__bind_waitq_wake_all(&nu->writers);
   if (nu->swait) nio__bind_wake(nu->swait);
@@ -82,7 +86,7 @@ void nio__bind_close_udps(nb_state *S, int detach) {
     if (detach) {
       nio__bind_waitq_clear(&nu->readers);
       nio__bind_waitq_clear(&nu->writers);
-      nu->swait = NULL;
+      nu->swait = nu->rturn = NULL;
       nio__list_remove(&S->udps, k);
       nu->S = NULL;
     }
@@ -164,12 +168,13 @@ static int udp_try_recv(lua_State *L, nb_udp *nu, lua_KContext ctx) {
 
 /* A reader leaves: the next one (if any) takes the turn. */
 static void udp_pass_turn(nb_udp *nu) {
-  if (nu->u != NULL) nio__bind_waitq_wake_one(&nu->readers);
+  if (nu->u != NULL) nu->rturn = nio__bind_waitq_wake_one(&nu->readers);
 }
 
 static void udp_recv_cancel(nb_task *t, void *arg) {
-  (void)t;
-  udp_pass_turn(arg);
+  nb_udp *nu = arg;
+  if (nu->rturn == t) nu->rturn = NULL;
+  udp_pass_turn(nu);
 }
 
 static int udp_recv_k(lua_State *L, int status, lua_KContext ctx) {
@@ -178,6 +183,7 @@ static int udp_recv_k(lua_State *L, int status, lua_KContext ctx) {
   int n;
   (void)status;
   NB_K_GUARD(t, L, nu->S, ctx, udp_recv_k);
+  if (nu->rturn == t) nu->rturn = NULL;
   if (nu->u == NULL) {
     nio__bind_waitq_remove(t);
     nio__bind_wait_end(t);
@@ -211,8 +217,10 @@ static int udp_recv_common(lua_State *L, int from, const char *name) {
   if (nu->u == NULL) return udp_closed(L);
   lua_settop(L, 3);
   ctx = (lua_KContext)size << 1 | from;
-  /* Others wait already: this one queues behind them. */
-  if (nio__list_empty(&nu->readers.tasks) && (n = udp_try_recv(L, nu, ctx)) > 0)
+  /* Others wait already, or one was woken for a datagram: this one
+  ** queues behind them. */
+  if (nio__list_empty(&nu->readers.tasks) && nu->rturn == NULL &&
+      (n = udp_try_recv(L, nu, ctx)) > 0)
     return n;
   if (nio__bind_wait_begin(t, tmo) < 0) return nio__bind_nomem(L);
   nio__bind_waitq_add(&nu->readers, t);
