@@ -389,6 +389,60 @@ describe("netio.udp", function()
       assert.is_nil(got.b)
     end)
 
+  it("sends_through_the_port_keep_each_senders_order_and_end_on_close",
+    function()
+      local HOST = os.getenv("NETIO_HOST")
+      if not HOST then
+        pending("NETIO_HOST is not set (the CMake test run sets it)")
+        return
+      end
+      -- NETIO_TEST_UDP_QUEUE=1: every send goes through the port, as when
+      -- the socket is full; three tasks send at once.
+      local script = H.write(H.tmpname(), [[
+local netio = require "netio"
+local a = assert(netio.udp("127.0.0.1:0"))
+a:setoption("rcvbuf", 4 << 20)
+local _, port = a:getsockname()
+local to = "127.0.0.1:" .. port
+local b = assert(netio.udp("127.0.0.1:0"))
+local tasks = {}
+for k = 1, 3 do
+  tasks[k] = netio.spawn(function()
+    for i = 1, 100 do
+      local msg = ("%d:%d:"):format(k, i) .. ("x"):rep(i)
+      local n, e = b:sendto(msg, to)
+      assert(n == #msg, ("send %d/%d: %s %s"):format(k, i, n, e))
+    end
+  end)
+end
+local last = {}
+for _ = 1, 300 do
+  local d = assert(a:recvfrom(nil, 5))
+  local k, i, rest = d:match("^(%d+):(%d+):(x*)$")
+  k, i = tonumber(k), tonumber(i)
+  assert(#rest == i, "payload of " .. d)
+  assert(i == (last[k] or 0) + 1, "order of sender " .. k)
+  last[k] = i
+end
+for k = 1, 3 do assert(tasks[k]:join(5)) end
+local c = assert(netio.udp("127.0.0.1:0"))
+local w1 = netio.spawn(function() return c:sendto("x", to) end)
+local w2 = netio.spawn(function() return c:sendto("y", to) end)
+netio.sleep(0)
+c:close()
+local _, r1, e1 = w1:join(5)
+local _, r2, e2 = w2:join(5)
+print(("sent 300 in order; after close: %s %s, %s %s"):format(r1, e1, r2, e2))
+]])
+      local code, out, err = H.sh(H.env { NETIO_TEST_UDP_QUEUE = "1" }
+        .. H.quote(HOST) .. " " .. H.quote(script), 30)
+      os.remove(script)
+      assert.are.equal(0, code, tostring(err))
+      H.has("sent 300 in order", out)
+      -- Both senders ended: sent before the close, or told "closed".
+      assert.truthy(out:match("after close: [1n][^,]*, [1n]"), out)
+    end)
+
   it("close_wakes_a_waiting_recvfrom_with_closed", function()
     local r, err, again, closed2 = H.run(function()
       local a = bound()

@@ -10,6 +10,10 @@
 ** for the next call, so nothing is lost and nothing reordered. The
 ** buffer is 64 KiB, more than any IP datagram's payload, so the engine
 ** never cuts one: truncation to the caller's size is the caller's.
+**
+** Test switch: NETIO_TEST_UDP_QUEUE=1 (read at open) sends every
+** datagram through the port, as when the socket is full, which loopback
+** sockets almost never are.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +40,7 @@ typedef struct udp {
   int opts[4]; /* broadcast, reuseaddr, sndbuf, rcvbuf; -1 = unset */
   unsigned rready : 1, rtrunc : 1;
   unsigned rwant : 1; /* a receive waits for the socket to exist */
+  unsigned queue : 1; /* NETIO_TEST_UDP_QUEUE: no send tried at once */
   unsigned closing : 1;
   nio_link link; /* in e->udps while open, then in e->uzombies */
 } udp;
@@ -155,6 +160,10 @@ int nio__udp_open(nio_engine *e, const nio_addr *bind, int reuseaddr,
   u->sreq.cb = udp_on_send;
   u->sreq.data = u;
   u->rreq.fd = u->sreq.fd = NIO_BAD_SOCK;
+  {
+    const char *q = getenv("NETIO_TEST_UDP_QUEUE");
+    u->queue = q != NULL && strcmp(q, "1") == 0;
+  }
   if (bind != NULL && (r = udp_make(u, bind->ss.ss_family, bind)) < 0) {
     free(u);
     return r;
@@ -223,7 +232,7 @@ long nio__udp_send(nio_udp *pu, const void *p, size_t len, const nio_addr *a) {
   if (pu->fd == NIO_BAD_SOCK && (r = udp_make(u, fam, NULL)) < 0) return r;
   if (u->sreq.active) return NIO_EBUSY;
   to = udp_map(u, a, &m);
-  n = nio__sock_sendto(pu->fd, p, len, to);
+  n = u->queue ? NIO_EAGAIN : nio__sock_sendto(pu->fd, p, len, to);
   if (n != NIO_EAGAIN) return n;
   /* The socket is full: a copy waits in the port, so the caller's bytes
   ** need not outlive this call. */
