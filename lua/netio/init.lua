@@ -19,8 +19,9 @@
 --   netio.available(name)   whether backend `name` can run here
 --   netio.intask()          whether the caller is a netio task
 --   A bare coroutine.yield() in a task lets the others run (like sleep(0)).
---   netio.stop(): listeners close (waiting accepts get nil, "closed"),
---   tasks get 2 s to end, then connections close and the run ends.
+--   netio.stop(): listeners and UDP sockets close (waiting accepts and
+--   recvfroms get nil, "closed"), tasks get 2 s to end, then connections
+--   close and the run ends.
 --
 -- TCP (conn:receive is an alias of conn:recv)
 --   recv failures always return three values: nil, err, partial ("" when
@@ -50,6 +51,16 @@
 --   waits for queued output to leave first, and gives the connection a new
 --   id. Idle pooled connections that the peer closes or writes to are
 --   closed at once; they do not keep a run alive.
+--
+-- UDP (netio.udp([bind_addr[, opts]]))
+--   Addresses are numeric only ("ip:port", "[v6]:port"): a host name gives
+--   nil, "address must be numeric (use netio.resolve): ...". One datagram
+--   per recvfrom([size[, timeout]]) -> data, ip, port; a datagram longer
+--   than size (default 65536: never) gives nil, "truncated", data, ip,
+--   port. Over 65,507 bytes (IPv4) or 65,527 (IPv6): nil, "message too
+--   long". A datagram that arrives after a timeout waits for the next
+--   recvfrom. Connected form: connect, send, recv (nil, "connection
+--   refused" after the peer's port unreachable).
 --
 -- Other threads
 --   netio.send(id, data) works from any Lua state in any thread and never
