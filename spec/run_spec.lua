@@ -178,6 +178,26 @@ describe("netio.sleep and netio.now", function()
     assert.are.equal("bca", order)
   end)
 
+  it("time_is_the_wall_clock_in_seconds_with_a_fraction", function()
+    -- os.time() has whole seconds: netio.time() lies within the second
+    -- os.time() names at the moment of the call. glibc's time() reads the
+    -- kernel's coarse clock, up to a tick (a few ms) behind: 50 ms of slack.
+    local before = os.time()
+    local t = netio.time()
+    local after = os.time()
+    assert.are.equal("float", math.type(t), "netio.time() should be a float")
+    assert.is_true(t >= before and t < after + 1.05,
+      ("netio.time() gave %.3f, os.time() %d..%d"):format(t, before, after))
+    -- It has more than whole seconds: two readings 50 ms apart differ by
+    -- about 50 ms.
+    local dt = H.run(function()
+      local a = netio.time()
+      netio.sleep(0.05)
+      return netio.time() - a
+    end)
+    assert.is_true(dt >= 0.04 and dt < 1, "50 ms of sleep moved netio.time() by " .. dt)
+  end)
+
   it("sleep_suspends_the_task_for_at_least_the_time_given", function()
     local dt = H.run(function()
       return (H.timed(netio.sleep, 0.05))

@@ -157,6 +157,13 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
+/* Wall-clock seconds since the Unix epoch: what ngx.now() and ngx.time()
+** report (os.time() has only whole seconds). */
+static int l_time(lua_State *L) {
+  lua_pushnumber(L, (lua_Number)nio__wall_ns() / 1e9);
+  return 1;
+}
+
 static int l_stop(lua_State *L) {
   nb_state *S = nio__bind_current(L);
   if (S && S->e) nio__engine_stop(S->e);
@@ -252,6 +259,7 @@ int luaopen_netio_core(lua_State *L) {
                                    {"waitq", nio__bind_l_waitq},
                                    {"sleep", l_sleep},
                                    {"now", l_now},
+                                   {"time", l_time},
                                    {"stop", l_stop},
                                    {"backend", l_backend},
                                    {"available", l_available},

@@ -71,6 +71,9 @@ long nio__sys_read_stdin(void *buf, size_t len);
 
 /* Time: monotonic nanoseconds. */
 uint64_t nio__now_ns(void);
+/* Wall-clock time: nanoseconds since the Unix epoch (it may jump when the
+** system clock is set; never use it for timeouts). */
+uint64_t nio__wall_ns(void);
 
 /* Threads and locks. */
 typedef struct nio_thread nio_thread;

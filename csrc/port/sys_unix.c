@@ -90,6 +90,12 @@ uint64_t nio__now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t nio__wall_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* ---- threads ------------------------------------------------------- */
 
 /* Allocated by nio__thread_start/detach_start; freed by nio__thread_join,

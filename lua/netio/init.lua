@@ -16,6 +16,7 @@
 --                           task:status() -> "running", "ready", "waiting",
 --                           "done", "failed" or "abandoned".
 --   netio.sleep(sec), netio.now(), netio.stop(), netio.backend()
+--   netio.time()            wall-clock seconds since the epoch (float)
 --   netio.available(name)   whether backend `name` can run here
 --   netio.intask()          whether the caller is a netio task
 --   A bare coroutine.yield() in a task lets the others run (like sleep(0)).
