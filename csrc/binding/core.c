@@ -294,5 +294,9 @@ int luaopen_netio_core(lua_State *L) {
   lua_setfield(L, -2, "log");
   lua_pushliteral(L, NIO_VERSION);
   lua_setfield(L, -2, "_VERSION");
+  /* OpenResty's ngx.null (and lua-cjson's cjson.null) is a light userdata
+  ** NULL: netio.ngx's null is this one, so the two compare equal. */
+  lua_pushlightuserdata(L, NULL);
+  lua_setfield(L, -2, "null");
   return 1;
 }

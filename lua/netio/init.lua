@@ -101,6 +101,7 @@ netio._THREAD = nil
 -- Building blocks of this file and of the Lua layer, not the public API
 -- (netio.core still has them: docs/api.md, "Building blocks").
 netio.nested, netio.nested_abort, netio.waitq, netio.detached = nil, nil, nil, nil
+netio.null = nil -- netio.ngx's ngx.null
 
 -- In a netio thread's Lua state: the thread-side calls only.
 if core._THREAD then return netio end
