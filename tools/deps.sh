@@ -5,8 +5,12 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 # clang-format and lua-check: the lint step of tools/test.sh; clang and
 # libclang-rt-14-dev (libFuzzer): the fuzz targets in tests/fuzz.
+# redis-server and lua-nginx-redis (OpenResty's resty.redis, which pulls in
+# nginx-extras): spec/ngx_redis_spec.lua; redis-tools (redis-benchmark):
+# bench/redis.sh.
 pkgs=(build-essential cmake pkg-config lua5.4 liblua5.4-dev liburing-dev
-      libcmocka-dev lua-busted clang-format lua-check clang libclang-rt-14-dev)
+      libcmocka-dev lua-busted clang-format lua-check clang libclang-rt-14-dev
+      redis-server redis-tools lua-nginx-redis)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
