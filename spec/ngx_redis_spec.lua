@@ -304,6 +304,25 @@ describe("resty.redis on netio.ngx", function()
     end)
   end)
 
+  it("examples_redis_lua_runs_against_the_server", function()
+    local host = os.getenv("NETIO_HOST")
+    if not host and not missing then
+      pending("NETIO_HOST is not set (the CMake test run sets it)")
+      return
+    end
+    run(function(port)
+      local script = H.root .. (H.windows and "\\examples\\redis.lua" or "/examples/redis.lua")
+      local code, out, err = H.sh(H.env({ NETIO_RESTY_DIR = resty_dir })
+        .. ("%s %s 127.0.0.1 %d"):format(H.quote(host), H.quote(script), port), 60)
+      assert.are.equal(0, code, "examples/redis.lua failed: " .. tostring(out) .. tostring(err))
+      H.has("get:\thello from netio\n", out)
+      H.has("pipeline:\t1 2 3 4 5\n", out)
+      H.has("subscriber got:\tmessage 3\n", out)
+      H.has("pool: counter 1005,", out)
+      H.has("done on ", out)
+    end, 60)
+  end)
+
   it("fifty_threads_do_ten_thousand_checked_operations_on_pooled_connections", function()
     run(function(port)
       local THREADS, ROUNDS = 50, 100 -- a set and a get per round
