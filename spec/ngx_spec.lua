@@ -533,6 +533,63 @@ describe("ngx.socket.tcp", function()
     assert.are.equal(2, r.accepted)
   end)
 
+  it("backlog_limits_a_pools_open_connections_and_queues_the_next_connects", function()
+    local r = H.run(function()
+      local port, st = line_server()
+      local opts = { pool = "lim", pool_size = 2, backlog = 1 }
+      local a, b = ngx.socket.tcp(), ngx.socket.tcp()
+      assert(a:connect("127.0.0.1", port, opts))
+      assert(b:connect("127.0.0.1", port, opts))
+      local out = {}
+      -- A third waits for a slot; a fourth finds the queue full.
+      local third = ngx.socket.tcp()
+      local waiter = ngx.thread.spawn(function()
+        local t0 = netio.now()
+        local ok, err = third:connect("127.0.0.1", port, opts)
+        return ok, err, netio.now() - t0
+      end)
+      ngx.sleep(0.05)
+      local fourth = ngx.socket.tcp()
+      out.full_ok, out.full_err = fourth:connect("127.0.0.1", port, opts)
+      out.accepted_before = st.accepted
+      a:close() -- frees a slot: the third connects
+      local _, ok, err, waited = ngx.thread.wait(waiter)
+      out.third_ok, out.third_err, out.waited = ok, err, waited
+      -- setkeepalive frees a slot too; a connect that waits past its
+      -- connect timeout gives "timeout".
+      fourth:settimeout(100)
+      local t0 = netio.now()
+      out.late_ok, out.late_err = fourth:connect("127.0.0.1", port, opts)
+      out.late_dt = netio.now() - t0
+      assert.are.equal(1, b:setkeepalive())
+      out.after_keep = fourth:connect("127.0.0.1", port, opts)
+      out.reused = fourth:getreusedtimes()
+      -- A connection the peer closed leaves the count by itself.
+      third:send("bye\n")
+      third:receive()
+      out.peer_closed = select(2, third:receive())
+      local fifth = ngx.socket.tcp()
+      fifth:settimeout(1000)
+      out.fifth = fifth:connect("127.0.0.1", port, opts)
+      fourth:close()
+      fifth:close()
+      return out
+    end)
+    assert.is_nil(r.full_ok)
+    assert.are.equal("too many waiting connect operations", r.full_err)
+    assert.are.equal(2, r.accepted_before, "the third should not have connected yet")
+    assert.are.equal(1, r.third_ok, "the queued connect should get the freed slot: "
+      .. tostring(r.third_err))
+    assert.is_true(r.waited >= 0.04, "the third connect waited " .. r.waited .. " s")
+    assert.is_nil(r.late_ok)
+    assert.are.equal("timeout", r.late_err)
+    assert.is_true(r.late_dt >= 0.09 and r.late_dt < 1, "a 100 ms wait took " .. r.late_dt)
+    assert.are.equal(1, r.after_keep, "setkeepalive should free a slot")
+    assert.are.equal(1, r.reused, "and the connect take the pooled connection")
+    assert.are.equal("closed", r.peer_closed)
+    assert.are.equal(1, r.fifth, "a connection closed by the peer should free its slot")
+  end)
+
   it("setkeepalive_refuses_unread_data_and_keeps_the_socket", function()
     local ok, err, line = H.run(function()
       local port = line_server()

@@ -410,6 +410,75 @@ end
 
 local CONNECT_OPTS = { pool = true, pool_size = true, backlog = true }
 
+-- Pools limited by connect's backlog option, as OpenResty's: name ->
+--   size     the most connections open at once (pool_size, default 30)
+--   members  the objects holding one of its connections, or connecting
+--            (weak: a collected object's connection is closed anyway)
+--   waiting  connects queued for a slot (at most backlog)
+--   cv       wakes the first queued connect when a slot frees
+-- In use is counted, not kept as a number: a connection that the peer or
+-- the end of a run closed leaves the count by itself, and a pool of an
+-- ended run starts again empty.
+local limited = {}
+
+local function inuse(lim)
+  local n = 0
+  for s in pairs(lim.members) do
+    local c = s.conn
+    if s.connecting or (c and c:getstats()) then
+      n = n + 1
+    else
+      lim.members[s] = nil
+    end
+  end
+  return n
+end
+
+-- The object no longer holds a connection of its limited pool.
+local function release(self)
+  local lim = self.lim
+  if lim then
+    self.lim = nil
+    lim.members[self] = nil
+    if lim.cv then lim.cv:signal() end
+  end
+end
+
+local function unwait(lim)
+  return setmetatable({}, { __close = function() lim.waiting = lim.waiting - 1 end })
+end
+
+-- Take a slot of the pool `name` for self, waiting within `timeout`
+-- seconds in a queue of at most `backlog` connects.
+local function admit(self, name, size, backlog, timeout)
+  local lim = limited[name]
+  if not lim then
+    lim = { size = size or 30, members = setmetatable({}, { __mode = "k" }), waiting = 0 }
+    limited[name] = lim
+  end
+  if inuse(lim) >= lim.size then
+    if lim.waiting >= backlog then return nil, "too many waiting connect operations" end
+    lim.waiting = lim.waiting + 1
+    local _ <close> = unwait(lim) -- a cancel too
+    local deadline, stale = netio.now() + timeout, true
+    while inuse(lim) >= lim.size do
+      local left = deadline - netio.now()
+      if left <= 0 then return nil, "timeout" end
+      if not lim.cv then lim.cv = netio.cond() end
+      local ok, err = lim.cv:wait(left)
+      if not ok and err == "closed" and stale then
+        -- The cond of an ended run: a new one for this run, once.
+        lim.cv, stale = nil, false
+      elseif not ok then
+        return nil, err
+      end
+    end
+  end
+  lim.members[self] = true
+  self.lim = lim
+  return true
+end
+
 function Tcp.connect(self, host, port, opts)
   if type(host) ~= "string" then
     error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ")", 2)
@@ -427,7 +496,7 @@ function Tcp.connect(self, host, port, opts)
     if find(host, ":", 1, true) and sub(host, 1, 1) ~= "[" then host = "[" .. host .. "]" end
     addr = host .. ":" .. p
   end
-  local pool, size
+  local pool, size, backlog
   if opts ~= nil then
     if type(opts) ~= "table" then
       error("bad argument #3 to 'connect' (table expected, got " .. type(opts) .. ")", 2)
@@ -446,7 +515,7 @@ function Tcp.connect(self, host, port, opts)
       error('bad argument #3 to \'connect\' (bad "pool_size" option value: '
         .. tostring(size) .. ")", 2)
     end
-    local backlog = opts.backlog
+    backlog = opts.backlog
     if backlog ~= nil and (math.type(backlog) ~= "integer" or backlog < 0) then
       error('bad argument #3 to \'connect\' (bad "backlog" option value: '
         .. tostring(backlog) .. ")", 2)
@@ -457,8 +526,25 @@ function Tcp.connect(self, host, port, opts)
     self.conn:close()
     self.conn = nil
   end
-  local c, err = nconnect(addr, { timeout = self.ct / 1000, pool = pool })
-  if not c then return nil, err end
+  release(self)
+  local t0 = netio.now()
+  if backlog then
+    local ok, err = admit(self, pool or addr, size, backlog, self.ct / 1000)
+    if not ok then return nil, err end
+  end
+  -- The connect timeout bounds the wait for a slot and the connect together.
+  local left = self.ct / 1000 - (netio.now() - t0)
+  self.connecting = true
+  local done, c, err = pcall(nconnect, addr, { timeout = left > 0 and left or 0, pool = pool })
+  self.connecting = nil
+  if not done then -- "canceled": the slot is free again
+    release(self)
+    error(c, 0)
+  end
+  if not c then
+    release(self)
+    return nil, err
+  end
   self.conn, self.pool_size = c, size
   applytimeouts(self)
   return 1
@@ -486,7 +572,10 @@ end
 local function failed(self, c, err, partial)
   if err ~= "timeout" then
     c:close()
-    if self.conn == c then self.conn = nil end
+    if self.conn == c then
+      self.conn = nil
+      release(self)
+    end
   end
   return nil, err, partial
 end
@@ -500,6 +589,7 @@ function Tcp.send(self, data)
     -- A send timeout closes it too.
     c:close()
     self.conn = nil
+    release(self)
     return nil, err
   end
   return n
@@ -567,10 +657,14 @@ function Tcp.setkeepalive(self, timeout, size)
   end
   local ok, err = c:setkeepalive(idle, size or self.pool_size)
   if not ok then
-    if err == "closed" then self.conn = nil end
+    if err == "closed" then
+      self.conn = nil
+      release(self)
+    end
     return nil, err
   end
   self.conn = nil
+  release(self)
   return 1
 end
 
@@ -585,11 +679,13 @@ function Tcp.close(self)
   if not c then return nil, "closed" end
   self.conn = nil
   c:close()
+  release(self)
   return 1
 end
 
 TCP.__gc = function(self)
   if self.conn then self.conn:close() end
+  release(self)
 end
 
 -- ---- UDP cosockets (on netio.udp) -------------------------------------------
