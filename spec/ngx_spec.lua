@@ -693,13 +693,6 @@ describe("ngx.socket.tcp", function()
 end)
 
 describe("ngx.socket.udp", function()
-  local function need_udp()
-    if netio.udp == nil then
-      pending("netio.udp lands with the UDP branch")
-      return false
-    end
-    return true
-  end
 
   -- A netio UDP echo on loopback: each datagram goes back to its sender.
   local function udp_echo()
@@ -716,7 +709,6 @@ describe("ngx.socket.udp", function()
   end
 
   it("setpeername_send_and_receive_go_through_a_udp_echo", function()
-    if not need_udp() then return end
     local ok, sent, got, closed = H.run(function()
       local port = udp_echo()
       local s = ngx.socket.udp()
@@ -734,7 +726,6 @@ describe("ngx.socket.udp", function()
   end)
 
   it("receive_cuts_a_longer_datagram_to_size_silently", function()
-    if not need_udp() then return end
     local got = H.run(function()
       local port = udp_echo()
       local s = ngx.socket.udp()
@@ -749,7 +740,6 @@ describe("ngx.socket.udp", function()
   end)
 
   it("receive_times_out_in_milliseconds", function()
-    if not need_udp() then return end
     local err, dt = H.run(function()
       local u = H.track(assert(netio.udp("127.0.0.1:0")))
       local _, port = u:getsockname()
