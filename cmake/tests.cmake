@@ -76,6 +76,11 @@ elseif(BUSTED AND LUA54)
   file(GLOB NETIO_SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
   set(_path "${CMAKE_SOURCE_DIR}/lua/?.lua\;${CMAKE_SOURCE_DIR}/lua/?/init.lua\;${CMAKE_SOURCE_DIR}/spec/?.lua\;\;")
   set(_cpath "${CMAKE_BINARY_DIR}/lib/?.so\;\;")
+  # The TLS specs' certificates: a throw-away CA made at test time into the
+  # build directory (tools/test-ca.sh), named by NETIO_TEST_CA.
+  set(_ca "${CMAKE_BINARY_DIR}/test-ca")
+  add_test(NAME lua.test_ca COMMAND bash ${CMAKE_SOURCE_DIR}/tools/test-ca.sh ${_ca})
+  set_tests_properties(lua.test_ca PROPERTIES FIXTURES_SETUP test_ca)
   foreach(spec ${NETIO_SPECS})
     get_filename_component(name ${spec} NAME_WE)
     foreach(be ${NETIO_TEST_BACKENDS})
@@ -83,8 +88,12 @@ elseif(BUSTED AND LUA54)
         COMMAND ${NETIO_SPEC_LUA} ${BUSTED} -o utfTerminal ${spec}
         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
       set_tests_properties(lua.${name}.${be} PROPERTIES
-        ENVIRONMENT "NETIO_BACKEND=${be};LUA_PATH_5_4=${_path};LUA_CPATH_5_4=${_cpath};NETIO_HOST=$<TARGET_FILE:netio>;${NETIO_SAN_ENV}"
+        ENVIRONMENT "NETIO_BACKEND=${be};LUA_PATH_5_4=${_path};LUA_CPATH_5_4=${_cpath};NETIO_HOST=$<TARGET_FILE:netio>;NETIO_TEST_CA=${_ca};${NETIO_SAN_ENV}"
         SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "lua;${be}")
+      if(name MATCHES "tls")
+        set_tests_properties(lua.${name}.${be} PROPERTIES
+          FIXTURES_REQUIRED test_ca)
+      endif()
     endforeach()
   endforeach()
 else()

@@ -481,4 +481,29 @@ int nio__bind_l_resolve(lua_State *L);
 int nio__bind_l_dial(lua_State *L);
 int nio__bind_l_detached(lua_State *L);
 
+/* The message of a failed connection's error (its TLS reason if any). */
+const char *nio__bind_conn_cerr(nio_conn *c);
+/* ---- tls.c ------------------------------------------------------------- */
+/* Push netio.tls (nil when built without TLS). */
+void nio__bind_tls_push(lua_State *L);
+/* The context a `tls` option at idx names (a context, or true: the
+** default client context); raises on anything else, or when built without
+** TLS. */
+nio_tls_ctx *nio__bind_tls_opt(lua_State *L, int idx);
+int nio__bind_l_starttls(lua_State *L);
+int nio__bind_l_tlsinfo(lua_State *L);
+#ifdef NIO_HAVE_TLS
+/* nil, message, code for a failed TLS connection (its TLS reason when it
+** has one). */
+int nio__bind_tls_fail(lua_State *L, nio_conn *c, int err);
+/* One step of a handshake a task waits for: 0 done, 1 wait on, or minus
+** the number of results pushed for a failure (the connection closed). */
+int nio__bind_tls_step(lua_State *L, nb_task *t, nb_conn *nb);
+/* Start the client handshake of a connection netio.connect made: SNI and
+** the name check by servername, else by host (a name), else host is the
+** IP address the certificate must carry. verify: -1 the context's. */
+int nio__bind_tls_connect(nb_conn *nb, nio_tls_ctx *ctx, const char *host,
+                          int host_is_name, const char *servername, int verify);
+#endif
+
 #endif /* NIO_BINDING_H */

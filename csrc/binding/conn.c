@@ -49,7 +49,7 @@ void nio__bind_conn_cb(nio_conn *c, int events) {
   if (events & NIO_EV_CONNECT) nb->connected = 1;
   /* A failed stream wakes both sides: each sees the error. */
   if (c->err) events |= NIO_EV_READ | NIO_EV_WRITE;
-  if ((events & (NIO_EV_READ | NIO_EV_CONNECT)) && nb->reader)
+  if ((events & (NIO_EV_READ | NIO_EV_CONNECT | NIO_EV_TLS)) && nb->reader)
     nio__bind_wake(nb->reader);
   if ((events & NIO_EV_WRITE) && nb->writer) nio__bind_wake(nb->writer);
 }
@@ -84,6 +84,10 @@ void nio__bind_conn_close(nb_conn *nb, int flush) {
     acc_append(nb, p, len);
   nb->c = NULL;
   c->udata = NULL;
+#ifdef NIO_HAVE_TLS
+  /* A graceful close tells a TLS peer so (close_notify, then flushed). */
+  if (flush) nio__conn_tls_close(c);
+#endif
   if (flush && c->queued > 0)
     nio__conn_close_after_flush(c);
   else
@@ -158,6 +162,16 @@ static const char *conn_errmsg(int err) {
       err == NIO_ECONNRESET || err == NIO_EPIPE || err == NIO_ECONNABORTED)
     return "closed";
   return nio_strerror(err);
+}
+
+/* The message of c's failure: TLS says why its stream failed. */
+const char *nio__bind_conn_cerr(nio_conn *c) {
+#ifdef NIO_HAVE_TLS
+  const char *m =
+      c->err == NIO_ETLS || c->err == NIO_ECERT ? nio__conn_tls_error(c) : NULL;
+  if (m) return m;
+#endif
+  return conn_errmsg(c->err);
 }
 
 /* nil, msg, partial: partial = collected bytes + all buffered input,
@@ -304,7 +318,7 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
     break;
   }
   /* Not satisfied: a finished stream ends the wait. */
-  if (c->err) return recv_fail(L, nb, conn_errmsg(c->err));
+  if (c->err) return recv_fail(L, nb, nio__bind_conn_cerr(c));
   if (c->eof) return recv_fail(L, nb, "closed");
   return -1;
 }
@@ -823,6 +837,8 @@ void nio__bind_conn_open(lua_State *L) {
       {"dial", nio__bind_l_dial},
       {"successor", l_conn_successor},
       {"getstats", l_conn_getstats},
+      {"starttls", nio__bind_l_starttls},
+      {"tlsinfo", nio__bind_l_tlsinfo},
       {NULL, NULL}};
   static const luaL_Reg meta[] = {{"__gc", l_conn_gc},
                                   {"__close", l_conn_gc},

@@ -294,6 +294,8 @@ int luaopen_netio_core(lua_State *L) {
   lua_setfield(L, -2, "log");
   lua_pushliteral(L, NIO_VERSION);
   lua_setfield(L, -2, "_VERSION");
+  nio__bind_tls_push(L);
+  lua_setfield(L, -2, "tls");
   /* OpenResty's ngx.null (and lua-cjson's cjson.null) is a light userdata
   ** NULL: netio.ngx's null is this one, so the two compare equal. */
   lua_pushlightuserdata(L, NULL);

@@ -155,7 +155,7 @@ static int ru_step(lua_State *L, nb_conn *nb, ru_pat *pt, size_t cap,
   /* Room for a long pattern's prefix and the bytes that complete it. */
   nio__bind_recv_want(
       nb, pt->len > NB_RECV_ANY_MAX / 2 ? pt->len + NB_RECV_ANY_MAX : 0);
-  if (c->err) return nio__bind_recv_fail(L, nb, nio__bind_conn_errmsg(c->err));
+  if (c->err) return nio__bind_recv_fail(L, nb, nio__bind_conn_cerr(c));
   if (c->eof) return nio__bind_recv_fail(L, nb, "closed");
   return -1;
 }

@@ -40,6 +40,14 @@ typedef struct tcp_op {
   tcp_resolve *r;
   nb_conn *nb; /* connect: the connection being made */
   int dial;    /* conn:dial(): a failure leaves the connection to its owner */
+  /* TLS: the context (a reference, dropped by __gc), whether the
+  ** handshake started, the host of the address (SNI and name check),
+  ** servername (owned copy, or NULL) and verify (-1: the context's). */
+  nio_tls_ctx *tls;
+  int tls_started, host_is_name, verify;
+  uint64_t tls_timeout;
+  char *servername;
+  char host[256];
 } tcp_op;
 
 /* The op of a listen or connect is collected: a resolution it still holds
@@ -53,6 +61,12 @@ static int tcp_op_gc(lua_State *L) {
   op->r = NULL;
   free(op->addrs);
   op->addrs = NULL;
+#ifdef NIO_HAVE_TLS
+  if (op->tls) nio__tls_ctx_unref(op->tls);
+#endif
+  op->tls = NULL;
+  free(op->servername);
+  op->servername = NULL;
   return 0;
 }
 
@@ -221,6 +235,9 @@ static int listen_do(lua_State *L, nb_state *S, tcp_op *op) {
                   nio__bind_listener_cb, nl, &l);
   if (r < 0) return nio__bind_fail(L, r);
   nl->l = l;
+#ifdef NIO_HAVE_TLS
+  if (op->tls) nio__listener_tls(l, op->tls, op->tls_timeout);
+#endif
   return 1;
 }
 
@@ -245,9 +262,11 @@ int nio__bind_l_listen(lua_State *L) {
   tcp_op *op;
   lua_Integer backlog = 511, accepts = 0;
   int reuseport = 0;
+  nio_tls_ctx *tls = NULL;
+  uint64_t tls_tmo = 30000000000ull; /* handshake_timeout: 30 s */
   if (!lua_isnoneornil(L, 2)) {
-    static const char *const known[] = {"backlog", "reuseport", "accepts",
-                                        NULL};
+    static const char *const known[] = {
+        "backlog", "reuseport", "accepts", "tls", "handshake_timeout", NULL};
     luaL_checktype(L, 2, LUA_TTABLE);
     nio__bind_check_opts(L, 2, known);
     if (lua_getfield(L, 2, "backlog") != LUA_TNIL) {
@@ -268,6 +287,17 @@ int nio__bind_l_listen(lua_State *L) {
     }
     lua_getfield(L, 2, "reuseport");
     reuseport = lua_toboolean(L, -1);
+    if (lua_getfield(L, 2, "tls") != LUA_TNIL) {
+      tls = nio__bind_tls_opt(L, -1);
+#ifdef NIO_HAVE_TLS
+      luaL_argcheck(L, nio__tls_ctx_server(tls), 2,
+                    "field 'tls' must be a server context");
+#endif
+    }
+    if (lua_getfield(L, 2, "handshake_timeout") != LUA_TNIL) {
+      int64_t v = opt_timeout_field(L, 2, "handshake_timeout");
+      tls_tmo = v < 0 ? 0 : (uint64_t)v;
+    }
   }
   lua_settop(L, 2);
   S = nio__bind_current(L);
@@ -279,6 +309,11 @@ int nio__bind_l_listen(lua_State *L) {
   op->backlog = (int)backlog;
   op->reuseport = reuseport;
   op->accepts = (int)accepts;
+#ifdef NIO_HAVE_TLS
+  if (tls) nio__tls_ctx_ref(tls);
+#endif
+  op->tls = tls;
+  op->tls_timeout = tls_tmo;
   r = parse_addr(L, 1, host, sizeof host, &port, &op->addr);
   if (r < 0) return malformed(L, addr, r);
   if (r == 0) return listen_do(L, S, op);
@@ -339,6 +374,30 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
     nio__bind_wait_end(t);
     return nio__bind_fail(L, NIO_ECLOSED);
   }
+#ifdef NIO_HAVE_TLS
+  if (nb->connected && op->tls && (op->tls_started || nb->c->err == 0)) {
+    /* Connected: the handshake follows, within the same timeout. */
+    if (!op->tls_started) {
+      op->tls_started = 1;
+      r = nio__bind_tls_connect(nb, op->tls, op->host, op->host_is_name,
+                                op->servername, op->verify);
+      if (r < 0) {
+        nio__bind_wait_end(t);
+        nio__bind_conn_close(nb, 0);
+        return nio__bind_fail(L, r);
+      }
+    }
+    r = nio__bind_tls_step(L, t, nb);
+    if (r == 1) {
+      nio__bind_occupy(&nb->reader, t);
+      return nio__bind_yield(L, t, ctx, connect_k);
+    }
+    nio__bind_wait_end(t);
+    if (r < 0) return -r;
+    lua_settop(L, 4);
+    return 1;
+  }
+#endif
   if (nb->connected) {
     nio__bind_wait_end(t);
     if ((r = nb->c->err) != 0) {
@@ -365,12 +424,16 @@ static int connect_common(lua_State *L, nb_conn *dial) {
   char host[256];
   int port, r;
   int64_t tmo = dial ? dial->tmo_connect : -1;
+  nio_tls_ctx *tls = NULL;
+  const char *servername = NULL;
+  int verify = -1;
   nb_task *t;
   tcp_op *op;
   nb_conn *nb;
   if (!lua_isnoneornil(L, 2)) {
     /* conn:dial() connects a connection of its own: no pool. */
-    static const char *const known[] = {"timeout", "bind", "pool", NULL};
+    static const char *const known[] = {"timeout",    "bind",   "pool", "tls",
+                                        "servername", "verify", NULL};
     static const char *const known_dial[] = {"timeout", "bind", NULL};
     luaL_checktype(L, 2, LUA_TTABLE);
     nio__bind_check_opts(L, 2, dial ? known_dial : known);
@@ -391,10 +454,30 @@ static int connect_common(lua_State *L, nb_conn *dial) {
       pool = lua_tostring(L, -1);
     }
     lua_pop(L, 1);
+    if (!dial) {
+      if (lua_getfield(L, 2, "tls") != LUA_TNIL && lua_toboolean(L, -1)) {
+        tls = nio__bind_tls_opt(L, -1);
+#ifdef NIO_HAVE_TLS
+        luaL_argcheck(L, !nio__tls_ctx_server(tls), 2,
+                      "field 'tls' must be a client context");
+#endif
+      }
+      lua_pop(L, 1);
+      if (lua_getfield(L, 2, "servername") != LUA_TNIL) {
+        luaL_argcheck(L, lua_type(L, -1) == LUA_TSTRING, 2,
+                      "field 'servername' must be a string");
+        servername = lua_tostring(L, -1);
+      }
+      lua_pop(L, 1);
+      if (lua_getfield(L, 2, "verify") != LUA_TNIL)
+        verify = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
   }
   lua_settop(L, dial ? 3 : 2); /* dial: its conn at 3 */
   t = nio__bind_task(L, NULL, fname);
-  /* An idle connection of its pool (conn:setkeepalive) instead. */
+  /* An idle connection of its pool (conn:setkeepalive) instead (a TLS
+  ** connection is pooled under its own address and is still TLS). */
   if (!dial && nio__bind_pool_take(L, t->S, 1, pool, bind)) return 1;
   op = tcp_op_new(L);
   lua_insert(L, 3); /* op at 3; connect_k finds the conn at 4 */
@@ -418,6 +501,17 @@ static int connect_common(lua_State *L, nb_conn *dial) {
   }
   r = parse_addr(L, 1, host, sizeof host, &port, &op->addr);
   if (r < 0) return malformed(L, addr, r);
+  if (tls) {
+#ifdef NIO_HAVE_TLS
+    nio__tls_ctx_ref(tls);
+#endif
+    op->tls = tls;
+    op->verify = verify;
+    op->host_is_name = r == 1;
+    memcpy(op->host, host, sizeof op->host);
+    if (servername && (op->servername = strdup(servername)) == NULL)
+      return nio__bind_fail(L, NIO_ENOMEM);
+  }
   if (nio__bind_wait_begin(t, tmo) < 0) return nio__bind_fail(L, NIO_ENOMEM);
   r = r == 1 ? resolve_start(t, op, host, port) : connect_start(t, nb, op);
   if (r < 0) {

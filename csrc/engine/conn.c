@@ -211,7 +211,13 @@ void nio__conn_close(nio_conn *pc, int reset) {
   conn *c = (conn *)pc;
   nio_engine *e = c->e;
   if (c->pub.closing) return;
-  if (c->pending) nio__conn_unpend(c);
+  if (c->pending)
+    nio__conn_unpend(c);
+  else if (c->shaking)
+    nio__listener_unshake(c);
+#ifdef NIO_HAVE_TLS
+  if (c->tls) nio__tls_stop(c);
+#endif
   c->pub.closing = 1;
   c->pub.cb = NULL;
   c->reset = reset != 0;
@@ -243,6 +249,9 @@ void nio__conns_sweep(nio_engine *e) {
     if (c->rreq.active || c->wreq.active || c->deferred || c->kickq) continue;
     nio__list_remove(&e->zombies, k);
     nio__conn_drop_queue(c);
+#ifdef NIO_HAVE_TLS
+    nio__tls_free(c);
+#endif
     if (c->pub.fd != NIO_BAD_SOCK) { /* a detached one never had one */
       nio__port_remove(e->port, c->pub.fd);
       if (c->reset)

@@ -41,8 +41,8 @@ void nio__conn_free_input(conn *c) {
 
 void nio__conn_recv_kick(conn *c) {
   int r;
-  if (c->rreq.active || !c->connected || c->pending || c->pub.eof ||
-      c->pub.err || c->pub.closing)
+  if (c->rreq.active || !c->connected || c->pending || c->tlshold ||
+      c->pub.eof || c->pub.err || c->pub.closing)
     return;
   if (!c->caf && c->pub.wpos - c->pub.rpos >= c->want) return;
   c->rreq.u.recv.max = 0;
@@ -59,7 +59,7 @@ void nio__conn_recv_kick(conn *c) {
 /* Append n bytes to the input buffer, compacting or growing it (doubling,
 ** so a large recv(n) costs O(log n) reallocations). Its capacity is always
 ** a nio__buf_size(), so it can go back to the pools. */
-static int conn_append(conn *c, const char *data, size_t n) {
+int nio__conn_append(conn *c, const char *data, size_t n) {
   nio_conn *p = &c->pub;
   size_t avail = p->wpos - p->rpos, need = avail + n, cap;
   if (need > UINT32_MAX) return NIO_ENOMEM;
@@ -110,7 +110,7 @@ static int conn_take(conn *c, nio_req *req, const char *data, size_t n) {
     c->lent = 1;
     return 0;
   }
-  return conn_append(c, data, n);
+  return nio__conn_append(c, data, n);
 }
 
 void nio__conn_on_recv(nio_req *req, int res, const char *data,
@@ -130,7 +130,16 @@ void nio__conn_on_recv(nio_req *req, int res, const char *data,
     c->pub.bytes_in += (uint64_t)res;
     /* A connection nobody owns any more reads only to let its close be a
     ** clean FIN rather than a reset for unread data. */
-    if (!c->caf && conn_take(c, req, data, (size_t)res) < 0)
+#ifdef NIO_HAVE_TLS
+    /* The one branch plain TCP pays for TLS: ciphertext goes through the
+    ** filter, which appends the plaintext. */
+    if (c->tls) {
+      if (!c->caf && nio__tls_feed(c, data, (size_t)res) < 0)
+        nio__conn_set_err(c, NIO_ENOMEM);
+      if (c->pub.closing) return; /* its handshake failed, it was dropped */
+    } else
+#endif
+        if (!c->caf && conn_take(c, req, data, (size_t)res) < 0)
       nio__conn_set_err(c, NIO_ENOMEM);
     if (!(flags & NIO_CQE_MORE)) {
       nio__conn_recv_kick(c);
@@ -142,7 +151,13 @@ void nio__conn_on_recv(nio_req *req, int res, const char *data,
     }
     if (!c->caf) nio__conn_deliver(c, NIO_EV_READ);
   } else if (res == 0) {
-    c->pub.eof = 1;
+#ifdef NIO_HAVE_TLS
+    if (c->tls && !c->caf) {
+      nio__tls_eof(c);
+      if (c->pub.closing) return;
+    } else
+#endif
+      c->pub.eof = 1;
     nio__conn_deliver(c, NIO_EV_READ);
   } else {
     /* Only close cancels a receive, and closing returned above. */
@@ -164,6 +179,9 @@ void nio__conn_consume(nio_conn *pc, size_t n) {
   pc->rpos += (uint32_t)n;
   /* An idle connection holds no input buffer. */
   if (pc->rpos == pc->wpos) nio__conn_free_input(c);
+#ifdef NIO_HAVE_TLS
+  if (c->tls) nio__tls_pump(c); /* records that waited for room */
+#endif
   nio__conn_recv_kick(c);
 }
 

@@ -160,8 +160,8 @@ static nio_chunk *conn_chunk_copy(nio_engine *e, size_t len) {
 
 /* late: bytes accepted from outside before the owner closed c after
 ** flush; they join the output being flushed. */
-static int conn_write(conn *c, const void *p, size_t len, nio_chunk_free freefn,
-                      void *ud, int late) {
+int nio__conn_write_raw(conn *c, const void *p, size_t len,
+                        nio_chunk_free freefn, void *ud, int late) {
   nio_chunk *ch, *t = c->qtail;
   int r = 0;
   if (c->pub.closing || (c->caf && !late))
@@ -240,14 +240,23 @@ void nio__conns_kick(nio_engine *e) {
   }
 }
 
+/* Every write of plaintext comes here (the owner's and, through the
+** inbox, outside senders'): with TLS it is encrypted first. */
 int nio__conn_write(nio_conn *pc, const void *p, size_t len,
                     nio_chunk_free freefn, void *ud) {
-  return conn_write((conn *)pc, p, len, freefn, ud, 0);
+#ifdef NIO_HAVE_TLS
+  if (((conn *)pc)->tls)
+    return nio__tls_write((conn *)pc, p, len, freefn, ud, 0);
+#endif
+  return nio__conn_write_raw((conn *)pc, p, len, freefn, ud, 0);
 }
 
 int nio__conn_write_accepted(conn *c, const void *p, size_t len,
                              nio_chunk_free freefn, void *ud) {
-  return conn_write(c, p, len, freefn, ud, 1);
+#ifdef NIO_HAVE_TLS
+  if (c->tls) return nio__tls_write(c, p, len, freefn, ud, 1);
+#endif
+  return nio__conn_write_raw(c, p, len, freefn, ud, 1);
 }
 
 void nio__conn_set_lowat(nio_conn *pc, size_t lowat) {
@@ -258,6 +267,9 @@ int nio__conn_shutdown(nio_conn *pc) {
   conn *c = (conn *)pc;
   if (c->pub.closing) return NIO_ECLOSED;
   if (c->pub.err) return c->pub.err;
+#ifdef NIO_HAVE_TLS
+  nio__conn_tls_close(pc); /* close_notify goes before the FIN */
+#endif
   c->pub.shut = 1;
   nio__conn_refuse_outside(c); /* the sending side is closing */
   nio__conn_do_shutdown(c);

@@ -143,7 +143,10 @@ enum {
   ** or to 0 (flushed), or sending failed (err). */
   NIO_EV_WRITE = 2,
   /* A connect finished; err holds its result. */
-  NIO_EV_CONNECT = 4
+  NIO_EV_CONNECT = 4,
+  /* A TLS handshake ended (nio__conn_starttls): established, or err set
+  ** (NIO_ETLS, NIO_ECERT, NIO_ETIMEDOUT; nio__conn_tls_error() says why). */
+  NIO_EV_TLS = 8
 };
 typedef void (*nio_conn_cb)(nio_conn *c, int events);
 
@@ -265,6 +268,51 @@ int nio__conn_getsockname(nio_conn *c, nio_addr *a);
 int nio__conn_getpeername(nio_conn *c, nio_addr *a);
 int nio__conn_setopt(nio_conn *c, const char *name, int value);
 
+/* ---- TLS (tls.c; absent when built without NETIO_TLS) ---------------- */
+
+/*
+** TLS is a filter inside the connection: ciphertext from the receive
+** completions goes through OpenSSL (memory BIOs) into the input buffer as
+** plaintext; what is written (nio__conn_write, nio_send) is encrypted into
+** the output queue. With TLS, `queued` counts the encrypted bytes not yet
+** sent plus the plaintext written during the handshake (encrypted once it
+** is done); the water marks apply to that figure.
+**
+** A context wraps an OpenSSL SSL_CTX (void * keeps this header free of
+** OpenSSL) with the client session cache. Reference counted: its creator
+** holds one, every connection using it another (any thread that owns the
+** engine's worker; not shared between threads).
+*/
+typedef struct nio_tls_ctx nio_tls_ctx;
+/* Wrap ssl_ctx (an SSL_CTX *; a reference is taken). server: accept side. */
+int nio__tls_ctx_new(void *ssl_ctx, int server, nio_tls_ctx **out);
+void nio__tls_ctx_ref(nio_tls_ctx *t);
+void nio__tls_ctx_unref(nio_tls_ctx *t);
+void *nio__tls_ctx_ssl(nio_tls_ctx *t);
+int nio__tls_ctx_server(const nio_tls_ctx *t);
+typedef struct nio_tls_opts {
+  /* Clients: the name sent as SNI and checked against the certificate
+  ** (NULL: none); or ip, an IP address checked against its IP SANs. */
+  const char *servername, *ip;
+  /* Clients: the session cache key (servername or address); NULL: none. */
+  const char *session_key;
+  int verify;          /* -1: the context's, 0: off, 1: on */
+  uint64_t timeout_ns; /* 0: none; else the handshake fails NIO_ETIMEDOUT */
+} nio_tls_opts;
+/* Start TLS on an open connection (STARTTLS), as client or server by the
+** context. Input already buffered is fed to TLS first. NIO_EV_TLS comes
+** when the handshake ends. NIO_EALREADY when TLS was started before. */
+int nio__conn_starttls(nio_conn *c, nio_tls_ctx *ctx, const nio_tls_opts *o);
+/* 0: no TLS, 1: handshaking, 2: established. */
+int nio__conn_tls_state(const nio_conn *c);
+/* Why the handshake or the stream failed ("certificate verify failed:
+** certificate has expired"), or NULL. */
+const char *nio__conn_tls_error(const nio_conn *c);
+/* The connection's SSL * (for queries), or NULL. */
+void *nio__conn_tls_ssl(const nio_conn *c);
+/* Queue the close_notify alert (graceful close); no-op without TLS. */
+void nio__conn_tls_close(nio_conn *c);
+
 /* ---- listeners ------------------------------------------------------ */
 
 /* NIO_EV_READ on a listener: connections are pending (or err is set). */
@@ -289,6 +337,10 @@ nio_conn *nio__listener_accept(nio_listener *l, nio_conn_cb cb, void *udata);
 int nio__listener_getsockname(nio_listener *l, nio_addr *a);
 /* Close: pending connections are closed; no callback after this call. */
 void nio__listener_close(nio_listener *l);
+/* Accept with TLS: each accepted connection gets its server handshake
+** first (bounded by timeout_ns); only those that complete it become
+** pending, the others are closed (logged at debug level). */
+void nio__listener_tls(nio_listener *l, nio_tls_ctx *ctx, uint64_t timeout_ns);
 
 /* ---- datagram sockets (UDP) ------------------------------------------ */
 

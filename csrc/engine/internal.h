@@ -14,6 +14,7 @@ typedef struct conn conn;
 typedef struct listener listener;
 typedef struct nio_resolve_req nio_resolve_req;
 typedef struct nio_resolver nio_resolver;
+typedef struct conn_tls conn_tls;
 
 /*
 ** Connection ids: bits 0..21 slot, 22..45 generation, 46..53 engine index,
@@ -145,6 +146,7 @@ struct conn {
   size_t lowat;
   size_t max_output; /* queued output that aborts the connection; 0 none */
   nio_xslot *xs;     /* this slot's outside view (stable; see nio_xslot) */
+  conn_tls *tls;     /* TLS filter (tls.c), NULL for plain TCP; owned */
   uint32_t want;
   uint32_t slot;
   uint8_t devents; /* deferred events to deliver at the next turn */
@@ -160,6 +162,11 @@ struct conn {
   unsigned kickq : 1;
   /* Its slot (and id) went to a successor: close leaves the slot alone. */
   unsigned moved : 1;
+  /* TLS holds enough ciphertext not yet decrypted: receiving waits until
+  ** the owner consumed (input stays bounded as for plain TCP). */
+  unsigned tlshold : 1;
+  /* Handshaking for its listener (on its `shaking` list through link). */
+  unsigned shaking : 1;
 };
 
 /* A free list of malloc'ed blocks of one size class, kept by the engine so
@@ -181,6 +188,12 @@ struct listener {
   nio_timer retry;  /* re-arm after an accept error (EMFILE...) */
   nio_list pending; /* of conn.link: accepted, not yet taken by the owner */
   int backlog, npending;
+  /* TLS listeners: the context (a reference) and the connections in their
+  ** handshake (of conn.link), which count against the backlog too. */
+  nio_tls_ctx *tls;
+  uint64_t tls_timeout;
+  nio_list shaking;
+  int nshaking;
   /* A Unix listener's address and socket file, removed at close (owned;
   ** NULL for other listeners). */
   nio_addr *upath;
@@ -366,6 +379,8 @@ static inline void nio__conn_set_queued(conn *c, size_t queued) {
 }
 
 /* conn_in.c */
+/* Append n plaintext bytes to the input buffer (TLS). */
+int nio__conn_append(conn *c, const char *data, size_t n);
 /* The receive's completion callback (c->rreq). */
 void nio__conn_on_recv(nio_req *req, int res, const char *data, unsigned flags);
 /* Arm the receive if c is healthy, connected and its input under want
@@ -375,6 +390,10 @@ void nio__conn_recv_kick(conn *c);
 void nio__conn_free_input(conn *c);
 
 /* conn_out.c */
+/* Queue bytes as they are, below TLS (the ciphertext; as nio__conn_write
+** otherwise). late: as nio__conn_write_accepted. */
+int nio__conn_write_raw(conn *c, const void *p, size_t len,
+                        nio_chunk_free freefn, void *ud, int late);
 /* Submit the next vectored send if none is in flight; deferred: report a
 ** failure at the next turn rather than now. */
 void nio__conn_send_kick(conn *c, int deferred);
@@ -391,6 +410,24 @@ void nio__conns_kick(nio_engine *e);
 void nio__conn_caf_unlink(conn *c);
 /* Whether close-after-flush connections still have output to send. */
 int nio__conns_flushing(const nio_engine *e);
+
+/* tls.c */
+#ifdef NIO_HAVE_TLS
+/* Plaintext from the ciphertext received (0 or NIO_E*). */
+int nio__tls_feed(conn *c, const char *data, size_t n);
+/* Decrypt what waits in TLS once the owner consumed (no callback: a
+** deferred NIO_EV_READ when input grew). */
+void nio__tls_pump(conn *c);
+/* The socket's end of stream: NIO_EOF handling (truncation). */
+void nio__tls_eof(conn *c);
+int nio__tls_write(conn *c, const void *p, size_t len, nio_chunk_free freefn,
+                   void *ud, int late);
+/* The connection closes: stop its timer (the sweep frees it). */
+void nio__tls_stop(conn *c);
+void nio__tls_free(conn *c);
+#endif
+/* listener.c: a handshaking connection closes (take it off its list). */
+void nio__listener_unshake(conn *c);
 
 /* udp.c */
 void nio__udps_sweep(nio_engine *e);

@@ -5,6 +5,7 @@
 ** rests on its own).
 */
 #include <stdlib.h>
+#include <string.h>
 #include "internal.h"
 #include "../util/log.h"
 
@@ -36,7 +37,7 @@ static void listener_dead(listener *l) {
 static void listener_arm(listener *l) {
   int r;
   if (l->closing || l->pub.dead || l->areq.active ||
-      nio__timer_active(&l->retry) || l->npending >= l->backlog)
+      nio__timer_active(&l->retry) || l->npending + l->nshaking >= l->backlog)
     return;
   if ((r = nio__port_submit(l->e->port, &l->areq)) < 0) {
     l->pub.err = r;
@@ -60,6 +61,75 @@ static void listener_retry(nio_timer *t) {
   listener_arm(t->data);
 }
 
+void nio__listener_unshake(conn *c) {
+  listener *l = c->u.pl;
+  nio__list_remove(&l->shaking, &c->link);
+  l->nshaking--;
+  c->shaking = 0;
+  c->u.pl = NULL;
+}
+
+static void listener_pend(listener *l, conn *c) {
+  c->pending = 1;
+  c->u.pl = l;
+  nio__list_push_back(&l->pending, &c->link);
+  l->npending++;
+}
+
+#ifdef NIO_HAVE_TLS
+/* A connection in its server handshake: once it is done the connection
+** waits for the owner as any other; a failed or stalled one is dropped,
+** and the listener goes on. */
+static void listener_on_shake(nio_conn *pc, int events) {
+  conn *c = (conn *)pc;
+  listener *l = c->u.pl;
+  const char *why;
+  if (!(events & NIO_EV_TLS) && pc->err == 0) return;
+  nio__listener_unshake(c);
+  if (pc->err || nio__conn_tls_state(pc) != 2) {
+    why = nio__conn_tls_error(pc);
+    nio__log(NIO_LOG_DEBUG,
+             "netio: TLS handshake of an accepted connection "
+             "failed: %s",
+             why ? why : nio_strerror(pc->err));
+    nio__conn_close(pc, 0);
+  } else {
+    pc->cb = NULL;
+    pc->udata = NULL;
+    listener_pend(l, c);
+    listener_fire(l);
+  }
+  listener_arm(l);
+}
+
+/* Start the server handshake of an accepted connection. */
+static void listener_shake(listener *l, conn *c) {
+  nio_tls_opts o;
+  memset(&o, 0, sizeof o);
+  o.verify = -1;
+  o.timeout_ns = l->tls_timeout;
+  c->shaking = 1;
+  c->u.pl = l;
+  nio__list_push_back(&l->shaking, &c->link);
+  l->nshaking++;
+  c->pub.cb = listener_on_shake;
+  if (nio__conn_starttls(&c->pub, l->tls, &o) < 0) {
+    nio__conn_close(&c->pub, 0);
+    return;
+  }
+  nio__conn_recv_kick(c);
+}
+
+void nio__listener_tls(nio_listener *pl, nio_tls_ctx *ctx,
+                       uint64_t timeout_ns) {
+  listener *l = (listener *)pl;
+  if (ctx) nio__tls_ctx_ref(ctx);
+  if (l->tls) nio__tls_ctx_unref(l->tls);
+  l->tls = ctx;
+  l->tls_timeout = timeout_ns;
+}
+#endif
+
 static void listener_take(listener *l, nio_sock fd) {
   nio_engine *e = l->e;
   conn *c;
@@ -75,11 +145,14 @@ static void listener_take(listener *l, nio_sock fd) {
     l->pub.err = NIO_ENOMEM;
     return;
   }
-  c->pending = 1;
-  c->u.pl = l;
-  nio__list_push_back(&l->pending, &c->link);
-  l->npending++;
   l->pub.err = 0;
+#ifdef NIO_HAVE_TLS
+  if (l->tls) {
+    listener_shake(l, c);
+    return;
+  }
+#endif
+  listener_pend(l, c);
 }
 
 static void listener_on_accept(nio_req *req, int res, const char *data,
@@ -95,7 +168,7 @@ static void listener_on_accept(nio_req *req, int res, const char *data,
     /* Taken even past the backlog: accepts that completed before our
     ** cancel took effect are real connections, not to be dropped. */
     listener_take(l, (nio_sock)res);
-    if (more && l->npending >= l->backlog)
+    if (more && l->npending + l->nshaking >= l->backlog)
       nio__port_cancel(l->e->port, &l->areq);
     else if (!more)
       listener_arm(l);
@@ -218,6 +291,8 @@ void nio__listener_close(nio_listener *pl) {
   l->pub.cb = NULL;
   while (!nio__list_empty(&l->pending))
     nio__conn_close(&nio__list_item(l->pending.first, conn, link)->pub, 0);
+  while (!nio__list_empty(&l->shaking))
+    nio__conn_close(&nio__list_item(l->shaking.first, conn, link)->pub, 0);
   nio__timer_stop(e, &l->retry);
   /* The address is free when this returns; the socket is the port's now,
   ** and the accept's final completion (next wait) lets the sweep free l. */
@@ -242,6 +317,9 @@ void nio__listeners_sweep(nio_engine *e) {
     listener *l = nio__list_item(k, listener, link);
     if (l->areq.active) continue;
     nio__list_remove(&e->lzombies, k);
+#ifdef NIO_HAVE_TLS
+    nio__tls_ctx_unref(l->tls);
+#endif
     free(l->upath);
     free(l);
   }

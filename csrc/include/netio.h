@@ -69,7 +69,9 @@ extern "C" {
   XX(EAI_NONAME, 4093, "host or service not known")                            \
   XX(EAI_AGAIN, 4092, "temporary failure in name resolution")                  \
   XX(EAI_FAIL, 4091, "name resolution failed")                                 \
-  XX(EBADADDR, 4090, "malformed address")
+  XX(EBADADDR, 4090, "malformed address")                                      \
+  XX(ETLS, 4089, "handshake failed")                                           \
+  XX(ECERT, 4088, "certificate verify failed")
 
 enum {
 #define NIO__ERR_ENUM(name, num, msg) NIO_##name = -(num),

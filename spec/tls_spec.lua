@@ -1,0 +1,707 @@
+-- tls_spec.lua: netio.tls -- contexts, TLS connect and listen, STARTTLS,
+-- verification and its failures, SNI, ALPN, client certificates, session
+-- resumption, close_notify, large transfers, outside senders; against
+-- netio itself and against openssl s_server / s_client on loopback. The
+-- certificates come from tools/test-ca.sh (NETIO_TEST_CA, made by ctest's
+-- test_ca fixture; made here into a temporary directory otherwise).
+local H = require "helper"
+local netio = H.netio
+
+local CA = os.getenv("NETIO_TEST_CA")
+if netio.tls and (CA == nil or CA == "") and not H.windows then
+  CA = os.tmpname()
+  os.remove(CA)
+  assert(os.execute("bash " .. H.quote(H.root .. "/tools/test-ca.sh") .. " "
+    .. H.quote(CA) .. " >/dev/null 2>&1"), "tools/test-ca.sh failed")
+end
+local function f(name) return CA .. "/" .. name end
+
+local function server_ctx(extra)
+  local o = { mode = "server", cert = f("server.pem"), key = f("server.key") }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return assert(netio.tls.context(o))
+end
+
+local function client_ctx(extra)
+  local o = { ca = f("ca.pem") }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return assert(netio.tls.context(o))
+end
+
+-- A TLS echo server on 127.0.0.1:0 with ctx (or the test server context).
+local function tls_echo(ctx, opts)
+  opts = opts or {}
+  opts.tls = ctx or server_ctx()
+  return H.server(H.echo, opts)
+end
+
+local suite = netio.tls and describe or pending
+if not netio.tls then
+  pending("netio.tls: netio was built without OpenSSL (Windows until its"
+    .. " OpenSSL build lands)")
+  return
+end
+
+
+-- ---- peers: openssl s_server / s_client in the background -------------
+
+local procs = {}
+
+-- Start sh command cmd in the background (stdout and stderr to a file);
+-- returns its pid and the output file's name. Stopped by stop(pid).
+local function bg(cmd, stdin)
+  local out, pidf = H.tmpname(), H.tmpname()
+  local inp = "/dev/null"
+  if stdin then
+    inp = H.tmpname()
+    H.write(inp, stdin)
+  end
+  assert(os.execute(("(%s) >%s 2>&1 <%s & echo $! >%s"):format(cmd,
+    H.quote(out), H.quote(inp), H.quote(pidf))))
+  local pid = tonumber((H.read(pidf) or ""):match("%d+"))
+  os.remove(pidf)
+  assert(pid, "no pid for " .. cmd)
+  procs[pid] = out
+  return pid, out
+end
+
+local function alive(pid)
+  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
+end
+
+-- Wait (in a task, without blocking the engine) for pid to end; false
+-- when it still runs after limit seconds.
+local function wait_exit(pid, limit)
+  local deadline = netio.now() + (limit or 5)
+  while alive(pid) do
+    if netio.now() > deadline then return false end
+    netio.sleep(0.05)
+  end
+  return true
+end
+
+local function stop(pid)
+  if procs[pid] then
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    procs[pid] = nil
+  end
+end
+
+-- A port the kernel just gave out and took back.
+local function free_port()
+  local l = assert(netio.listen("127.0.0.1:0"))
+  local _, port = l:getsockname()
+  l:close()
+  return port
+end
+
+-- Wait until something accepts on port (plain TCP connects), bounded.
+local function wait_port(port, pid)
+  for _ = 1, 100 do
+    local c = netio.connect("127.0.0.1:" .. port, { timeout = 1 })
+    if c then
+      c:close()
+      return true
+    end
+    if pid and not alive(pid) then break end
+    netio.sleep(0.05)
+  end
+  error("nothing listens on port " .. port)
+end
+
+local function s_server(args)
+  local port = free_port()
+  local pid = bg(("exec openssl s_server -accept 127.0.0.1:%d %s")
+    :format(port, args))
+  wait_port(port, pid)
+  return port, pid
+end
+
+-- Run body(...) with every background process stopped afterwards.
+local function with_procs(body, limit)
+  local ok, a, b, c, d = pcall(H.run, body, limit)
+  for pid in pairs(procs) do stop(pid) end
+  if not ok then error(a, 0) end
+  return a, b, c, d
+end
+
+-- Connect with TLS; returns conn or nil, err (nothing tracked on failure).
+local function tls_connect(addr, opts)
+  local c, err = netio.connect(addr, opts)
+  if c then H.track(c) end
+  return c, err
+end
+
+suite("netio.tls", function()
+  it("tls_connect_handshakes_and_echoes_over_tls", function()
+    local got, info = H.run(function()
+      local _, port = tls_echo()
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      assert(c:send("hello\n"))
+      return c:recv("*l", 5), c:tlsinfo()
+    end)
+    assert.are.equal("hello", got)
+    assert.is_table(info, "tlsinfo() of a TLS connection")
+    assert.are.equal("TLSv1.3", info.protocol)
+    assert.is_string(info.cipher)
+    assert.are.equal("/CN=localhost", info.peer_subject)
+    assert.are.equal("localhost", info.servername)
+    assert.is_false(info.resumed)
+  end)
+
+  -- ---- contexts ---------------------------------------------------------
+
+  it("context_missing_cert_file_returns_nil_and_reason", function()
+    local ctx, err = netio.tls.context{ mode = "server",
+      cert = f("nonexistent.pem"), key = f("server.key") }
+    assert.is_nil(ctx)
+    H.has("cert: cannot open " .. f("nonexistent.pem"), err)
+    H.has("No such file", err)
+  end)
+
+  it("context_missing_key_file_returns_nil_and_reason", function()
+    local ctx, err = netio.tls.context{ mode = "server",
+      cert = f("server.pem"), key = f("nonexistent.key") }
+    assert.is_nil(ctx)
+    H.has("key: cannot open", err)
+  end)
+
+  it("context_bad_pem_returns_nil_and_reason", function()
+    local ctx, err = netio.tls.context{ mode = "server",
+      cert = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+      key = f("server.key") }
+    assert.is_nil(ctx)
+    assert.is_truthy(err:match("^cert: .+"), "expected cert: <reason>, got " .. err)
+    local ctx2, err2 = netio.tls.context{ mode = "server",
+      cert = f("server.key"), key = f("server.key") }
+    assert.is_nil(ctx2)
+    assert.is_truthy(err2:match("^cert: .+"), "a key file as cert: " .. err2)
+  end)
+
+  it("context_key_not_matching_cert_returns_nil_and_reason", function()
+    local ctx, err = netio.tls.context{ mode = "server",
+      cert = f("server.pem"), key = f("other.key") }
+    assert.is_nil(ctx)
+    H.has("key: ", err)
+    H.has("mismatch", err)
+  end)
+
+  it("context_server_without_cert_returns_nil", function()
+    local ctx, err = netio.tls.context{ mode = "server" }
+    assert.is_nil(ctx)
+    H.has("cert", err)
+  end)
+
+  it("context_unknown_option_raises_naming_it", function()
+    H.has("unknown option 'certfile'", H.raised(netio.tls.context,
+      { certfile = "x" }))
+    H.has("mode", H.raised(netio.tls.context, { mode = "both" }))
+    H.has("protocols", H.raised(netio.tls.context, { protocols = "sslv3" }))
+  end)
+
+  it("context_takes_pem_strings", function()
+    local got = H.run(function()
+      local sctx = assert(netio.tls.context{ mode = "server",
+        cert = H.read(f("server.pem")), key = H.read(f("server.key")) })
+      local _, port = tls_echo(sctx)
+      local c = H.connect("localhost:" .. port, { timeout = 5,
+        tls = assert(netio.tls.context{ ca = H.read(f("ca.pem")) }) })
+      assert(c:send("pem\n"))
+      return c:recv("*l", 5)
+    end)
+    assert.are.equal("pem", got)
+  end)
+
+  it("tls_option_that_is_not_a_context_raises", function()
+    local msg = H.run(function()
+      return H.raised(netio.connect, "127.0.0.1:1", { tls = "yes" })
+    end)
+    H.has("tls", msg)
+    msg = H.run(function()
+      return H.raised(netio.listen, "127.0.0.1:0", { tls = client_ctx() })
+    end)
+    H.has("server context", msg)
+  end)
+
+  -- ---- verification -----------------------------------------------------
+
+  local function verify_err(cert, key, addr, cctx, opts)
+    return H.run(function()
+      local _, port = tls_echo(netio.tls.context{ mode = "server",
+        cert = f(cert), key = f(key) })
+      local o = { tls = cctx or client_ctx(), timeout = 5 }
+      for k, v in pairs(opts or {}) do o[k] = v end
+      local c, err = tls_connect((addr or "localhost") .. ":" .. port, o)
+      return c, err
+    end)
+  end
+
+  it("tls_true_verifies_against_the_system_store", function()
+    local c, err = verify_err("server.pem", "server.key", nil, true)
+    assert.is_nil(c)
+    H.is_error("certificate verify failed: unable to get local issuer"
+      .. " certificate", err)
+  end)
+
+  it("expired_peer_fails_verification", function()
+    local c, err = verify_err("expired.pem", "expired.key")
+    assert.is_nil(c)
+    H.is_error("certificate verify failed: certificate has expired", err)
+  end)
+
+  it("self_signed_peer_fails_verification", function()
+    local c, err = verify_err("self.pem", "self.key")
+    assert.is_nil(c)
+    H.has("certificate verify failed: self", err)
+    H.has("signed certificate", err)
+  end)
+
+  it("rogue_ca_peer_fails_verification", function()
+    local c, err = verify_err("rogue.pem", "rogue.key")
+    assert.is_nil(c)
+    H.is_error("certificate verify failed: unable to get local issuer"
+      .. " certificate", err)
+  end)
+
+  it("hostname_mismatch_fails_verification", function()
+    local c, err = verify_err("other.pem", "other.key")
+    assert.is_nil(c)
+    H.is_error("certificate verify failed: hostname mismatch", err)
+  end)
+
+  it("servername_option_is_checked_instead_of_the_host", function()
+    local c, err = verify_err("server.pem", "server.key", "127.0.0.1", nil,
+      { servername = "other.example" })
+    assert.is_nil(c)
+    H.is_error("certificate verify failed: hostname mismatch", err)
+    c, err = verify_err("other.pem", "other.key", "127.0.0.1", nil,
+      { servername = "other.example" })
+    assert.is_truthy(c, "servername other.example against its certificate: "
+      .. tostring(err))
+  end)
+
+  it("ip_address_is_checked_against_the_certificate_ip_san", function()
+    local c, err = verify_err("server.pem", "server.key", "127.0.0.1")
+    assert.is_truthy(c, "127.0.0.1 is in server.pem: " .. tostring(err))
+    c, err = verify_err("other.pem", "other.key", "127.0.0.1")
+    assert.is_nil(c)
+    H.is_error("certificate verify failed: IP address mismatch", err)
+  end)
+
+  it("verify_false_accepts_any_peer", function()
+    local c, err = verify_err("self.pem", "self.key", nil, nil,
+      { verify = false })
+    assert.is_truthy(c, "verify = false: " .. tostring(err))
+    c, err = verify_err("rogue.pem", "rogue.key", nil,
+      client_ctx{ verify = false })
+    assert.is_truthy(c, "a context with verify = false: " .. tostring(err))
+  end)
+
+  -- ---- handshake failures and hostile peers ------------------------------
+
+  it("plaintext_peer_to_a_tls_listener_is_dropped_and_the_listener_serves_on",
+    function()
+    local plain_err, got, accepted = H.run(function()
+      local n = 0
+      local l, port = H.listen("127.0.0.1:0", { tls = server_ctx() })
+      netio.spawn(function()
+        while true do
+          local s = l:accept()
+          if not s then return end
+          n = n + 1
+          H.track(s)
+          netio.spawn(H.echo, s)
+        end
+      end)
+      local p = H.connect("127.0.0.1:" .. port)
+      assert(p:send("GET / HTTP/1.0\r\n\r\n"))
+      local d, err = p:recv("*a", 5)
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      assert(c:send("after\n"))
+      assert(d ~= nil, "recv('*a') failed: " .. tostring(err))
+      return d, c:recv("*l", 5), n
+    end)
+    assert.is_nil(plain_err:find("HTTP", 1, true), "plaintext came back")
+    assert.are.equal("after", got)
+    assert.are.equal(1, accepted, "accept returned only the TLS connection")
+  end)
+
+  it("tls_to_a_plaintext_server_fails_the_handshake", function()
+    local c, err = H.run(function()
+      local _, port = H.server(function(s)
+        s:send("220 plain text server ready\r\n")
+        s:recv("*a", 2)
+      end)
+      return tls_connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+    end)
+    assert.is_nil(c)
+    H.has("handshake failed: ", err)
+  end)
+
+  it("server_that_stalls_mid_handshake_times_out_within_the_connect_timeout",
+    function()
+    local took, c, err = H.run(function()
+      local _, port = H.server(function(s) s:recv("*a", 5) end)
+      return H.timed(tls_connect, "localhost:" .. port, { tls = client_ctx(),
+        timeout = 0.3 })
+    end)
+    assert.is_nil(c)
+    assert.are.equal("timeout", err)
+    assert.is_true(took >= 0.25 and took < 2, "timed out after " .. took .. " s")
+  end)
+
+  it("client_that_stalls_mid_handshake_is_dropped_after_handshake_timeout",
+    function()
+    local took, got = H.run(function()
+      local l, port = H.listen("127.0.0.1:0", { tls = server_ctx(),
+        handshake_timeout = 0.3 })
+      netio.spawn(function()
+        while true do
+          local s = l:accept()
+          if not s then return end
+          H.track(s)
+          netio.spawn(H.echo, s)
+        end
+      end)
+      local p = H.connect("127.0.0.1:" .. port)
+      assert(p:send("\22\3\1\0\200")) -- a record header, then silence
+      local took, d = H.timed(p.recv, p, "*a", 5)
+      assert(d == "", "the stalled client got data")
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      assert(c:send("next\n"))
+      return took, c:recv("*l", 5)
+    end)
+    assert.is_true(took >= 0.25 and took < 2, "dropped after " .. took .. " s")
+    assert.are.equal("next", got)
+  end)
+
+  -- A plain TCP relay between a client and a TLS server that lets through
+  -- whole TLS records, and cuts the first record larger than `cut` bytes
+  -- from server to client in half, then closes (or resets).
+  local function cutting_relay(target_port, cut, reset)
+    return H.server(function(a)
+      local b = H.connect("127.0.0.1:" .. target_port)
+      netio.spawn(function()
+        while true do
+          local d = a:recv()
+          if not d or not b:send(d) then return end
+        end
+      end)
+      local buf = ""
+      while true do
+        local d = b:recv()
+        if not d then return end
+        buf = buf .. d
+        while #buf >= 5 do
+          local len = (buf:byte(4) << 8) | buf:byte(5)
+          if #buf < 5 + len then break end
+          if len > cut then
+            if reset then
+              a:setoption("linger", 0)
+            else
+              a:send(buf:sub(1, 5 + len // 2))
+            end
+            a:close()
+            b:close()
+            return
+          end
+          a:send(buf:sub(1, 5 + len))
+          buf = buf:sub(6 + len)
+        end
+      end
+    end)
+  end
+
+  it("truncated_record_fails_the_read_and_leaks_no_plaintext", function()
+    local d, err, partial = H.run(function()
+      local _, tport = H.server(function(s)
+        s:recv("*l", 5)
+        s:send(("A"):rep(5000))
+        netio.sleep(1)
+      end, { tls = server_ctx() })
+      local _, rport = cutting_relay(tport, 4000)
+      local c = H.connect("localhost:" .. rport, { tls = client_ctx(),
+        timeout = 5 })
+      assert(c:send("go\n"))
+      return c:recv(5000, 5)
+    end)
+    assert.is_nil(d)
+    assert.are.equal("truncated record", err)
+    assert.are.equal("", partial, "no plaintext of the cut record")
+  end)
+
+  it("peer_reset_after_the_handshake_is_closed", function()
+    local d, err = H.run(function()
+      local _, tport = H.server(function(s)
+        s:recv("*l", 5)
+        s:send(("A"):rep(5000))
+        netio.sleep(1)
+      end, { tls = server_ctx() })
+      local _, rport = cutting_relay(tport, 4000, true)
+      local c = H.connect("localhost:" .. rport, { tls = client_ctx(),
+        timeout = 5 })
+      assert(c:send("go\n"))
+      return c:recv(5000, 5)
+    end)
+    assert.is_nil(d)
+    assert.are.equal("closed", err)
+  end)
+
+  it("starttls_twice_returns_nil_already_started", function()
+    local ok, err = H.run(function()
+      local _, port = tls_echo()
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      return c:starttls(client_ctx())
+    end)
+    assert.is_nil(ok)
+    assert.are.equal("TLS already started", err)
+  end)
+
+  -- ---- transfers --------------------------------------------------------
+
+  it("integrity_64_MiB_each_way", function()
+    local N = 64 << 20
+    local up, down = H.run(function()
+      local data = H.data(N, 7)
+      local _, port = H.server(function(s)
+        local got = H.recv_all(s, N, 30)
+        s:send(got == data and "same\n" or "DIFFERENT\n")
+        assert(s:send(data))
+        s:flush(30)
+      end, { tls = server_ctx() })
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      assert(c:send(data)) -- one 64 MiB send
+      local verdict = c:recv("*l", 30)
+      local back = H.recv_all(c, N, 30)
+      H.same(data, back, "64 MiB from the server")
+      return verdict, #back
+    end, 90)
+    assert.are.equal("same", up, "64 MiB from the client")
+    assert.are.equal(N, down)
+  end)
+
+  it("outside_sends_from_a_thread_are_encrypted", function()
+    local got = H.run(function()
+      local l, port = H.listen("127.0.0.1:0", { tls = server_ctx() })
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      local s = H.track(assert(l:accept(5)))
+      local th = netio.thread(function(id)
+        local n = require "netio"
+        for i = 1, 100 do
+          assert(n.send(id, ("line %d\n"):format(i)))
+        end
+        return true
+      end, s:id())
+      assert(th:join(10))
+      local lines = {}
+      for i = 1, 100 do lines[i] = c:recv("*l", 5) end
+      return table.concat(lines, ",")
+    end)
+    local want = {}
+    for i = 1, 100 do want[i] = "line " .. i end
+    assert.are.equal(table.concat(want, ","), got)
+  end)
+
+  -- ---- STARTTLS, SNI, ALPN, client certificates, sessions -----------------
+
+  it("starttls_after_a_plaintext_exchange_with_pipelined_hello", function()
+    local cgot, sgot, sinfo = H.run(function()
+      local l, port = H.listen("127.0.0.1:0")
+      local srv = netio.spawn(function()
+        local s = H.track(assert(l:accept(5)))
+        assert(s:recv("*l", 5) == "EHLO x")
+        s:send("250 ok\r\n")
+        assert(s:recv("*l", 5) == "STARTTLS")
+        assert(s:starttls(server_ctx()))
+        local line = s:recv("*l", 5)
+        s:send("secret:" .. line .. "\n")
+        return line, s:tlsinfo()
+      end)
+      local c = H.connect("127.0.0.1:" .. port)
+      c:send("EHLO x\r\n")
+      assert(c:recv("*l", 5) == "250 ok")
+      -- The ClientHello follows the command at once, in the same turn.
+      c:send("STARTTLS\r\n")
+      assert(c:starttls(client_ctx(), { servername = "localhost" }))
+      c:send("hello\n")
+      local got = c:recv("*l", 5)
+      local _, line, info = srv:join(5)
+      return got, line, info
+    end)
+    assert.are.equal("secret:hello", cgot)
+    assert.are.equal("hello", sgot)
+    assert.are.equal("localhost", sinfo.servername)
+  end)
+
+  local function sni_subject(sni, servername)
+    return H.run(function()
+      local _, port = tls_echo(server_ctx{ sni = sni })
+      local c = H.connect("127.0.0.1:" .. port, { tls = client_ctx(),
+        servername = servername, timeout = 5 })
+      return c:tlsinfo().peer_subject
+    end)
+  end
+
+  it("sni_table_chooses_the_server_certificate", function()
+    local other = function()
+      return assert(netio.tls.context{ mode = "server", cert = f("other.pem"),
+        key = f("other.key") })
+    end
+    assert.are.equal("/CN=other.example",
+      sni_subject({ ["other.example"] = other() }, "other.example"))
+    assert.are.equal("/CN=localhost",
+      sni_subject({ ["other.example"] = other() }, "localhost"))
+  end)
+
+  it("sni_function_chooses_the_server_certificate", function()
+    local asked = {}
+    local function pick(name)
+      asked[#asked + 1] = name
+      if name == "other.example" then
+        return assert(netio.tls.context{ mode = "server",
+          cert = f("other.pem"), key = f("other.key") })
+      end
+    end
+    assert.are.equal("/CN=other.example", sni_subject(pick, "other.example"))
+    assert.are.equal("/CN=localhost", sni_subject(pick, "localhost"))
+    assert.are.same({ "other.example", "localhost" }, asked)
+  end)
+
+  it("alpn_selects_the_common_protocol_on_both_ends", function()
+    local calpn, salpn = H.run(function()
+      local l, port = H.listen("127.0.0.1:0", { tls = server_ctx{
+        alpn = { "h2", "http/1.1" } } })
+      local c = H.connect("localhost:" .. port, { timeout = 5,
+        tls = client_ctx{ alpn = { "http/1.1" } } })
+      local s = H.track(assert(l:accept(5)))
+      return c:tlsinfo().alpn, s:tlsinfo().alpn
+    end)
+    assert.are.equal("http/1.1", calpn)
+    assert.are.equal("http/1.1", salpn)
+  end)
+
+  it("client_certificate_required_by_a_verifying_server", function()
+    local subject, nocert_accepted, nocert_err = H.run(function()
+      local l, port = H.listen("127.0.0.1:0", { tls = server_ctx{
+        verify = true, ca = f("ca.pem") } })
+      local c = H.connect("localhost:" .. port, { timeout = 5,
+        tls = client_ctx{ cert = f("client.pem"), key = f("client.key") } })
+      local s = H.track(assert(l:accept(5)))
+      assert(c)
+      local subj = s:tlsinfo().peer_subject
+      -- Without a certificate: the server refuses it (TLS 1.3 tells the
+      -- client after its side of the handshake is done).
+      local c2, err = tls_connect("localhost:" .. port, { timeout = 5,
+        tls = client_ctx() })
+      if c2 then
+        local d
+        d, err = c2:recv("*l", 5)
+        assert(d == nil, "a client without a certificate got data")
+      end
+      local s2 = l:accept(0.5)
+      return subj, s2 ~= nil, err
+    end)
+    assert.is_truthy(subject and subject:match("CN="), "client subject: "
+      .. tostring(subject))
+    assert.is_false(nocert_accepted, "accept returned a client without a"
+      .. " certificate")
+    assert.is_string(nocert_err)
+  end)
+
+  it("client_sessions_are_resumed", function()
+    local first, second = H.run(function()
+      local _, port = tls_echo()
+      local ctx = client_ctx()
+      local function once()
+        local c = H.connect("localhost:" .. port, { tls = ctx, timeout = 5 })
+        assert(c:send("x\n"))
+        assert(c:recv("*l", 5) == "x") -- the session ticket came meanwhile
+        local r = c:tlsinfo().resumed
+        c:close()
+        return r
+      end
+      return once(), once()
+    end)
+    assert.is_false(first)
+    assert.is_true(second, "the second connection resumed the session")
+  end)
+
+  it("close_sends_close_notify_and_the_peer_sees_a_clean_eof", function()
+    local d, err = H.run(function()
+      local _, port = H.server(function(s)
+        s:send("bye")
+      end, { tls = server_ctx() })
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      return c:recv("*a", 5)
+    end)
+    assert.are.equal("bye", d, "recv('*a') ends cleanly: " .. tostring(err))
+  end)
+
+  -- ---- openssl as the peer ----------------------------------------------
+
+  it("client_against_openssl_s_server", function()
+    local got, info = with_procs(function()
+      local port = s_server(("-cert %s -key %s -rev"):format(
+        H.quote(f("server.pem")), H.quote(f("server.key"))))
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      assert(c:send("hello netio\n"))
+      return c:recv("*l", 5), c:tlsinfo()
+    end, 20)
+    assert.are.equal("oiten olleh", got)
+    assert.are.equal("/CN=localhost", info.peer_subject)
+  end)
+
+  it("client_against_openssl_s_server_with_tls12", function()
+    local info = with_procs(function()
+      local port = s_server(("-cert %s -key %s -rev -tls1_2"):format(
+        H.quote(f("server.pem")), H.quote(f("server.key"))))
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      assert(c:send("x\n"))
+      assert(c:recv("*l", 5) == "x")
+      return c:tlsinfo()
+    end, 20)
+    assert.are.equal("TLSv1.2", info.protocol)
+  end)
+
+  it("client_against_an_untrusted_openssl_s_server_fails_verification",
+    function()
+    local c, err = with_procs(function()
+      local port = s_server(("-cert %s -key %s -rev"):format(
+        H.quote(f("rogue.pem")), H.quote(f("rogue.key"))))
+      return tls_connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+    end, 20)
+    assert.is_nil(c)
+    H.has("certificate verify failed", err)
+  end)
+
+  it("server_against_openssl_s_client", function()
+    local out, line = with_procs(function()
+      local l, port = H.listen("127.0.0.1:0", { tls = server_ctx() })
+      local pid, outf = bg(("exec openssl s_client -connect 127.0.0.1:%d"
+        .. " -CAfile %s -verify_return_error -servername localhost -quiet")
+        :format(port, H.quote(f("ca.pem"))), "ping from s_client\n")
+      local s = H.track(assert(l:accept(5)))
+      local got = s:recv("*l", 5)
+      s:send("pong from netio\n")
+      s:close()
+      assert(wait_exit(pid, 5), "s_client still runs after the close")
+      procs[pid] = nil
+      local o = H.read(outf)
+      os.remove(outf)
+      return o, got
+    end, 20)
+    assert.are.equal("ping from s_client", line)
+    H.has("pong from netio", out)
+  end)
+end)
