@@ -704,4 +704,43 @@ suite("netio.tls", function()
     assert.are.equal("ping from s_client", line)
     H.has("pong from netio", out)
   end)
+
+  -- ---- netio.ngx ----------------------------------------------------------
+
+  it("ngx_sslhandshake_upgrades_a_cosocket", function()
+    local ngx = require "netio.ngx"
+    local sess, line, bad, good_err, noverify = H.run(function()
+      local _, port = tls_echo()
+      local _, rport = tls_echo(netio.tls.context{ mode = "server",
+        cert = f("rogue.pem"), key = f("rogue.key") })
+      ngx.ssl_trusted_certificate = f("ca.pem")
+      local s = ngx.socket.tcp()
+      s:settimeout(5000)
+      assert(s:connect("127.0.0.1", port))
+      local sess, err = s:sslhandshake(nil, "localhost", true)
+      assert(sess, "sslhandshake: " .. tostring(err))
+      assert(s:send("via ngx\n"))
+      local l = s:receive()
+      s:close()
+      -- ssl_verify true against an untrusted server fails ...
+      local s2 = ngx.socket.tcp()
+      s2:settimeout(5000)
+      assert(s2:connect("127.0.0.1", rport))
+      local ok, e = s2:sslhandshake(false, "localhost", true)
+      -- ... and is off by default.
+      local s3 = ngx.socket.tcp()
+      s3:settimeout(5000)
+      assert(s3:connect("127.0.0.1", rport))
+      local ok3 = s3:sslhandshake(false, "localhost")
+      s3:close()
+      ngx.ssl_trusted_certificate = nil
+      return sess, l, ok, e, ok3
+    end)
+    assert.is_truthy(sess)
+    assert.are.equal("via ngx", line)
+    assert.is_nil(bad)
+    H.has("certificate verify failed", good_err)
+    assert.is_true(noverify, "ssl_verify defaults to false; reused_session"
+      .. " false gives true")
+  end)
 end)

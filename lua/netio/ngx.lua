@@ -550,9 +550,53 @@ function Tcp.connect(self, host, port, opts)
   return 1
 end
 
-function Tcp.sslhandshake(self)
-  if not self.conn then return nil, "closed" end
-  return nil, "ssl is not available in netio yet"
+-- TLS contexts of sslhandshake, made on first use: verifying (against
+-- ngx.ssl_trusted_certificate, the stand-in for OpenResty's
+-- lua_ssl_trusted_certificate directive, else the system store) or not.
+local tls_ctx = {}
+local function sslctx(verify)
+  local key = verify and (ngx.ssl_trusted_certificate or true) or false
+  local ctx = tls_ctx[key]
+  if not ctx then
+    local err
+    ctx, err = netio.tls.context{ verify = verify,
+      ca = verify and ngx.ssl_trusted_certificate or nil }
+    if not ctx then return nil, err end
+    tls_ctx[key] = ctx
+  end
+  return ctx
+end
+
+-- What sslhandshake returns for a session: opaque, as OpenResty's
+-- userdata; netio resumes sessions by itself (per context and name).
+local Session = { __name = "netio.ngx.sslsession" }
+
+-- OpenResty: sslhandshake(reused_session, server_name, ssl_verify,
+-- send_status_req) -> session (true when reused_session is false) |
+-- nil, err. ssl_verify defaults to false; the read timeout bounds the
+-- handshake; a connection taken from the pool that is TLS already
+-- answers at once. send_status_req (OCSP stapling) is not supported and
+-- ignored.
+function Tcp.sslhandshake(self, reused_session, server_name, ssl_verify)
+  local c = self.conn
+  if not c then return nil, "closed" end
+  if not netio.tls then return nil, "ssl is not available in netio (built without TLS)" end
+  if not c:tlsinfo() then
+    local ctx, err = sslctx(ssl_verify and true or false)
+    if not ctx then return nil, err end
+    local ok
+    ok, err = c:starttls(ctx, { servername = server_name,
+      timeout = self.rt / 1000 })
+    if not ok then
+      if self.conn == c then
+        release(self)
+        self.conn = nil
+      end
+      return nil, err
+    end
+  end
+  if reused_session == false then return true end
+  return setmetatable({}, Session)
 end
 
 function Tcp.settimeout(self, t)
