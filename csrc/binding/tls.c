@@ -82,7 +82,9 @@ static int tlsctx_tostring(lua_State *L) {
 
 /* nil, "<what>: <OpenSSL's reason>". */
 static int ctx_fail(lua_State *L, const char *what, const char *dflt) {
-  unsigned long e = ERR_peek_last_error();
+  /* The first error is the specific one ("no start line"); those after it
+  ** say which layer gave up ("PEM lib"). */
+  unsigned long e = ERR_peek_error();
   const char *r = e ? ERR_reason_error_string(e) : NULL;
   ERR_clear_error();
   lua_pushnil(L);
