@@ -645,6 +645,31 @@ suite("netio.tls", function()
     assert.are.equal("bye", d, "recv('*a') ends cleanly: " .. tostring(err))
   end)
 
+  it("tls_connections_are_pooled_apart_from_plain_ones", function()
+    local plain_reused, plain_tls, again, again_tls, echoed = H.run(function()
+      local _, port = tls_echo()
+      local addr = "localhost:" .. port
+      -- A plain connection to the same address, idle in the pool ...
+      local p = H.connect(addr)
+      assert(p:setkeepalive(10))
+      -- ... is not what a connect with tls gets.
+      local c = H.connect(addr, { tls = client_ctx(), timeout = 5 })
+      local r1, t1 = c:getreusedtimes(), c:tlsinfo() ~= nil
+      assert(c:send("x\n"))
+      assert(c:recv("*l", 5) == "x")
+      assert(c:setkeepalive(10))
+      local c2 = H.connect(addr, { tls = client_ctx(), timeout = 5 })
+      assert(c2:send("again\n"))
+      return r1, t1, c2:getreusedtimes(), c2:tlsinfo() ~= nil,
+        c2:recv("*l", 5)
+    end)
+    assert.are.equal(0, plain_reused, "a TLS connect took a plain pooled one")
+    assert.is_true(plain_tls)
+    assert.are.equal(1, again, "the pooled TLS connection is reused")
+    assert.is_true(again_tls)
+    assert.are.equal("again", echoed)
+  end)
+
   -- ---- openssl as the peer ----------------------------------------------
 
   it("client_against_openssl_s_server", function()

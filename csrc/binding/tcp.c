@@ -3,6 +3,7 @@
 ** parsed with the engine's helpers, host names resolved off the loop
 ** (nio__resolve); a connect tries every address of a name in turn.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "binding.h"
@@ -426,6 +427,7 @@ static int connect_common(lua_State *L, nb_conn *dial) {
   int64_t tmo = dial ? dial->tmo_connect : -1;
   nio_tls_ctx *tls = NULL;
   const char *servername = NULL;
+  char tlspool[1024];
   int verify = -1;
   nb_task *t;
   tcp_op *op;
@@ -475,6 +477,13 @@ static int connect_common(lua_State *L, nb_conn *dial) {
     }
   }
   lua_settop(L, dial ? 3 : 2); /* dial: its conn at 3 */
+  if (tls && pool == NULL) {
+    /* A TLS connection is pooled apart from plain ones to the same
+    ** address: a connect with tls never gets a plaintext one. */
+    snprintf(tlspool, sizeof tlspool, bind ? "%s bind %s tls" : "%s tls", addr,
+             bind);
+    pool = tlspool;
+  }
   t = nio__bind_task(L, NULL, fname);
   /* An idle connection of its pool (conn:setkeepalive) instead (a TLS
   ** connection is pooled under its own address and is still TLS). */
