@@ -486,6 +486,27 @@ suite("netio.tls", function()
     assert.are.equal(N, down)
   end)
 
+  it("a_flood_of_records_is_not_received_past_the_reader", function()
+    local N = 16 << 20
+    local held, total = H.run(function()
+      local data = H.data(N, 3)
+      local _, port = H.server(function(s)
+        assert(s:send(data))
+        s:flush(30)
+      end, { tls = server_ctx() })
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      netio.sleep(0.5) -- not reading: the sender fills the socket buffers
+      local held = c:getstats().bytes_in
+      local back = H.recv_all(c, N, 30)
+      H.same(data, back)
+      return held, #back
+    end, 60)
+    assert.is_true(held < (1 << 20), ("%d bytes received while nobody read"
+      .. " (input must stay bounded)"):format(held))
+    assert.are.equal(N, total)
+  end)
+
   it("outside_sends_from_a_thread_are_encrypted", function()
     local got = H.run(function()
       local l, port = H.listen("127.0.0.1:0", { tls = server_ctx() })
