@@ -789,4 +789,23 @@ suite("netio.tls", function()
     assert.is_true(noverify, "ssl_verify defaults to false; reused_session"
       .. " false gives true")
   end)
+
+  it("close_sends_close_notify_to_openssl_s_client", function()
+    local out = with_procs(function()
+      local l, port = H.listen("127.0.0.1:0", { tls = server_ctx() })
+      local pid, outf = bg(("exec openssl s_client -connect 127.0.0.1:%d"
+        .. " -CAfile %s -servername localhost -msg -quiet")
+        :format(port, H.quote(f("ca.pem"))))
+      local s = assert(l:accept(5))
+      s:send("bye\n")
+      s:close()
+      assert(wait_exit(pid, 5), "s_client still runs after the close")
+      procs[pid] = nil
+      local o = H.read(outf)
+      os.remove(outf)
+      return o
+    end, 20)
+    H.has("bye", out)
+    H.has("<<< TLS 1.3, Alert [length 0002], warning close_notify", out)
+  end)
 end)
