@@ -507,6 +507,22 @@ suite("netio.tls", function()
     assert.are.equal(N, total)
   end)
 
+  it("a_line_longer_than_the_input_window_arrives_whole", function()
+    local got = H.run(function()
+      local line = ("L"):rep(300000)
+      local _, port = H.server(function(s)
+        s:send(line .. "\nnext\n")
+        s:recv("*a", 5)
+      end, { tls = server_ctx() })
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      netio.sleep(0.2) -- everything arrived before the recv
+      local l = c:recv("*l", 5)
+      return l and #l, c:recv("*l", 5)
+    end)
+    assert.are.equal(300000, got)
+  end)
+
   it("outside_sends_from_a_thread_are_encrypted", function()
     local got = H.run(function()
       local l, port = H.listen("127.0.0.1:0", { tls = server_ctx() })

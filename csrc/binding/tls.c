@@ -12,6 +12,7 @@
 
 #ifdef NIO_HAVE_TLS
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -42,11 +43,8 @@ typedef struct tls_extra {
 typedef struct nb_tlsctx {
   nio_tls_ctx *t; /* one reference, dropped by __gc */
   SSL_CTX *ctx;   /* t's */
-  tls_extra *x;
-  lua_State *L; /* the main state, for the SNI reference */
+  tls_extra *x; /* the SSL_CTX's (see tls_extra) */
 } nb_tlsctx;
-
-static int extra_index = -1;
 
 static void extra_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
                        long argl, void *argp) {
@@ -59,6 +57,19 @@ static void extra_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
   if (x == NULL) return;
   free(x->alpn);
   free(x);
+}
+
+/* The ex_data index of tls_extra, made by the first context of the
+** process (contexts may be made by several states in several threads). */
+static _Atomic int extra_index = -1;
+
+static int extra_index_get(void) {
+  int idx = atomic_load(&extra_index), mine, expected = -1;
+  if (idx >= 0) return idx;
+  mine = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, extra_free);
+  if (atomic_compare_exchange_strong(&extra_index, &expected, mine))
+    return mine;
+  return expected; /* another thread's (ours stays registered, unused) */
 }
 
 static int tlsctx_gc(lua_State *L) {
@@ -292,8 +303,6 @@ static int l_tls_context(lua_State *L) {
                                    : "key: missing (cert given)");
     return 2;
   }
-  if (extra_index < 0)
-    extra_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, extra_free);
   tc = lua_newuserdatauv(L, sizeof *tc, 0); /* 2 */
   memset(tc, 0, sizeof *tc);
   luaL_setmetatable(L, NB_TLSCTX_MT);
@@ -304,7 +313,7 @@ static int l_tls_context(lua_State *L) {
     return nio__bind_fail(L, NIO_ENOMEM);
   }
   x->sniref = LUA_NOREF;
-  SSL_CTX_set_ex_data(ctx, extra_index, x);
+  SSL_CTX_set_ex_data(ctx, extra_index_get(), x);
   r = nio__tls_ctx_new(ctx, server, &tc->t);
   SSL_CTX_free(ctx); /* tc->t holds it now (or nobody) */
   if (r < 0) return nio__bind_fail(L, r);

@@ -212,5 +212,9 @@ void nio__conn_want(nio_conn *pc, size_t n) {
   if (n == 0) n = 1;
   if (n > UINT32_MAX / 2) n = UINT32_MAX / 2;
   c->want = (uint32_t)n;
+#ifdef NIO_HAVE_TLS
+  /* Records TLS holds because the input was full fit in the new window. */
+  if (c->tls) nio__tls_pump(c);
+#endif
   nio__conn_recv_kick(c);
 }

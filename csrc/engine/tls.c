@@ -60,13 +60,6 @@ struct conn_tls {
 
 /* ---- contexts ---------------------------------------------------------- */
 
-static int tls_ctx_index(void) {
-  static int idx = -1;
-  /* Registered once per process; OpenSSL's own lock makes it safe. */
-  if (idx < 0) idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-  return idx;
-}
-
 static int tls_new_session(SSL *ssl, SSL_SESSION *s);
 
 int nio__tls_ctx_new(void *ssl_ctx, int server, nio_tls_ctx **out) {
@@ -87,7 +80,6 @@ int nio__tls_ctx_new(void *ssl_ctx, int server, nio_tls_ctx **out) {
         t->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(t->ctx, tls_new_session);
   }
-  SSL_CTX_set_ex_data(t->ctx, tls_ctx_index(), t);
   *out = t;
   return 0;
 }
@@ -104,7 +96,6 @@ void nio__tls_ctx_unref(nio_tls_ctx *t) {
     SSL_SESSION_free(s->s);
     free(s);
   }
-  SSL_CTX_set_ex_data(t->ctx, tls_ctx_index(), NULL);
   SSL_CTX_free(t->ctx);
   free(t);
 }
