@@ -824,4 +824,52 @@ suite("netio.tls", function()
     H.has("bye", out)
     H.has("<<< TLS 1.3, Alert [length 0002], warning close_notify", out)
   end)
+
+  it("renegotiation_asked_by_the_client_is_refused", function()
+    local out, err = with_procs(function()
+      local l, port = H.listen("127.0.0.1:0", { tls = server_ctx() })
+      -- "R" read on its own makes s_client renegotiate (TLS 1.2).
+      local pid, outf = bg(("(printf 'hello\\n'; sleep 0.5; printf 'R\\n';"
+        .. " sleep 2) | timeout 10 openssl s_client -connect 127.0.0.1:%d"
+        .. " -CAfile %s -servername localhost -tls1_2 -msg")
+        :format(port, H.quote(f("ca.pem"))))
+      local s = assert(l:accept(5))
+      assert(s:recv("*l", 5) == "hello")
+      local d, e = s:recv("*l", 5)
+      assert(d == nil, "got " .. tostring(d) .. " after the renegotiation")
+      s:close()
+      assert(wait_exit(pid, 5), "s_client still runs")
+      procs[pid] = nil
+      local o = H.read(outf)
+      os.remove(outf)
+      return o, e
+    end, 20)
+    H.has("warning no_renegotiation", out)
+    H.has("tls: ", err)
+  end)
+
+  it("renegotiation_asked_by_the_server_is_refused", function()
+    local out, d, err = with_procs(function()
+      local port = free_port()
+      -- "r" read on its own makes s_server renegotiate (TLS 1.2), once
+      -- the client is connected.
+      local pid, outf = bg(("(sleep 1; printf 'r\\n'; sleep 2) | timeout 10"
+        .. " openssl s_server -accept 127.0.0.1:%d -cert %s -key %s -tls1_2"
+        .. " -msg"):format(port, H.quote(f("server.pem")),
+          H.quote(f("server.key"))))
+      netio.sleep(0.3)
+      local c = H.connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      local got, e = c:recv("*l", 3)
+      c:close()
+      wait_exit(pid, 5)
+      stop(pid)
+      local o = H.read(outf)
+      os.remove(outf)
+      return o, got, e
+    end, 20)
+    H.has("warning no_renegotiation", out)
+    assert.is_nil(d)
+    assert.is_string(err)
+  end)
 end)
