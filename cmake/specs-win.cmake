@@ -41,6 +41,16 @@ netio_win_path(_clib ${NETIO_WIN_DEPS}/clib)
 set(_cpath "${_lib}\\?.dll\;${_clib}\\?.dll")
 netio_win_path(_host ${CMAKE_BINARY_DIR}/netio.exe)
 
+# The TLS specs' throw-away CA (tools/test-ca.sh, run on the host), named
+# for the Windows programs by NETIO_TEST_CA through Z:.
+set(_ca_dir ${CMAKE_BINARY_DIR}/test-ca)
+netio_win_path(_ca ${_ca_dir})
+if(CMAKE_HOST_UNIX)
+  add_test(NAME lua.test_ca
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tools/test-ca.sh ${_ca_dir})
+  set_tests_properties(lua.test_ca PROPERTIES FIXTURES_SETUP test_ca)
+endif()
+
 file(GLOB NETIO_SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
 foreach(spec ${NETIO_SPECS})
   get_filename_component(name ${spec} NAME_WE)
@@ -50,7 +60,11 @@ foreach(spec ${NETIO_SPECS})
               ${BUSTED} -o utfTerminal ${spec}
       WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
     set_tests_properties(lua.${name}.${be} PROPERTIES
-      ENVIRONMENT "NETIO_BACKEND=${be};LUA_PATH_5_4=${_path};LUA_CPATH_5_4=${_cpath};NETIO_HOST=${_host};${NETIO_WINE_ENV}"
+      ENVIRONMENT "NETIO_BACKEND=${be};LUA_PATH_5_4=${_path};LUA_CPATH_5_4=${_cpath};NETIO_HOST=${_host};NETIO_TEST_CA=${_ca};${NETIO_WINE_ENV}"
       SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "lua;${be}")
+    if(name MATCHES "tls" AND CMAKE_HOST_UNIX)
+      set_tests_properties(lua.${name}.${be} PROPERTIES
+        FIXTURES_REQUIRED test_ca)
+    endif()
   endforeach()
 endforeach()
