@@ -35,10 +35,19 @@ local function tls_echo(ctx, opts)
   return H.server(H.echo, opts)
 end
 
-local suite = netio.tls and describe or pending
 if not netio.tls then
-  pending("netio.tls: netio was built without OpenSSL (Windows until its"
-    .. " OpenSSL build lands)")
+  describe("netio built without TLS", function()
+    it("tls_option_raises_built_without_tls", function()
+      local c, l = H.run(function()
+        return H.raised(netio.connect, "127.0.0.1:1", { tls = true }),
+          H.raised(netio.listen, "127.0.0.1:0", { tls = true })
+      end)
+      H.has("netio: built without TLS", c)
+      H.has("netio: built without TLS", l)
+    end)
+    pending("the TLS specs: netio was built without OpenSSL (Windows until"
+      .. " its OpenSSL build lands)")
+  end)
   return
 end
 
@@ -132,7 +141,7 @@ local function tls_connect(addr, opts)
   return c, err
 end
 
-suite("netio.tls", function()
+describe("netio.tls", function()
   it("tls_connect_handshakes_and_echoes_over_tls", function()
     local got, info = H.run(function()
       local _, port = tls_echo()
