@@ -350,6 +350,29 @@ describe("netio.tls", function()
     H.has("handshake failed: ", err)
   end)
 
+  it("peer_closing_mid_handshake_is_reported_as_such_not_as_another_failure",
+    function()
+    local a_err, b_err = H.run(function()
+      local _, slow = H.server(function(s) s:recv(10, 0.3) end)
+      local _, plain = H.server(function(s)
+        s:send("220 plain text server ready\r\n")
+        s:recv("*a", 2)
+      end)
+      local a = netio.spawn(function()
+        return select(2, tls_connect("localhost:" .. slow, {
+          tls = client_ctx(), timeout = 5 }))
+      end)
+      -- B fails while A waits for its server: its reason stays in the
+      -- thread's OpenSSL error queue.
+      local _, eb = tls_connect("localhost:" .. plain, { tls = client_ctx(),
+        timeout = 5 })
+      local _, ea = a:join(5)
+      return ea, eb
+    end)
+    H.has("handshake failed: ", b_err)
+    assert.are.equal("handshake failed: the peer closed the connection", a_err)
+  end)
+
   it("server_that_stalls_mid_handshake_times_out_within_the_connect_timeout",
     function()
     local took, c, err = H.run(function()

@@ -306,6 +306,9 @@ void nio__tls_eof(conn *c) {
   t->sockeof = 1;
   c->tlshold = 1;
   if (!t->done) {
+    /* No OpenSSL call failed: what the thread's error queue holds is
+    ** another connection's. */
+    ERR_clear_error();
     tls_handshake_failed(c, 0);
     return;
   }
