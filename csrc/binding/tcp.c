@@ -288,7 +288,7 @@ int nio__bind_l_listen(lua_State *L) {
     }
     lua_getfield(L, 2, "reuseport");
     reuseport = lua_toboolean(L, -1);
-    if (lua_getfield(L, 2, "tls") != LUA_TNIL) {
+    if (lua_getfield(L, 2, "tls") != LUA_TNIL && lua_toboolean(L, -1)) {
       tls = nio__bind_tls_opt(L, -1);
 #ifdef NIO_HAVE_TLS
       luaL_argcheck(L, nio__tls_ctx_server(tls), 2,
