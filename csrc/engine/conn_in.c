@@ -59,7 +59,14 @@ void nio__conn_recv_kick(conn *c) {
 /* Append n bytes to the input buffer, compacting or growing it (doubling,
 ** so a large recv(n) costs O(log n) reallocations). Its capacity is always
 ** a nio__buf_size(), so it can go back to the pools. */
-int nio__conn_append(conn *c, const char *data, size_t n) {
+/* Inlined into the receive completion, as when it had no other caller:
+** TLS's use (nio__conn_append) must not cost plain TCP a call. */
+#if defined(__GNUC__)
+#define CONN_INLINE inline __attribute__((always_inline))
+#else
+#define CONN_INLINE inline
+#endif
+static CONN_INLINE int conn_append(conn *c, const char *data, size_t n) {
   nio_conn *p = &c->pub;
   size_t avail = p->wpos - p->rpos, need = avail + n, cap;
   if (need > UINT32_MAX) return NIO_ENOMEM;
@@ -110,7 +117,12 @@ static int conn_take(conn *c, nio_req *req, const char *data, size_t n) {
     c->lent = 1;
     return 0;
   }
-  return nio__conn_append(c, data, n);
+  return conn_append(c, data, n);
+}
+
+/* TLS's plaintext. */
+int nio__conn_append(conn *c, const char *data, size_t n) {
+  return conn_append(c, data, n);
 }
 
 void nio__conn_on_recv(nio_req *req, int res, const char *data,
