@@ -861,7 +861,7 @@ describe("netio.tls", function()
     local out, err = with_procs(function()
       local l, port = H.listen("127.0.0.1:0", { tls = server_ctx() })
       -- "R" read on its own makes s_client renegotiate (TLS 1.2).
-      local pid, outf = bg(("(printf 'hello\\n'; sleep 0.5; printf 'R\\n';"
+      local pid, outf = bg(("(printf 'hello\\n'; sleep 1.5; printf 'R\\n';"
         .. " sleep 2) | timeout 10 openssl s_client -connect 127.0.0.1:%d"
         .. " -CAfile %s -servername localhost -tls1_2 -msg")
         :format(port, H.quote(f("ca.pem"))))
@@ -885,14 +885,14 @@ describe("netio.tls", function()
       local port = free_port()
       -- "r" read on its own makes s_server renegotiate (TLS 1.2), once
       -- the client is connected.
-      local pid, outf = bg(("(sleep 1; printf 'r\\n'; sleep 2) | timeout 10"
+      local pid, outf = bg(("(sleep 2; printf 'r\\n'; sleep 2) | timeout 10"
         .. " openssl s_server -accept 127.0.0.1:%d -cert %s -key %s -tls1_2"
         .. " -msg"):format(port, H.quote(f("server.pem")),
           H.quote(f("server.key"))))
-      netio.sleep(0.3)
+      wait_port(port, pid)
       local c = H.connect("localhost:" .. port, { tls = client_ctx(),
         timeout = 5 })
-      local got, e = c:recv("*l", 3)
+      local got, e = c:recv("*l", 5)
       c:close()
       wait_exit(pid, 5)
       stop(pid)
