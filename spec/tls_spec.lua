@@ -298,6 +298,25 @@ describe("netio.tls", function()
     H.is_error("certificate verify failed: IP address mismatch", err)
   end)
 
+  it("ipv6_address_is_checked_against_the_certificate_ip_san", function()
+    if not H.has_ipv6() then
+      pending("no IPv6 loopback on this machine")
+      return
+    end
+    local info, err = H.run(function()
+      local l6, port6 = H.listen("[::1]:0", { tls = server_ctx() })
+      netio.spawn(function()
+        local s = l6:accept()
+        if s then H.track(s) end
+      end)
+      local c, e = tls_connect("[::1]:" .. port6, { tls = client_ctx(),
+        timeout = 5 })
+      return c and c:tlsinfo(), e
+    end)
+    assert.is_table(info, "::1 is in server.pem: " .. tostring(err))
+    assert.is_nil(info.servername, "no SNI is sent for an IP address")
+  end)
+
   it("verify_false_accepts_any_peer", function()
     local c, err = verify_err("self.pem", "self.key", nil, nil,
       { verify = false })
