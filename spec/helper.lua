@@ -397,6 +397,36 @@ function H.has_ipv6()
   return s:find("00000000000000000000000000000001", 1, true) ~= nil
 end
 
+-- The test CA's directory (tools/test-ca.sh: ca.pem, server.pem/key, ...)
+-- and the path of file `name` in it: NETIO_TEST_CA, which the CMake test run
+-- sets (its fixture made the files); without it, on Linux, the script is
+-- run once into a temporary directory. nil, reason when there is none.
+local test_ca
+function H.test_ca()
+  if test_ca then return test_ca end
+  local dir = os.getenv("NETIO_TEST_CA")
+  if not dir or dir == "" then
+    if H.windows then
+      return nil, "NETIO_TEST_CA is not set (the CMake test run sets it)"
+    end
+    dir = H.tmpname()
+    os.remove(dir)
+    local code, _, err = H.sh("bash " .. H.quote(H.root .. "/tools/test-ca.sh")
+      .. " " .. H.quote(dir), 60)
+    if code ~= 0 then
+      return nil, "tools/test-ca.sh failed: " .. tostring(err)
+    end
+  end
+  local sep = H.windows and "\\" or "/"
+  if not H.read(dir .. sep .. "ca.pem") then
+    return nil, "no ca.pem in NETIO_TEST_CA=" .. dir
+  end
+  test_ca = setmetatable({ dir = dir }, { __index = function(_, name)
+    return dir .. sep .. name
+  end })
+  return test_ca
+end
+
 -- The message of the error fn(...) raises; fails the test when it returns.
 function H.raised(fn, ...)
   local ok, err = pcall(fn, ...)
