@@ -1,9 +1,11 @@
 -- tls_peers_spec.lua: netio's TLS against peers it did not write, on
 -- loopback, with the test CA the CMake fixture makes (tools/test-ca.sh,
--- NETIO_TEST_CA): curl against a netio HTTPS server, a netio client against
--- an nginx HTTPS server the spec starts (static files, 16 MiB, keep-alive,
--- session resumption, ALPN, hostname mismatch, an untrusted chain), and
--- 1,000 concurrent TLS connections between a netio client and server.
+-- NETIO_TEST_CA): curl against a netio HTTPS server (one request, several
+-- on one connection, parallel curls, an untrusted server, client
+-- certificates), a netio client against an nginx HTTPS server the spec
+-- starts (static files, 16 MiB, keep-alive, session resumption, ALPN,
+-- hostname mismatch, an untrusted chain, a client certificate), and 1,000
+-- concurrent TLS connections between a netio client and server.
 --
 -- nginx (Debian's, NETIO_NGINX overrides /usr/sbin/nginx) runs with a
 -- configuration generated in a temporary prefix, one process
@@ -172,8 +174,10 @@ local BIG = 16 * 1024 * 1024
 
 -- The configuration: `port` serves the prefix's www/ with server.pem
 -- (localhost, 127.0.0.1), /conn answers "<connection> <requests on it>";
--- `port2` serves the same with other.pem (other.example only).
-local function nginx_conf(prefix, port, port2)
+-- `port2` serves the same with other.pem (other.example only); `port3`
+-- requires a client certificate signed by the test CA and answers with its
+-- subject.
+local function nginx_conf(prefix, port, port2, port3)
   local ca = host_path(CA.dir)
   return ([[
 daemon off;
@@ -209,8 +213,18 @@ http {
     ssl_certificate_key CA/other.key;
     root PREFIX/www;
   }
+  server {
+    listen 127.0.0.1:PORT3 ssl;
+    server_name localhost;
+    ssl_certificate CA/server.pem;
+    ssl_certificate_key CA/server.key;
+    ssl_client_certificate CA/ca.pem;
+    ssl_verify_client on;
+    location / { return 200 "client $ssl_client_s_dn"; }
+  }
 }
 ]]):gsub("PREFIX", prefix):gsub("CA", ca):gsub("PORT2", tostring(port2))
+    :gsub("PORT3", tostring(port3))
     :gsub("PORT", tostring(port))
 end
 
@@ -248,8 +262,8 @@ function nginx.start()
   -- A port another process took in between makes nginx exit at once (its
   -- log says so): the next pair is tried, five at most.
   for _ = 1, 5 do
-    local port, port2 = free_port(), free_port()
-    H.write(unix_path(prefix .. "/nginx.conf"), nginx_conf(prefix, port, port2))
+    local port, port2, port3 = free_port(), free_port(), free_port()
+    H.write(unix_path(prefix .. "/nginx.conf"), nginx_conf(prefix, port, port2, port3))
     os.remove(unix_path(prefix .. "/started.pid"))
     sh_bg(("%s -p %s -e %s -c %s >%s 2>&1 & echo $! >%s"):format(NGINX,
       q(prefix), q(prefix .. "/error.log"), q(prefix .. "/nginx.conf"),
@@ -257,8 +271,8 @@ function nginx.start()
     wait_file(unix_path(prefix .. "/started.pid"), 5)
     local s = H.read(unix_path(prefix .. "/started.pid"))
     nginx.pid = s and tonumber(s:match("%d+"))
-    if nginx.pid and accepts(port, 5) and accepts(port2, 2) then
-      nginx.port, nginx.port2 = port, port2
+    if nginx.pid and accepts(port, 5) and accepts(port2, 2) and accepts(port3, 2) then
+      nginx.port, nginx.port2, nginx.port3 = port, port2, port3
       return true
     end
     nginx.stop(true)
@@ -400,6 +414,32 @@ describe("TLS with peers", function()
     end)
   end)
 
+  describe("curl with a client certificate", function()
+    it("a_netio_server_with_verify_accepts_curl_with_a_client_certificate_only", function()
+      if missing then pending(missing) return end
+      if peers_missing.curl then pending(peers_missing.curl) return end
+      local stats = { conns = 0, requests = 0 }
+      local subject
+      local ok, no = H.run(function()
+        local handler = responder(stats)
+        local _, port = H.server(function(c)
+          subject = (c:tlsinfo() or {}).peer_subject
+          return handler(c)
+        end, { tls = server_ctx("server", { verify = true, ca = CA["ca.pem"] }) })
+        local with = table.pack(job(curl(port, { "/mine" }, ("--cert %s --key %s")
+          :format(q(host_path(CA["client.pem"])), q(host_path(CA["client.key"]))))):wait(30))
+        local without = table.pack(job(curl(port, { "/anon" })):wait(30))
+        return with, without
+      end, 60)
+      assert.are.equal(0, ok[1], "curl with client.pem should exit with 0: " .. tostring(ok[3]))
+      assert.are.equal("hello /mine #1|200 1\n", ok[2])
+      H.has("netio test client", tostring(subject), "the server's tlsinfo().peer_subject")
+      assert.are_not.equal(0, no[1], "curl without a client certificate must fail: "
+        .. tostring(no[2]))
+      assert.are.equal(1, stats.requests, "only the request with a certificate was answered")
+    end)
+  end)
+
   describe("a netio client against nginx", function()
     local started = false
     local function need()
@@ -520,6 +560,26 @@ describe("TLS with peers", function()
       assert.truthy(tostring(err):lower():find("hostname mismatch", 1, true),
         "expected the reason 'hostname mismatch', got " .. tostring(err))
       assert.is_true(ok_other, "servername other.example is accepted: " .. tostring(ok_other))
+    end)
+
+    it("presents_a_client_certificate_to_nginx_that_requires_one", function()
+      if not need() then return end
+      local with, without = H.run(function()
+        local r = {}
+        for i, opts in ipairs({ { cert = CA["client.pem"], key = CA["client.key"] }, {} }) do
+          local c = H.connect("127.0.0.1:" .. nginx.port3,
+            { tls = client_ctx(opts), servername = "localhost", timeout = 10 })
+          local status, body = get(c, "/")
+          r[i] = { status = status, body = body }
+          c:close()
+        end
+        return r[1], r[2]
+      end, 30)
+      assert.are.equal(200, with.status, "with client.pem: " .. tostring(with.body))
+      H.has("CN=netio test client", with.body, "nginx saw the client's subject")
+      -- nginx finishes the handshake without one and answers 400.
+      assert.are.equal(400, without.status, "without a client certificate")
+      H.has("No required SSL certificate", without.body)
     end)
 
     it("refuses_nginx_when_the_ca_is_not_trusted", function()
