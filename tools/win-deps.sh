@@ -23,20 +23,8 @@ if ! command -v "$cc" >/dev/null || ! command -v dpkg-source >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mingw-w64 dpkg-dev
 fi
 
-# apt-get source needs a deb-src entry. Debian 12 images list their archive
-# in deb822 form (debian.sources, "Types: deb"): add a twin with deb-src.
-have_src() { apt-get source --print-uris lua5.4 >/dev/null 2>&1; }
-if ! have_src; then
-  src=/etc/apt/sources.list.d/debian.sources
-  if [ -f "$src" ]; then
-    sed 's/^Types: deb$/Types: deb-src/' "$src" |
-      $SUDO tee /etc/apt/sources.list.d/netio-deb-src.sources >/dev/null
-  else
-    echo "deb-src http://deb.debian.org/debian bookworm main" |
-      $SUDO tee /etc/apt/sources.list.d/netio-deb-src.list >/dev/null
-  fi
-  $SUDO apt-get update -qq
-fi
+# apt-get source needs a deb-src entry.
+bash tools/deb-src.sh lua5.4
 
 work="$prefix/src"
 rm -rf "$work"
