@@ -48,6 +48,10 @@ foreach(src ${NETIO_C_TESTS})
   if(name IN_LIST NETIO_TEST_EXCLUDE)
     continue()
   endif()
+  # OpenSSL's own tests: only in a build with TLS.
+  if(name MATCHES "^test_tls" AND NOT NETIO_TLS)
+    continue()
+  endif()
   add_executable(${name} ${src} ${CMAKE_SOURCE_DIR}/tests/helpers.c
                  ${NETIO_TEST_HELPERS_OS})
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)

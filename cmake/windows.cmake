@@ -17,6 +17,15 @@ endif()
 # condition variables, inet_ntop; 0x0601 = Windows 7.
 set(NETIO_WIN_DEFS WIN32_LEAN_AND_MEAN NOMINMAX _WIN32_WINNT=0x0601)
 
+# OpenSSL (tools/win-openssl.sh): static libraries in a prefix outside the
+# MinGW root, given as OPENSSL_ROOT_DIR. The toolchain file lets find_*
+# search only under its roots, so that prefix becomes one; static, so that
+# no OpenSSL DLL has to travel with the programs.
+set(OPENSSL_USE_STATIC_LIBS TRUE)
+if(OPENSSL_ROOT_DIR)
+  list(APPEND CMAKE_FIND_ROOT_PATH ${OPENSSL_ROOT_DIR})
+endif()
+
 add_library(PkgConfig::LUA SHARED IMPORTED)
 set_target_properties(PkgConfig::LUA PROPERTIES
   IMPORTED_LOCATION ${NETIO_WIN_DEPS}/bin/lua54.dll

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-win.sh: the Windows suite under Wine -- Lua and cmocka for Windows from
-# Debian sources (tools/win-deps.sh), the MinGW cross build (-Werror), then
+# Debian sources (tools/win-deps.sh), OpenSSL too (tools/win-openssl.sh,
+# cached outside the clone), the MinGW cross build (-Werror), then
 # every cmocka test with NETIO_BACKEND=iocp under wine64 via ctest.
 #   bash tools/test-win.sh [build-dir]     (default: build-win)
 set -euo pipefail
@@ -22,9 +23,12 @@ fi
 
 echo "=== $dir: MinGW cross build, tests under Wine (iocp) ==="
 bash tools/win-deps.sh "$dir/deps"
+# OpenSSL's static libraries for Windows, built once into a cache outside
+# the clone (minutes the first time, seconds after): tools/win-openssl.sh.
+openssl=$(bash tools/win-openssl.sh)
 cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETIO_WERROR=ON \
-  -DNETIO_WIN_DEPS="$(pwd)/$dir/deps" >/dev/null
+  -DNETIO_WIN_DEPS="$(pwd)/$dir/deps" -DOPENSSL_ROOT_DIR="$openssl" >/dev/null
 cmake --build "$dir" -j"$jobs"
 
 # One Wine prefix per build directory, made before the tests start so that
