@@ -4,15 +4,25 @@
 ** tools/win-openssl.sh cross-builds, run under Wine. A client and a server
 ** handshake in one thread over memory BIOs (no network: the TLS specs do
 ** that over real sockets), with a certificate made here (no key material
-** in the tree).
+** in the tree); on Windows, nio__tls_system_store fills a context's store
+** from the ROOT system store.
 */
 #include <stdio.h>
 #include <string.h>
+#ifdef _WIN32
+/* Before OpenSSL's headers, which undo wincrypt.h's X509_NAME and others. */
+#include <windows.h>
+#include <wincrypt.h>
+#endif
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include "helpers.h"
+#ifdef _WIN32
+/* csrc/engine/tls_store_win.c */
+int nio__tls_system_store(SSL_CTX *ctx);
+#endif
 
 /* The OpenSSL error queue as one line, for failure messages. */
 static const char *ssl_errors(void) {
@@ -246,11 +256,72 @@ memory_bio_handshake_refuses_untrusted_or_misnamed_peer(void **state) {
   cert_free(&c);
 }
 
+#ifdef _WIN32
+static int store_count(SSL_CTX *ctx) {
+  STACK_OF(X509_OBJECT) *objs =
+      X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+  return sk_X509_OBJECT_num(objs);
+}
+
+static void system_store_loads_windows_root_certificates(void **state) {
+  (void)state;
+  /* What the ROOT store holds, counted without the code under test. */
+  HCERTSTORE h = CertOpenSystemStoreW(0, L"ROOT");
+  if (h == NULL) th_fail("expected the ROOT system store to open");
+  int windows = 0;
+  const CERT_CONTEXT *cc = NULL;
+  while ((cc = CertEnumCertificatesInStore(h, cc)) != NULL) windows++;
+  CertCloseStore(h, 0);
+  if (windows == 0) {
+    print_message("skipped: the ROOT system store (Wine's) has no "
+                  "certificates to load\n");
+    skip();
+  }
+
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  assert_non_null(ctx);
+  assert_int_equal(store_count(ctx), 0);
+  int rc = nio__tls_system_store(ctx);
+  if (rc != 0) th_fail("expected 0, got %d (%s)", rc, nio_strerror(rc));
+  int loaded = store_count(ctx);
+  print_message("ROOT store: %d certificates, %d loaded\n", windows, loaded);
+  if (loaded == 0 || loaded > windows)
+    th_fail("expected 1..%d certificates in the context's store, got %d",
+            windows, loaded);
+
+  /* What was loaded is usable: the roots verify as trust anchors. */
+  X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+  STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(st);
+  int anchors = 0;
+  for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+    X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+    if (x == NULL) continue;
+    X509_STORE_CTX *vc = X509_STORE_CTX_new();
+    assert_non_null(vc);
+    assert_int_equal(X509_STORE_CTX_init(vc, st, x, NULL), 1);
+    if (X509_verify_cert(vc) == 1) anchors++;
+    X509_STORE_CTX_free(vc);
+  }
+  if (anchors == 0)
+    th_fail("expected the loaded roots to verify as trust anchors: %s",
+            ssl_errors());
+
+  /* Loading again adds nothing and is not an error. */
+  rc = nio__tls_system_store(ctx);
+  if (rc != 0) th_fail("expected 0 the second time, got %d", rc);
+  assert_int_equal(store_count(ctx), loaded);
+  SSL_CTX_free(ctx);
+}
+#endif
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(openssl_is_version_3_as_compiled),
       cmocka_unit_test(memory_bio_handshake_verifies_and_carries_data),
       cmocka_unit_test(memory_bio_handshake_refuses_untrusted_or_misnamed_peer),
+#ifdef _WIN32
+      cmocka_unit_test(system_store_loads_windows_root_certificates),
+#endif
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
