@@ -22,6 +22,7 @@
 #ifdef _WIN32
 /* csrc/engine/tls_store_win.c */
 int nio__tls_system_store(SSL_CTX *ctx);
+int nio__tls_add_cert_store(SSL_CTX *ctx, HCERTSTORE h);
 #endif
 
 /* The OpenSSL error queue as one line, for failure messages. */
@@ -38,24 +39,25 @@ static const char *ssl_errors(void) {
   return buf;
 }
 
-/* A self-signed EC P-256 certificate for "localhost", valid for a day. */
+/* A self-signed EC P-256 certificate named cn, valid from `from` to `to`
+** seconds from now; cert_make: "localhost", valid for a day. */
 typedef struct cert {
   EVP_PKEY *key;
   X509 *x509;
 } cert;
 
-static void cert_make(cert *c) {
+static void cert_make_as(cert *c, const char *cn, long from, long to) {
   c->key = EVP_EC_gen("P-256");
   if (c->key == NULL) th_fail("expected an EC P-256 key: %s", ssl_errors());
   X509 *x = X509_new();
   assert_non_null(x);
   assert_int_equal(X509_set_version(x, X509_VERSION_3), 1);
   ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), -60);
-  X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600);
+  X509_gmtime_adj(X509_getm_notBefore(x), from);
+  X509_gmtime_adj(X509_getm_notAfter(x), to);
   X509_NAME *name = X509_get_subject_name(x);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             (const unsigned char *)"localhost", -1, -1, 0);
+                             (const unsigned char *)cn, -1, -1, 0);
   X509_set_issuer_name(x, name);
   X509_set_pubkey(x, c->key);
   X509V3_CTX v3;
@@ -68,6 +70,10 @@ static void cert_make(cert *c) {
   if (X509_sign(x, c->key, EVP_sha256()) == 0)
     th_fail("expected the certificate to be signed: %s", ssl_errors());
   c->x509 = x;
+}
+
+static void cert_make(cert *c) {
+  cert_make_as(c, "localhost", -60, 24 * 3600);
 }
 
 static void cert_free(cert *c) {
@@ -312,6 +318,78 @@ static void system_store_loads_windows_root_certificates(void **state) {
   assert_int_equal(store_count(ctx), loaded);
   SSL_CTX_free(ctx);
 }
+
+/* The roots a store may hold that must not anchor TLS chains, in a memory
+** store (Wine's ROOT store has expired roots but no restricted ones, and
+** a test must not change the system's): only the unrestricted and the
+** server-auth roots are loaded. */
+static void cert_store_skips_expired_and_restricted_roots(void **state) {
+  (void)state;
+  static LPSTR server[] = {szOID_PKIX_KP_SERVER_AUTH};
+  static LPSTR signing[] = {szOID_PKIX_KP_CODE_SIGNING};
+  struct {
+    const char *cn;
+    long from, to;
+    int eku; /* -1: no property; else how many of `oids` */
+    LPSTR *oids;
+    int loaded;
+  } cases[] = {
+      {"plain", -60, 3600, -1, NULL, 1},
+      {"server auth", -60, 3600, 1, server, 1},
+      {"code signing only", -60, 3600, 1, signing, 0},
+      {"disabled", -60, 3600, 0, NULL, 0},
+      {"expired", -7200, -3600, -1, NULL, 0},
+      {"not yet valid", 3600, 7200, -1, NULL, 0},
+  };
+  enum { NCASES = sizeof cases / sizeof cases[0] };
+  HCERTSTORE mem = CertOpenStore(CERT_STORE_PROV_MEMORY, 0, 0, 0, NULL);
+  assert_non_null(mem);
+  for (int i = 0; i < NCASES; i++) {
+    cert c;
+    cert_make_as(&c, cases[i].cn, cases[i].from, cases[i].to);
+    unsigned char *der = NULL;
+    int len = i2d_X509(c.x509, &der);
+    assert_true(len > 0);
+    const CERT_CONTEXT *cc = NULL;
+    if (!CertAddEncodedCertificateToStore(mem, X509_ASN_ENCODING, der,
+                                          (DWORD)len, CERT_STORE_ADD_ALWAYS,
+                                          &cc))
+      th_fail("expected \"%s\" added to a memory store", cases[i].cn);
+    if (cases[i].eku >= 0) {
+      CERT_ENHKEY_USAGE u = {(DWORD)cases[i].eku, cases[i].oids};
+      if (!CertSetEnhancedKeyUsage(cc, &u))
+        th_fail("expected \"%s\" to take its usage property", cases[i].cn);
+    }
+    CertFreeCertificateContext(cc);
+    OPENSSL_free(der);
+    cert_free(&c);
+  }
+
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  assert_non_null(ctx);
+  int rc = nio__tls_add_cert_store(ctx, mem);
+  if (rc != 0) th_fail("expected 0, got %d (%s)", rc, nio_strerror(rc));
+  CertCloseStore(mem, 0);
+  STACK_OF(X509_OBJECT) *objs =
+      X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+  for (int i = 0; i < NCASES; i++) {
+    int found = 0;
+    for (int k = 0; k < sk_X509_OBJECT_num(objs); k++) {
+      X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, k));
+      char cn[64];
+      if (x != NULL &&
+          X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
+                                    cn, sizeof cn) > 0 &&
+          strcmp(cn, cases[i].cn) == 0)
+        found = 1;
+    }
+    if (found != cases[i].loaded)
+      th_fail("expected the \"%s\" root %s", cases[i].cn,
+              cases[i].loaded ? "loaded" : "left out");
+  }
+  assert_int_equal(sk_X509_OBJECT_num(objs), 2);
+  SSL_CTX_free(ctx);
+}
 #endif
 
 int main(void) {
@@ -321,6 +399,7 @@ int main(void) {
       cmocka_unit_test(memory_bio_handshake_refuses_untrusted_or_misnamed_peer),
 #ifdef _WIN32
       cmocka_unit_test(system_store_loads_windows_root_certificates),
+      cmocka_unit_test(cert_store_skips_expired_and_restricted_roots),
 #endif
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

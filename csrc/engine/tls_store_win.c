@@ -17,6 +17,9 @@
 
 /* Declared here and in tls.c, its one caller: one signature on every OS. */
 int nio__tls_system_store(SSL_CTX *ctx);
+/* What it does, on any CryptoAPI store (the tests give it a memory store
+** with the cases Wine's ROOT store does not have). */
+int nio__tls_add_cert_store(SSL_CTX *ctx, HCERTSTORE h);
 
 /* Whether a root may anchor TLS chains. Windows can restrict a root to
 ** some purposes (an "enhanced key usage" property set on the store entry,
@@ -33,10 +36,13 @@ static int store_trusts_for_tls(const CERT_CONTEXT *cc) {
   CERT_ENHKEY_USAGE *u = malloc(size);
   if (u == NULL) return 1;
   int ok = 1;
+  SetLastError(0);
   if (CertGetEnhancedKeyUsage(cc, CERT_FIND_PROP_ONLY_ENHKEY_USAGE_FLAG, u,
                               &size)) {
-    /* An empty list means "valid for no purpose": a disabled root. */
-    ok = 0;
+    /* An empty list is "valid for every purpose" when the last error is
+    ** CRYPT_E_NOT_FOUND and "valid for none" (a disabled root) otherwise,
+    ** as the function's documentation has it. */
+    ok = u->cUsageIdentifier == 0 && GetLastError() == (DWORD)CRYPT_E_NOT_FOUND;
     for (DWORD i = 0; i < u->cUsageIdentifier; i++) {
       const char *oid = u->rgpszUsageIdentifier[i];
       /* Server authentication (clients verifying servers) and client
@@ -51,21 +57,9 @@ static int store_trusts_for_tls(const CERT_CONTEXT *cc) {
   return ok;
 }
 
-/* Add the certificates of the ROOT system store to ctx's X509_STORE.
-** Returns 0 when the store could be read, even if it had no certificate
-** (then verification fails later, naming the missing issuer, as it does on
-** a Linux without ca-certificates); NIO_ENOMEM when OpenSSL could not
-** take a certificate; the translated error when the store cannot be
-** opened. A certificate OpenSSL cannot parse, one outside its validity
-** period (an expired root would shadow its renewed twin, which has the
-** same subject), or one restricted to other purposes is skipped. Calling
-** it twice is harmless: OpenSSL ignores a certificate it already holds. */
-int nio__tls_system_store(SSL_CTX *ctx) {
+/* Add the certificates of store h to ctx's X509_STORE; see below. */
+int nio__tls_add_cert_store(SSL_CTX *ctx, HCERTSTORE h) {
   X509_STORE *st = SSL_CTX_get_cert_store(ctx);
-  /* The current user's view of ROOT: the machine's roots and the user's,
-  ** what SChannel trusts for this process. */
-  HCERTSTORE h = CertOpenSystemStoreW(0, L"ROOT");
-  if (h == NULL) return nio_translate_sys_error((int)GetLastError());
   FILETIME now;
   GetSystemTimeAsFileTime(&now);
   int rc = 0;
@@ -89,10 +83,28 @@ int nio__tls_system_store(SSL_CTX *ctx) {
       break;
     }
   }
-  CertCloseStore(h, 0);
   /* Skipped certificates leave parse errors on the thread's queue; they
   ** must not be reported as the reason of a later, unrelated failure. */
   ERR_clear_error();
+  return rc;
+}
+
+/* Add the certificates of the ROOT system store to ctx's X509_STORE.
+** Returns 0 when the store could be read, even if it had no certificate
+** (then verification fails later, naming the missing issuer, as it does on
+** a Linux without ca-certificates); NIO_ENOMEM when OpenSSL could not
+** take a certificate; the translated error when the store cannot be
+** opened. A certificate OpenSSL cannot parse, one outside its validity
+** period (an expired root would shadow its renewed twin, which has the
+** same subject), or one restricted to other purposes is skipped. Calling
+** it twice is harmless: OpenSSL ignores a certificate it already holds. */
+int nio__tls_system_store(SSL_CTX *ctx) {
+  /* The current user's view of ROOT: the machine's roots and the user's,
+  ** what SChannel trusts for this process. */
+  HCERTSTORE h = CertOpenSystemStoreW(0, L"ROOT");
+  if (h == NULL) return nio_translate_sys_error((int)GetLastError());
+  int rc = nio__tls_add_cert_store(ctx, h);
+  CertCloseStore(h, 0);
   return rc;
 }
 #endif
