@@ -322,6 +322,143 @@ function H.sh(cmd, limit, stdin)
   return code, o, e
 end
 
+-- ---- Linux programs in the background (also from Wine) -------------------
+
+-- A Unix path as this process opens it (under Wine through drive Z:), and
+-- back: a path this process opens as a Linux program sees it.
+function H.unix_path(p)
+  return H.windows and ("Z:" .. p):gsub("/", "\\") or p
+end
+
+function H.host_path(p)
+  if not H.windows then return p end
+  return (p:gsub("^[Zz]:", ""):gsub("\\", "/"))
+end
+
+-- Single-quote s for /bin/sh (also under Wine, where H.sh_bg's line goes
+-- through cmd.exe inside double quotes).
+function H.sq(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- Run a /bin/sh command line in the background without waiting for it:
+-- under Wine as a Linux program through `start /unix` (the line may hold no
+-- double quote: cmd.exe reads it first). Callers poll for its effect.
+function H.sh_bg(cmd)
+  if H.windows then
+    assert(not cmd:find('"', 1, true), "no double quotes under cmd.exe: " .. cmd)
+    -- os.execute's status is not reliable there (see H.sh).
+    os.execute(('start /unix /bin/sh -c "%s"'):format(cmd))
+    return true
+  end
+  local ok, how, code = os.execute("/bin/sh -c " .. H.quote(cmd) .. " >/dev/null 2>&1 &")
+  assert(ok, ("could not start a shell (%s %s) for: %s"):format(tostring(how),
+    tostring(code), cmd))
+  return true
+end
+
+-- Wait s seconds: netio.sleep inside a task, a blocking pause outside.
+local function pause(s)
+  if coroutine.isyieldable() then
+    netio.sleep(s)
+  elseif H.windows then
+    os.execute("ping -n 1 127.0.0.1 >NUL")
+  else
+    os.execute("sleep " .. s)
+  end
+end
+
+-- Names for jobs' files that the Linux programs and this process both
+-- open, unique among the processes running specs at once. On Linux a
+-- fresh mkstemp file per job (removed with the job's files). On Windows
+-- os.tmpname gives names of this process's own ("\s1a2."), made into one
+-- token; the files go to the Linux /tmp.
+local job_token, job_seq = nil, 0
+local function job_stem()
+  if not H.windows then return os.tmpname() end
+  job_token = job_token or os.tmpname():gsub("[^%w]", "")
+  job_seq = job_seq + 1
+  return ("/tmp/netio-job-%s-%d"):format(job_token, job_seq)
+end
+
+-- Start `cmd` (a /bin/sh command line; from Wine too) in the background,
+-- stdin from the string `stdin` (or /dev/null), stdout and stderr to one
+-- file. A shell waits for it and writes its exit status to a file, so that
+-- whether it still runs is known without asking the kernel about a pid
+-- that may have been reused. Returns a job (nil, reason when no pid came
+-- within 10 s):
+--   j.pid            the Linux pid of cmd's subshell (`exec` in cmd makes
+--                    it the program's own)
+--   j:running()      true until cmd ended
+--   j:wait(limit)    poll (from a task: netio.sleep) for the end, `limit`
+--                    seconds (default 5); its exit status, or nil
+--   j:output()       what cmd wrote so far
+--   j:stop()         kill it and what it started (TERM, then KILL after
+--                    2 s) if it still runs,
+--                    wait for the end and remove the job's files
+function H.job(cmd, stdin)
+  local s = job_stem()
+  local j = { out = s .. ".out", rc = s .. ".rc", pidf = s .. ".pid",
+    base = s }
+  local inp = "/dev/null"
+  if stdin then
+    j.inp = s .. ".in"
+    inp = j.inp
+    H.write(H.unix_path(j.inp), stdin)
+  end
+  H.sh_bg(("PATH=/usr/local/bin:/usr/bin:/bin; export PATH; (%s) >%s 2>&1 <%s"
+    .. " & p=$!; echo $p >%s.tmp; mv %s.tmp %s; wait $p; echo $? >%s.tmp;"
+    .. " mv %s.tmp %s"):format(cmd, H.sq(j.out), H.sq(inp), H.sq(j.pidf),
+    H.sq(j.pidf), H.sq(j.pidf), H.sq(j.rc), H.sq(j.rc), H.sq(j.rc)))
+  for _ = 1, 200 do
+    local p = H.read(H.unix_path(j.pidf))
+    j.pid = p and tonumber(p:match("%d+"))
+    if j.pid then break end
+    pause(0.05)
+  end
+  function j.running(self)
+    return H.read(H.unix_path(self.rc)) == nil
+  end
+  function j.wait(self, limit)
+    local deadline = os.time() + (limit or 5) + 1
+    local t0 = coroutine.isyieldable() and netio.now()
+    repeat
+      local rc = H.read(H.unix_path(self.rc))
+      if rc and rc:match("%d") then return tonumber(rc:match("%d+")) end
+      pause(0.05)
+    until (t0 and netio.now() - t0 > (limit or 5)) or os.time() > deadline
+    return nil
+  end
+  function j.output(self)
+    return H.read(H.unix_path(self.out))
+  end
+  -- cmd may be a pipeline or start programs of its own (timeout runs its
+  -- command in a process group of its own): its whole tree is signalled,
+  -- children first, found by parent pid.
+  local function kill_tree(pid, sig)
+    H.sh_bg(("k() { for c in $(pgrep -P $1); do k $c; done; kill -%s $1"
+      .. " 2>/dev/null; }; k %d"):format(sig, pid))
+  end
+  function j.stop(self)
+    if self.pid and self:running() then
+      kill_tree(self.pid, "TERM")
+      if not self:wait(2) and self:running() then
+        kill_tree(self.pid, "KILL")
+        self:wait(2)
+      end
+    end
+    local files = { self.out, self.rc, self.pidf, self.inp or false,
+      not H.windows and self.base }
+    for _, f in ipairs(files) do
+      if f then os.remove(H.unix_path(f)) end
+    end
+  end
+  if not j.pid then
+    return nil, "no pid within 10 s for: " .. cmd
+  end
+  return j
+end
+
 -- Quote one argument for H.sh: single quotes for sh; on Windows double
 -- quotes, with a run of backslashes at the end doubled so that the C
 -- runtime does not read it as escaping the closing quote. cmd.exe reads

@@ -1,7 +1,8 @@
 -- tls_spec.lua: netio.tls -- contexts, TLS connect and listen, STARTTLS,
 -- verification and its failures, SNI, ALPN, client certificates, session
 -- resumption, close_notify, large transfers, outside senders; against
--- netio itself and against openssl s_server / s_client on loopback. The
+-- netio itself and against openssl s_server / s_client on loopback (Linux
+-- programs, started through H.job: under Wine with `start /unix`). The
 -- certificates come from tools/test-ca.sh (NETIO_TEST_CA, made by ctest's
 -- test_ca fixture; made here into a temporary directory otherwise).
 local H = require "helper"
@@ -54,46 +55,36 @@ end
 
 -- ---- peers: openssl s_server / s_client in the background -------------
 
+-- Background jobs (H.job: Linux programs, from Wine too) the current
+-- with_procs body started; each is stopped by its pid afterwards.
 local procs = {}
 
--- Start sh command cmd in the background (stdout and stderr to a file);
--- returns its pid and the output file's name. Stopped by stop(pid).
+-- A test CA file's path for the Linux programs' command lines, quoted.
+local function uf(name) return H.sq(H.host_path(f(name))) end
+
+-- Start sh command cmd in the background (stdout and stderr to one file,
+-- stdin from the string stdin); returns its job (H.job), stopped at the
+-- end of with_procs.
 local function bg(cmd, stdin)
-  local out, pidf = H.tmpname(), H.tmpname()
-  local inp = "/dev/null"
-  if stdin then
-    inp = H.tmpname()
-    H.write(inp, stdin)
-  end
-  assert(os.execute(("(%s) >%s 2>&1 <%s & echo $! >%s"):format(cmd,
-    H.quote(out), H.quote(inp), H.quote(pidf))))
-  local pid = tonumber((H.read(pidf) or ""):match("%d+"))
-  os.remove(pidf)
-  assert(pid, "no pid for " .. cmd)
-  procs[pid] = out
-  return pid, out
+  local j = assert(H.job(cmd, stdin))
+  procs[j] = true
+  return j
 end
 
-local function alive(pid)
-  return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true
-end
-
--- Wait (in a task, without blocking the engine) for pid to end; false
+-- Wait (in a task, without blocking the engine) for job j to end; false
 -- when it still runs after limit seconds.
-local function wait_exit(pid, limit)
-  local deadline = netio.now() + (limit or 5)
-  while alive(pid) do
-    if netio.now() > deadline then return false end
-    netio.sleep(0.05)
-  end
-  return true
+local function wait_exit(j, limit)
+  return j:wait(limit or 5) ~= nil
 end
 
-local function stop(pid)
-  if procs[pid] then
-    os.execute("kill " .. pid .. " 2>/dev/null")
-    procs[pid] = nil
+-- Stop job j (if it still runs) and remove its files; its output.
+local function stop(j)
+  local out = j:output()
+  if procs[j] then
+    j:stop()
+    procs[j] = nil
   end
+  return out
 end
 
 -- A port the kernel just gave out and took back.
@@ -104,15 +95,16 @@ local function free_port()
   return port
 end
 
--- Wait until something accepts on port (plain TCP connects), bounded.
-local function wait_port(port, pid)
+-- Wait until something accepts on port (plain TCP connects), bounded;
+-- not longer than job j runs.
+local function wait_port(port, j)
   for _ = 1, 100 do
     local c = netio.connect("127.0.0.1:" .. port, { timeout = 1 })
     if c then
       c:close()
       return true
     end
-    if pid and not alive(pid) then break end
+    if j and not j:running() then break end
     netio.sleep(0.05)
   end
   error("nothing listens on port " .. port)
@@ -120,16 +112,16 @@ end
 
 local function s_server(args)
   local port = free_port()
-  local pid = bg(("exec openssl s_server -accept 127.0.0.1:%d %s")
+  local j = bg(("exec openssl s_server -accept 127.0.0.1:%d %s")
     :format(port, args))
-  wait_port(port, pid)
-  return port, pid
+  wait_port(port, j)
+  return port, j
 end
 
 -- Run body(...) with every background process stopped afterwards.
 local function with_procs(body, limit)
   local ok, a, b, c, d = pcall(H.run, body, limit)
-  for pid in pairs(procs) do stop(pid) end
+  for j in pairs(procs) do stop(j) end
   if not ok then error(a, 0) end
   return a, b, c, d
 end
@@ -763,7 +755,7 @@ describe("netio.tls", function()
   it("client_against_openssl_s_server", function()
     local got, info = with_procs(function()
       local port = s_server(("-cert %s -key %s -rev"):format(
-        H.quote(f("server.pem")), H.quote(f("server.key"))))
+        uf("server.pem"), uf("server.key")))
       local c = H.connect("localhost:" .. port, { tls = client_ctx(),
         timeout = 5 })
       assert(c:send("hello netio\n"))
@@ -776,7 +768,7 @@ describe("netio.tls", function()
   it("client_against_openssl_s_server_with_tls12", function()
     local info = with_procs(function()
       local port = s_server(("-cert %s -key %s -rev -tls1_2"):format(
-        H.quote(f("server.pem")), H.quote(f("server.key"))))
+        uf("server.pem"), uf("server.key")))
       local c = H.connect("localhost:" .. port, { tls = client_ctx(),
         timeout = 5 })
       assert(c:send("x\n"))
@@ -790,7 +782,7 @@ describe("netio.tls", function()
     function()
     local c, err = with_procs(function()
       local port = s_server(("-cert %s -key %s -rev"):format(
-        H.quote(f("rogue.pem")), H.quote(f("rogue.key"))))
+        uf("rogue.pem"), uf("rogue.key")))
       return tls_connect("localhost:" .. port, { tls = client_ctx(),
         timeout = 5 })
     end, 20)
@@ -801,17 +793,15 @@ describe("netio.tls", function()
   it("server_against_openssl_s_client", function()
     local out, line = with_procs(function()
       local l, port = H.listen("127.0.0.1:0", { tls = server_ctx() })
-      local pid, outf = bg(("exec openssl s_client -connect 127.0.0.1:%d"
+      local j = bg(("exec openssl s_client -connect 127.0.0.1:%d"
         .. " -CAfile %s -verify_return_error -servername localhost -quiet")
-        :format(port, H.quote(f("ca.pem"))), "ping from s_client\n")
+        :format(port, uf("ca.pem")), "ping from s_client\n")
       local s = H.track(assert(l:accept(5)))
       local got = s:recv("*l", 5)
       s:send("pong from netio\n")
       s:close()
-      assert(wait_exit(pid, 5), "s_client still runs after the close")
-      procs[pid] = nil
-      local o = H.read(outf)
-      os.remove(outf)
+      assert(wait_exit(j, 5), "s_client still runs after the close")
+      local o = stop(j)
       return o, got
     end, 20)
     assert.are.equal("ping from s_client", line)
@@ -860,16 +850,14 @@ describe("netio.tls", function()
   it("close_sends_close_notify_to_openssl_s_client", function()
     local out = with_procs(function()
       local l, port = H.listen("127.0.0.1:0", { tls = server_ctx() })
-      local pid, outf = bg(("exec openssl s_client -connect 127.0.0.1:%d"
+      local j = bg(("exec openssl s_client -connect 127.0.0.1:%d"
         .. " -CAfile %s -servername localhost -msg -quiet")
-        :format(port, H.quote(f("ca.pem"))))
+        :format(port, uf("ca.pem")))
       local s = assert(l:accept(5))
       s:send("bye\n")
       s:close()
-      assert(wait_exit(pid, 5), "s_client still runs after the close")
-      procs[pid] = nil
-      local o = H.read(outf)
-      os.remove(outf)
+      assert(wait_exit(j, 5), "s_client still runs after the close")
+      local o = stop(j)
       return o
     end, 20)
     H.has("bye", out)
@@ -880,19 +868,17 @@ describe("netio.tls", function()
     local out, err = with_procs(function()
       local l, port = H.listen("127.0.0.1:0", { tls = server_ctx() })
       -- "R" read on its own makes s_client renegotiate (TLS 1.2).
-      local pid, outf = bg(("(printf 'hello\\n'; sleep 1.5; printf 'R\\n';"
+      local j = bg(("(printf 'hello\\n'; sleep 1.5; printf 'R\\n';"
         .. " sleep 2) | timeout 10 openssl s_client -connect 127.0.0.1:%d"
         .. " -CAfile %s -servername localhost -tls1_2 -msg")
-        :format(port, H.quote(f("ca.pem"))))
+        :format(port, uf("ca.pem")))
       local s = assert(l:accept(5))
       assert(s:recv("*l", 5) == "hello")
       local d, e = s:recv("*l", 5)
       assert(d == nil, "got " .. tostring(d) .. " after the renegotiation")
       s:close()
-      assert(wait_exit(pid, 5), "s_client still runs")
-      procs[pid] = nil
-      local o = H.read(outf)
-      os.remove(outf)
+      assert(wait_exit(j, 5), "s_client still runs")
+      local o = stop(j)
       return o, e
     end, 20)
     H.has("warning no_renegotiation", out)
@@ -904,19 +890,17 @@ describe("netio.tls", function()
       local port = free_port()
       -- "r" read on its own makes s_server renegotiate (TLS 1.2), once
       -- the client is connected.
-      local pid, outf = bg(("(sleep 2; printf 'r\\n'; sleep 2) | timeout 10"
+      local j = bg(("(sleep 2; printf 'r\\n'; sleep 2) | timeout 10"
         .. " openssl s_server -accept 127.0.0.1:%d -cert %s -key %s -tls1_2"
-        .. " -msg"):format(port, H.quote(f("server.pem")),
-          H.quote(f("server.key"))))
-      wait_port(port, pid)
+        .. " -msg"):format(port, uf("server.pem"),
+          uf("server.key")))
+      wait_port(port, j)
       local c = H.connect("localhost:" .. port, { tls = client_ctx(),
         timeout = 5 })
       local got, e = c:recv("*l", 5)
       c:close()
-      wait_exit(pid, 5)
-      stop(pid)
-      local o = H.read(outf)
-      os.remove(outf)
+      wait_exit(j, 5)
+      local o = stop(j)
       return o, got, e
     end, 20)
     H.has("warning no_renegotiation", out)
