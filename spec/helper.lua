@@ -25,6 +25,10 @@ H.wine = H.windows and os.getenv("WINECONFIGDIR") ~= nil
 -- be forbidden), IOCP on Windows.
 H.fallback_backend = H.windows and "iocp" or "epoll"
 
+-- How much longer than plain builds the bounds of CPU-bound tests may be:
+-- NETIO_TIME_SCALE, which TSan builds set (cmake/tests.cmake); 1 otherwise.
+H.time_scale = math.max(1, tonumber(os.getenv("NETIO_TIME_SCALE")) or 1)
+
 H.backend = os.getenv("NETIO_BACKEND")
 if H.backend == "" then H.backend = nil end
 
