@@ -87,35 +87,26 @@ local function stop(j)
   return out
 end
 
--- A port the kernel just gave out and took back.
-local function free_port()
-  local l = assert(netio.listen("127.0.0.1:0"))
-  local _, port = l:getsockname()
-  l:close()
-  return port
-end
-
--- Wait until something accepts on port (plain TCP connects), bounded;
--- not longer than job j runs.
-local function wait_port(port, j)
-  for _ = 1, 100 do
-    local c = netio.connect("127.0.0.1:" .. port, { timeout = 1 })
-    if c then
-      c:close()
-      return true
-    end
-    if j and not j:running() then break end
+-- The port of the openssl s_server job j listens on: started with
+-- `-accept 127.0.0.1:0`, it prints "ACCEPT 127.0.0.1:<port>" once it
+-- listens. Read from its output rather than found by connecting to a port
+-- given out and taken back: that port may meanwhile be another spec's
+-- listener (the specs run in parallel), which would get stray connections.
+local function accept_port(j)
+  local deadline = netio.now() + 10
+  repeat
+    local port = (j:output() or ""):match("ACCEPT [%d%.]+:(%d+)")
+    if port then return tonumber(port) end
+    if not j:running() then break end
     netio.sleep(0.05)
-  end
-  error("nothing listens on port " .. port)
+  until netio.now() > deadline
+  error("openssl s_server did not listen; it wrote: " .. tostring(j:output()))
 end
 
+-- openssl s_server with args on a port of the kernel's choice.
 local function s_server(args)
-  local port = free_port()
-  local j = bg(("exec openssl s_server -accept 127.0.0.1:%d %s")
-    :format(port, args))
-  wait_port(port, j)
-  return port, j
+  local j = bg("exec openssl s_server -accept 127.0.0.1:0 " .. args)
+  return accept_port(j), j
 end
 
 -- Run body(...) with every background process stopped afterwards.
@@ -896,14 +887,12 @@ describe("netio.tls", function()
 
   it("renegotiation_asked_by_the_server_is_refused", function()
     local out, d, err = with_procs(function()
-      local port = free_port()
       -- "r" read on its own makes s_server renegotiate (TLS 1.2), once
       -- the client is connected.
       local j = bg(("(sleep 2; printf 'r\\n'; sleep 2) | timeout 10"
-        .. " openssl s_server -accept 127.0.0.1:%d -cert %s -key %s -tls1_2"
-        .. " -msg"):format(port, uf("server.pem"),
-          uf("server.key")))
-      wait_port(port, j)
+        .. " openssl s_server -accept 127.0.0.1:0 -cert %s -key %s -tls1_2"
+        .. " -msg"):format(uf("server.pem"), uf("server.key")))
+      local port = accept_port(j)
       local c = H.connect("localhost:" .. port, { tls = client_ctx(),
         timeout = 5 })
       local got, e = c:recv("*l", 5)
