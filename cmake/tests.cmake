@@ -9,16 +9,19 @@ if(WIN32)
   set(NETIO_TEST_EXCLUDE test_port_uring test_port_select test_sys)
   set(NETIO_WINE_ENV "WINEDEBUG=-all" "WINEPREFIX=${CMAKE_BINARY_DIR}/wineprefix")
   set(NETIO_TEST_HELPERS_OS ${CMAKE_SOURCE_DIR}/tests/helpers_win.c)
-else()
-  find_package(PkgConfig REQUIRED)
-  pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+elseif(NETIO_HAVE_URING)
   set(NETIO_TEST_BACKENDS uring epoll CACHE STRING "Backends the tests run on")
   set(NETIO_TEST_EXCLUDE "")
   set(NETIO_WINE_ENV "")
   set(NETIO_TEST_HELPERS_OS ${CMAKE_SOURCE_DIR}/tests/helpers_posix.c)
+else()
+  # An epoll-only build (no liburing): io_uring's own tests and the
+  # uring -> epoll choice have nothing to test.
+  set(NETIO_TEST_BACKENDS epoll CACHE STRING "Backends the tests run on")
+  set(NETIO_TEST_EXCLUDE test_port_uring test_port_select)
+  set(NETIO_WINE_ENV "")
+  set(NETIO_TEST_HELPERS_OS ${CMAKE_SOURCE_DIR}/tests/helpers_posix.c)
 endif()
-find_program(BUSTED busted)
-find_program(LUA54 lua5.4)
 
 # A stock lua5.4 cannot load a sanitized module without the runtime
 # preloaded, and a preloaded TSan crashes the shells the specs start. So
@@ -80,8 +83,21 @@ endforeach()
 # same as `busted --lua=lua5.4` without the hop through Debian's Lua 5.1,
 # which would also turn the skip status 77 into 1).
 if(WIN32)
-  # The specs under Wine, on the Windows lua.exe: cmake/specs-win.cmake.
-  include(${CMAKE_SOURCE_DIR}/cmake/specs-win.cmake)
+  # The specs under Wine, on the Windows lua.exe (cmake/specs-win.cmake):
+  # AUTO (when busted is found), ON (required) or OFF.
+  set(NETIO_WIN_SPECS AUTO CACHE STRING "Windows: the Lua specs under Wine: AUTO, ON or OFF")
+  netio_want(_want NETIO_WIN_SPECS)
+  netio_required(_req NETIO_WIN_SPECS)
+  if(_want AND BUSTED)
+    message(STATUS "netio: Windows spec runner: ON (busted ${BUSTED}, Lua under the emulator)")
+    include(${CMAKE_SOURCE_DIR}/cmake/specs-win.cmake)
+  elseif(_req)
+    message(FATAL_ERROR "NETIO_WIN_SPECS=ON needs busted (Debian: lua-busted)")
+  elseif(_want)
+    message(STATUS "netio: Windows spec runner: OFF (busted not found)")
+  else()
+    message(STATUS "netio: Windows spec runner: OFF (NETIO_WIN_SPECS=OFF)")
+  endif()
 elseif(BUSTED AND LUA54)
   file(GLOB NETIO_SPECS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/spec/*_spec.lua)
   set(_path "${CMAKE_SOURCE_DIR}/lua/?.lua\;${CMAKE_SOURCE_DIR}/lua/?/init.lua\;${CMAKE_SOURCE_DIR}/spec/?.lua\;\;")

@@ -28,6 +28,7 @@ bash tools/win-deps.sh "$dir/deps"
 openssl=$(bash tools/win-openssl.sh)
 cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETIO_WERROR=ON \
+  -DNETIO_TLS=ON -DNETIO_TESTS=ON -DNETIO_WIN_SPECS=ON \
   -DNETIO_WIN_DEPS="$(pwd)/$dir/deps" -DOPENSSL_ROOT_DIR="$openssl" >/dev/null
 cmake --build "$dir" -j"$jobs"
 

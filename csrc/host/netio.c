@@ -165,6 +165,18 @@ static int host_backend_known(const char *name) {
   return 0;
 }
 
+/* What -v adds about the build: a Linux build without liburing (CMake
+** NETIO_URING found none) has epoll only, and a user asking why io_uring
+** is never used should not have to guess. */
+static const char *host_build_note(void) {
+#ifdef _WIN32
+  return "";
+#else
+  return host_backend_known("uring") ? ""
+                                     : " (epoll only: built without liburing)";
+#endif
+}
+
 /*
 ** The first task: run the -l and -e options in order, then the script
 ** with its arguments. Written in Lua so that the script's top level can
@@ -252,8 +264,8 @@ int main(int argc, char **argv) {
     return HOST_USAGE_STATUS;
   }
   if (o.version)
-    printf("netio %s  %s  backend %s\n", NIO_VERSION, LUA_RELEASE,
-           host_backend(o.backend));
+    printf("netio %s  %s  backend %s%s\n", NIO_VERSION, LUA_RELEASE,
+           host_backend(o.backend), host_build_note());
   if (o.help) host_usage(stdout);
   fflush(stdout);
   o.run_script = o.script != 0;

@@ -17,7 +17,10 @@ static const nio_port_ops *const port_backends[] = {
 #ifdef _WIN32
     &nio__iocp_ops,
 #else
-    &nio__uring_ops, &nio__epoll_ops,
+#ifdef NIO_HAVE_URING /* built with liburing (CMake NETIO_URING) */
+    &nio__uring_ops,
+#endif
+    &nio__epoll_ops,
 #endif
     NULL};
 
