@@ -39,6 +39,9 @@ run_suite build-tsan -DCMAKE_BUILD_TYPE=Debug -DNETIO_SANITIZE=thread "${all[@]}
 # busted): epoll-only, no tests, and still a working module and install.
 echo "=== build-minimal: plain configure with only Lua 5.4 ==="
 timeout 900 bash tools/minimal-build.sh build-minimal
+# The LuaRocks install: luarocks make into a scratch tree, loaded from it.
+echo "=== luarocks make ==="
+timeout 900 bash tools/luarocks-check.sh
 # The libFuzzer targets (tests/fuzz), built with clang in their own
 # directory, each for a bounded time from its seed corpus; what they find
 # new goes to build-fuzz/corpus, not into the tree.
