@@ -22,10 +22,10 @@ dir=$(cd "$dir" && pwd)
 PKG_CONFIG_LIBDIR="$pc" PKG_CONFIG_PATH="" \
   cmake -S "$src" -B "$dir" -DNETIO_WERROR=ON \
   -DCMAKE_DISABLE_FIND_PACKAGE_OpenSSL=ON -DBUSTED=BUSTED-NOTFOUND \
-  >"$dir.configure.log" 2>&1 || { cat "$dir.configure.log"; fail "configure failed"; }
-grep 'netio:' "$dir.configure.log"
+  >"$dir/configure.log" 2>&1 || { cat "$dir/configure.log"; fail "configure failed"; }
+grep 'netio:' "$dir/configure.log"
 for want in "io_uring backend: OFF" "epoll-only" "TLS: OFF" "tests: OFF (cmocka not found"; do
-  grep -qF "$want" "$dir.configure.log" ||
+  grep -qF "$want" "$dir/configure.log" ||
     fail "expected '$want' in the configure output"
 done
 cmake --build "$dir" -j"$(nproc)" >/dev/null

@@ -15,6 +15,11 @@ echo "=== lint: clang-format, luacheck ==="
   find csrc tests bench examples -name '*.[ch]' -print0; } |
   xargs -0 clang-format --dry-run -Werror
 luacheck -q lua spec bench examples tests/win/shims
+# The documents stand alone: none names a file outside the repository.
+if git grep -nE '\.\./shared|DESIGN\.md|STYLE\.md|/work/' -- '*.md' 2>/dev/null; then
+  echo "lint: a document above refers to a file outside the repository" >&2
+  exit 1
+fi
 
 run_suite() { # build-dir, cmake args..., then -- ctest args...
   local dir=$1; shift
