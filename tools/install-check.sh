@@ -13,6 +13,18 @@ libdir=$(find "$tmp/prefix" -name netio.pc -printf '%h\n' | head -1)
 test -f "$tmp/prefix/include/netio.h" ||
   { echo "install-check: netio.h was not installed" >&2; exit 1; }
 
+# netio.pc names what this build links: liburing when it has the io_uring
+# backend, OpenSSL when it has TLS (an embedding program links them too).
+req=$(sed -n 's/^Requires: //p' "$libdir/netio.pc")
+cache="$build/CMakeCache.txt"
+if grep -q '^URING_FOUND:INTERNAL=1' "$cache" && ! grep -q '^NETIO_URING:STRING=OFF' "$cache"; then
+  case " $req " in *" liburing "*) ;; *) echo "install-check: netio.pc lacks liburing: $req" >&2; exit 1 ;; esac
+fi
+if grep -q '^NETIO_TLS:BOOL=ON' "$cache"; then
+  case " $req " in *" libssl libcrypto "*) ;; *) echo "install-check: netio.pc lacks libssl libcrypto: $req" >&2; exit 1 ;; esac
+fi
+echo "netio.pc Requires: $req"
+
 echo "--- pkg-config"
 export PKG_CONFIG_PATH="$libdir"
 cc -O2 "$src/examples/embed.c" $(pkg-config --cflags --libs netio) -o "$tmp/embed-pc"
