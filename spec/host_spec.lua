@@ -181,6 +181,24 @@ describe("the netio host", function()
       end
     end)
 
+    -- A Linux build without liburing has epoll only, and -v says so (the
+    -- build's backends come from cmake/tests.cmake); a build with it
+    -- does not.
+    it("v_says_epoll_only_exactly_in_a_build_without_liburing", function()
+      local built = os.getenv("NETIO_BUILD_BACKENDS")
+      if H.windows or not built then pending("a Linux build under ctest") return end
+      local code, out, err = host("-v")
+      assert.are.equal(0, code, err)
+      local note = "(epoll only: built without liburing)"
+      if built == "epoll" then
+        assert.truthy(out:find(note, 1, true),
+          "expected '" .. note .. "' in netio -v of an epoll-only build: " .. out)
+      else
+        assert.falsy(out:find(note, 1, true),
+          "expected no '" .. note .. "' in netio -v of a build with " .. built .. ": " .. out)
+      end
+    end)
+
     it("h_prints_usage_and_exits_0", function()
       local code, out, err = host("-h")
       local text = out .. err
@@ -188,7 +206,8 @@ describe("the netio host", function()
       for _, opt in ipairs({ "-e", "-l", "-b", "-v", "-h" }) do
         assert.truthy(text:find(opt, 1, true), opt .. " missing from: " .. text)
       end
-      local names = H.windows and "(iocp)" or "(uring, epoll)"
+      local names = H.windows and "(iocp)"
+        or "(" .. (os.getenv("NETIO_BUILD_BACKENDS") or "uring, epoll") .. ")"
       assert.truthy(text:find("force the backend " .. names, 1, true),
         "the backends of this build " .. names .. " missing from: " .. text)
     end)
