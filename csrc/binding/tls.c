@@ -43,7 +43,7 @@ typedef struct tls_extra {
 typedef struct nb_tlsctx {
   nio_tls_ctx *t; /* one reference, dropped by __gc */
   SSL_CTX *ctx;   /* t's */
-  tls_extra *x; /* the SSL_CTX's (see tls_extra) */
+  tls_extra *x;   /* the SSL_CTX's (see tls_extra) */
 } nb_tlsctx;
 
 static void extra_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
