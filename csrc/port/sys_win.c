@@ -73,8 +73,13 @@ void nio__sys_exit_now(int status) {
   _exit(status);
 }
 
+/* A console, not _isatty: that is true of any character device (NUL), and
+** under Wine of a file a cmd.exe started by another program redirected. */
 int nio__sys_stdin_is_tty(void) {
-  return _isatty(_fileno(stdin));
+  HANDLE h = GetStdHandle(STD_INPUT_HANDLE);
+  DWORD mode;
+  if (h == NULL || h == INVALID_HANDLE_VALUE) return 0;
+  return GetConsoleMode(h, &mode) != 0;
 }
 
 long nio__sys_read_stdin(void *buf, size_t len) {
