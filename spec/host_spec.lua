@@ -203,7 +203,7 @@ describe("the netio host", function()
       local code, out, err = host("-h")
       local text = out .. err
       assert.are.equal(0, code)
-      for _, opt in ipairs({ "-e", "-l", "-b", "-v", "-h" }) do
+      for _, opt in ipairs({ "-e", "-l", "-b", "-v", "-h", "-i", "-E", "-W" }) do
         assert.truthy(text:find(opt, 1, true), opt .. " missing from: " .. text)
       end
       local names = H.windows and "(iocp)"
@@ -351,6 +351,155 @@ describe("the netio host", function()
         .. "print(ok, v)"))
       assert.are.equal(0, code, err)
       assert.are.equal("true\tinner\n", out)
+    end)
+  end)
+
+  -- What lua.c does and netio does the same way: -i, -E, -W, LUA_INIT,
+  -- arg. The interactive mode is driven through a pipe: stdin is not a
+  -- terminal, so no banner or prompt is written and stdout holds only the
+  -- values printed.
+  describe("lua.c parity", function()
+    it("i_prints_the_values_of_expressions_without_a_prompt_on_a_pipe", function()
+      local code, out, err = host("-i", 20, "1 + 1\n'a', nil, 3\nx = 5\nx\n")
+      assert.are.equal(0, code, err)
+      assert.are.equal("2\na\tnil\t3\n5\n", out,
+        "expected each expression's values and nothing else (no prompt)")
+    end)
+
+    it("i_runs_each_line_as_a_task_so_yielding_calls_work", function()
+      local code, out, err = host("-i", 20, table.concat({
+        "netio = require 'netio'",
+        "l = assert(netio.listen('127.0.0.1:0'))",
+        "t = netio.spawn(function() local c = l:accept(5) c:send('hi\\n') c:close() end)",
+        "c = assert(netio.connect('127.0.0.1:' .. select(2, l:getsockname())))",
+        "c:recv('*l', 5)",
+        "netio.sleep(0.05) return 'slept'",
+        "" }, "\n"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("hi\nslept\n", out)
+    end)
+
+    it("i_continues_an_incomplete_chunk_on_the_next_lines", function()
+      local code, out, err = host("-i", 20,
+        "function f(a,\nb)\nreturn a +\nb end\nf(40, 2)\n")
+      assert.are.equal(0, code, err)
+      assert.are.equal("42\n", out)
+    end)
+
+    it("i_reports_an_error_with_its_traceback_and_goes_on", function()
+      local code, out, err = host("-i", 20,
+        "error('repl-boom')\nthis is not lua\nprint('after')\n")
+      assert.are.equal(0, code, err)
+      assert.are.equal("after\n", out)
+      assert.truthy(err:find("stdin:1: repl-boom", 1, true), "expected the error in: " .. err)
+      assert.truthy(err:find("traceback", 1, true), "expected a traceback in: " .. err)
+      assert.truthy(err:find("syntax error near 'is'", 1, true) or err:find("near 'is'", 1, true),
+        "expected the syntax error in: " .. err)
+    end)
+
+    it("i_after_a_script_runs_the_script_then_reads_lines", function()
+      local s = script("X = 41 print('script', ...)")
+      local code, out, err = host("-i " .. Q(s) .. " a", 20, "X + 1\n")
+      assert.are.equal(0, code, err)
+      assert.are.equal("script\ta\n42\n", out)
+    end)
+
+    it("i_end_of_input_stops_the_run_and_its_tasks", function()
+      local t0 = os.time()
+      local code, out, err = host("-i", 30, table.concat({
+        "netio = require 'netio'",
+        "l = assert(netio.listen('127.0.0.1:0'))",
+        "t = netio.spawn(function() print('accept', l:accept()) end)",
+        "" }, "\n"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("accept\tnil\tclosed\n", out,
+        "expected the listener closed by the stop at the end of the input")
+      assert.is_true(os.time() - t0 <= 10, "the host ran " .. os.time() - t0 .. " s")
+    end)
+
+    it("without_a_script_or_e_stdin_not_a_terminal_is_the_script", function()
+      local code, out, err = host("-l netio", 20, "print(type(netio), arg[0] ~= nil)\n")
+      assert.are.equal(0, code, err)
+      assert.are.equal("table\ttrue\n", out)
+    end)
+
+    it("LUA_INIT_runs_before_e_and_the_script", function()
+      local s = script("print('script', INIT)")
+      local code, out, err = H.sh(H.env({ LUA_INIT = "INIT = 'set'" }) .. Q(HOST)
+        .. " -e " .. Q("print('e', INIT)") .. " " .. Q(s))
+      assert.are.equal(0, code, err)
+      assert.are.equal("e\tset\nscript\tset\n", out)
+    end)
+
+    it("LUA_INIT_5_4_wins_over_LUA_INIT", function()
+      local code, out, err = H.sh(H.env({ LUA_INIT = "V = 'plain'",
+        LUA_INIT_5_4 = "V = 'versioned'" }) .. Q(HOST) .. " -e " .. Q("print(V)"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("versioned\n", out)
+    end)
+
+    it("LUA_INIT_at_a_file_runs_the_file", function()
+      local f = script("FROM_FILE = 7")
+      local code, out, err = H.sh(H.env({ LUA_INIT = "@" .. f }) .. Q(HOST)
+        .. " -e " .. Q("print(FROM_FILE)"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("7\n", out)
+    end)
+
+    it("an_error_in_LUA_INIT_exits_1_naming_it", function()
+      local code, out, err = H.sh(H.env({ LUA_INIT = "error('init-boom')" }) .. Q(HOST)
+        .. " -e " .. Q("print('ran')"))
+      assert.are.equal(1, code, "stdout: " .. out)
+      assert.are.equal("", out, "expected nothing run after LUA_INIT failed")
+      assert.truthy(err:find("LUA_INIT:1: init-boom", 1, true), err)
+    end)
+
+    it("E_ignores_LUA_INIT_and_LUA_PATH", function()
+      local code, out, err = H.sh(H.env({ LUA_INIT = "INIT = 'set'",
+        LUA_PATH_5_4 = "/netio-spec-nowhere/?.lua", LUA_PATH = "/netio-spec-nowhere/?.lua",
+        LUA_CPATH_5_4 = "/netio-spec-nowhere/?.so", LUA_CPATH = "/netio-spec-nowhere/?.so" })
+        .. Q(HOST) .. " -E -e "
+        .. Q("print(INIT, package.path:find('netio-spec-nowhere', 1, true), "
+        .. "package.cpath:find('netio-spec-nowhere', 1, true), "
+        .. "type(require('netio').run))"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("nil\tnil\tnil\tfunction\n", out)
+    end)
+
+    it("without_E_LUA_PATH_is_used", function()
+      local code, out, err = H.sh(H.env({ LUA_PATH_5_4 = "/netio-spec-nowhere/?.lua" })
+        .. Q(HOST) .. " -e " .. Q("print(package.path)"))
+      assert.are.equal(0, code, err)
+      assert.are.equal("/netio-spec-nowhere/?.lua\n", out)
+    end)
+
+    it("W_turns_warnings_on", function()
+      local code, _, err = host("-W -e " .. Q("warn('spec-warning')"))
+      assert.are.equal(0, code, err)
+      assert.truthy(err:find("Lua warning: spec-warning", 1, true),
+        "expected the warning on stderr with -W, got: " .. err)
+      code, _, err = host("-e " .. Q("warn('spec-warning')"))
+      assert.are.equal(0, code, err)
+      assert.falsy(err:find("spec-warning", 1, true), "expected no warning without -W: " .. err)
+    end)
+
+    it("arg_with_only_e_has_the_executable_at_0_and_the_options_after", function()
+      local code, out, err = host("-e " .. Q("print(arg[0], arg[1], arg[-1], #arg)"))
+      assert.are.equal(0, code, err)
+      assert.are.equal(HOST .. "\t-e\tnil\t2\n", out)
+    end)
+
+    it("arg_for_dash_has_dash_at_0", function()
+      local code, out, err = host("-W - x", 20, "print(arg[0], arg[-1], arg[-2], arg[1])\n")
+      assert.are.equal(0, code, err)
+      assert.are.equal("-\t-W\t" .. HOST .. "\tx\n", out)
+    end)
+
+    it("double_dash_ends_options_before_the_script", function()
+      local s = script("print(arg[-1], arg[1], ...)")
+      local code, out, err = host("-- " .. Q(s) .. " -e", 20)
+      assert.are.equal(0, code, err)
+      assert.are.equal("--\t-e\t-e\n", out, "expected -e after the script to be its argument")
     end)
   end)
 

@@ -38,8 +38,11 @@ static void host_usage(FILE *f) {
           "usage: %s [options] [script [args]]\n"
           "Available options are:\n"
           "  -e stat   execute string 'stat'\n"
+          "  -i        enter interactive mode after executing 'script'\n"
           "  -l mod    require library 'mod' into global 'mod'\n"
           "  -l g=mod  require library 'mod' into global 'g'\n"
+          "  -E        ignore environment variables (LUA_INIT, LUA_PATH...)\n"
+          "  -W        turn warnings on\n"
           "  -b name   force the backend (",
           progname);
   for (int i = 0; (name = nio_backend_name(i)) != NULL; i++)
@@ -51,8 +54,9 @@ static void host_usage(FILE *f) {
           "  --        stop handling options\n"
           "  -         stop handling options and execute stdin\n"
           "The script runs as the first task of the engine; %s returns\n"
-          "when every task has ended. Without a script, -e or -l, it runs\n"
-          "stdin when stdin is not a terminal.\n",
+          "when every task has ended. Without a script or -e, it runs\n"
+          "stdin when stdin is not a terminal, else the interactive mode,\n"
+          "where each line runs as a task and Ctrl-D stops the run.\n",
           progname);
   fflush(f);
 }
@@ -73,12 +77,16 @@ static void host_set_signal_mask(int block) {
 /* ---- options --------------------------------------------------------- */
 
 typedef struct host_opts {
-  int script;  /* index of the script in argv, 0 if none */
-  int has_e;   /* -e or -l seen */
-  int version; /* -v */
-  int help;    /* -h */
-  int stdin_;  /* "-" */
+  int script;      /* index of the script in argv, 0 if none */
+  int has_e;       /* -e seen */
+  int version;     /* -v */
+  int help;        /* -h */
+  int interactive; /* -i, or no script nor -e with stdin a terminal */
+  int noenv;       /* -E */
+  int warnings;    /* -W */
+  int stdin_;      /* "-" */
   int run_script;
+  int tty; /* stdin is a terminal: the interactive mode prompts */
   const char *backend;
 } host_opts;
 
@@ -105,6 +113,18 @@ static int host_collect(char **argv, host_opts *o) {
       if (a[2] != '\0') goto bad;
       o->version = 1;
       break;
+    case 'i':
+      if (a[2] != '\0') goto bad;
+      o->interactive = 1;
+      break;
+    case 'E':
+      if (a[2] != '\0') goto bad;
+      o->noenv = 1;
+      break;
+    case 'W':
+      if (a[2] != '\0') goto bad;
+      o->warnings = 1;
+      break;
     case 'h':
       if (a[2] != '\0') goto bad;
       o->help = 1;
@@ -112,7 +132,7 @@ static int host_collect(char **argv, host_opts *o) {
     case 'e':
     case 'l':
     case 'b':
-      if (a[1] != 'b') o->has_e = 1;
+      if (a[1] == 'e') o->has_e = 1;
       if (a[2] == '\0') { /* the argument is the next word */
         i++;
         if (argv[i] == NULL || argv[i][0] == '-') {
@@ -135,10 +155,10 @@ bad:
 }
 
 /* arg as lua.c makes it: arg[0] the script, positive indices its
-** arguments, negative ones the interpreter and options. */
+** arguments, negative ones the interpreter and options. Without a script,
+** arg[0] is the executable and the options follow at 1, 2... */
 static void host_create_arg(lua_State *L, char **argv, int argc, int script) {
   int i, narg;
-  if (script == 0) script = argc; /* no script: everything is negative */
   narg = argc - (script + 1);
   lua_createtable(L, narg > 0 ? narg : 0, script + 1);
   for (i = 0; i < argc; i++) {
@@ -178,12 +198,76 @@ static const char *host_build_note(void) {
 }
 
 /*
-** The first task: run the -l and -e options in order, then the script
-** with its arguments. Written in Lua so that the script's top level can
-** yield (a C function calling it would be a C-call boundary).
+** The first task: run LUA_INIT, the -l and -e options in order, then the
+** script with its arguments, then the interactive mode if asked. Written
+** in Lua so that the script's top level can yield (a C function calling
+** it would be a C-call boundary).
+**
+** The interactive mode reads lines through netio.stdin(), so the run goes
+** on (servers started at the prompt keep serving) while it waits for a
+** line. As in lua.c, a line is first tried as `return <line>` so that an
+** expression prints its values, and a line whose chunk ends too early
+** (`<eof>`) continues on the next one. Each chunk runs as a task of its own
+** and is joined, so it may call yielding functions and its error is
+** reported without ending the session. The prompts (_PROMPT, _PROMPT2) and
+** the banner are written only when stdin is a terminal, so that piped
+** input gives only the values. The end of the input stops the run, as
+** lua.c exits.
 */
 static const char host_task_src[] =
-    "local ops, chunk = ...\n"
+    "local ops, chunk, repl = ...\n"
+    "local function report(e)\n"
+    "  if type(e) ~= 'string' then\n"
+    "    local mt = getmetatable(e)\n"
+    "    if mt and mt.__tostring then e = tostring(e)\n"
+    "    else e = '(error object is a ' .. type(e) .. ' value)' end\n"
+    "  end\n"
+    "  io.stderr:write(e, '\\n')\n"
+    "  io.stderr:flush()\n"
+    "end\n"
+    "local function interact()\n"
+    "  local netio = require 'netio'\n"
+    "  local input = netio.stdin()\n"
+    "  local function prompt(first)\n"
+    "    if not repl.tty then return end\n"
+    "    local p = rawget(_G, first and '_PROMPT' or '_PROMPT2')\n"
+    "    io.stdout:write(p ~= nil and tostring(p) or (first and '> ' or '>> "
+    "'))\n"
+    "    io.stdout:flush()\n"
+    "  end\n"
+    "  if repl.tty then print(repl.banner) end\n"
+    "  while true do\n"
+    "    prompt(true)\n"
+    "    local line = input:recv('*l')\n"
+    "    if not line then break end\n"
+    "    local f, err = load('return ' .. line, '=stdin')\n"
+    "    if not f then\n"
+    "      local src = line\n"
+    "      while true do\n"
+    "        f, err = load(src, '=stdin')\n"
+    "        if f or not err:find('<eof>$') then break end\n"
+    "        prompt(false)\n"
+    "        local more = input:recv('*l')\n"
+    "        if not more then break end\n"
+    "        src = src .. '\\n' .. more\n"
+    "      end\n"
+    "    end\n"
+    "    if not f then\n"
+    "      report(err)\n"
+    "    else\n"
+    "      local r = table.pack(netio.spawn(f):join())\n"
+    "      if not r[1] then\n"
+    "        report(r[2])\n"
+    "      elseif r.n > 1 then\n"
+    "        local ok, e = pcall(print, table.unpack(r, 2, r.n))\n"
+    "        if not ok then report(\"error calling 'print' (\" .. tostring(e) "
+    ".. ')') end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "  if repl.tty then io.stdout:write('\\n') io.stdout:flush() end\n"
+    "  netio.stop()\n"
+    "end\n"
     "return function(...)\n"
     "  for i = 1, #ops, 2 do\n"
     "    local kind, v = ops[i], ops[i + 1]\n"
@@ -195,8 +279,47 @@ static const char host_task_src[] =
     "      v()\n"
     "    end\n"
     "  end\n"
-    "  if chunk then return chunk(...) end\n"
+    "  if not repl then\n"
+    "    if chunk then return chunk(...) end\n"
+    "    return\n"
+    "  end\n"
+    "  if chunk then chunk(...) end\n"
+    "  return interact()\n"
     "end\n";
+
+/* -E: what lua.c does by setting LUA_NOENV before opening the libraries,
+** done after (the engine opened them): the paths back to their defaults,
+** which LUA_PATH and LUA_CPATH had replaced. */
+static void host_no_env(lua_State *L) {
+  lua_pushboolean(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+  lua_getglobal(L, "package");
+  if (lua_istable(L, -1)) {
+    lua_pushstring(L, LUA_PATH_DEFAULT);
+    lua_setfield(L, -2, "path");
+    lua_pushstring(L, LUA_CPATH_DEFAULT);
+    lua_setfield(L, -2, "cpath");
+  }
+  lua_pop(L, 1);
+}
+
+/* LUA_INIT_5_4, else LUA_INIT: a chunk, or "@file". Returns 1 with the
+** loaded chunk pushed, 0 when neither is set, -1 with the message pushed
+** when it does not load. */
+static int host_init_chunk(lua_State *L) {
+  const char *name = "=LUA_INIT_5_4", *init = getenv(name + 1);
+  int r;
+  if (init == NULL) {
+    name = "=LUA_INIT";
+    init = getenv(name + 1);
+  }
+  if (init == NULL) return 0;
+  if (init[0] == '@')
+    r = luaL_loadfile(L, init + 1);
+  else
+    r = luaL_loadbuffer(L, init, strlen(init), name);
+  return r == LUA_OK ? 1 : -1;
+}
 
 /* In a protected call on the engine's state: `arg`, then the first task's
 ** function left on the stack -- or an exit status (a number) when a chunk
@@ -207,12 +330,27 @@ static int pmain(lua_State *L) {
   char **argv = lua_touserdata(L, 3);
   int i, nops = 0;
   luaL_checkversion(L);
+  if (o->warnings) lua_warning(L, "@on", 0);
+  if (o->noenv) host_no_env(L);
   host_create_arg(L, argv, argc, o->script);
   /* The task function, made from the options (ops) and the script. */
   if (luaL_loadbuffer(L, host_task_src, sizeof host_task_src - 1, "=netio") !=
       LUA_OK)
     return lua_error(L);
   lua_newtable(L); /* ops: kind, value, kind, value... */
+  if (!o->noenv) {
+    int r = host_init_chunk(L);
+    if (r < 0) {
+      host_message(lua_tostring(L, -1));
+      lua_pushinteger(L, 1);
+      return 1;
+    }
+    if (r > 0) {
+      lua_pushstring(L, "e");
+      lua_rawseti(L, -3, ++nops);
+      lua_rawseti(L, -2, ++nops);
+    }
+  }
   for (i = 1; argv[i] != NULL && (o->script == 0 || i < o->script); i++) {
     const char *a = argv[i], *v;
     if (a[0] != '-' || (a[1] != 'e' && a[1] != 'l' && a[1] != 'b')) continue;
@@ -241,7 +379,17 @@ static int pmain(lua_State *L) {
   } else {
     lua_pushnil(L);
   }
-  lua_call(L, 2, 1); /* -> the task function */
+  if (o->interactive) { /* repl: how the interactive mode shows itself */
+    lua_createtable(L, 0, 2);
+    lua_pushboolean(L, o->tty);
+    lua_setfield(L, -2, "tty");
+    lua_pushfstring(L, "netio %s  %s  backend %s", NIO_VERSION, LUA_RELEASE,
+                    host_backend(o->backend));
+    lua_setfield(L, -2, "banner");
+  } else {
+    lua_pushnil(L);
+  }
+  lua_call(L, 3, 1); /* -> the task function */
   return 1;
 }
 
@@ -269,13 +417,13 @@ int main(int argc, char **argv) {
   if (o.help) host_usage(stdout);
   fflush(stdout);
   o.run_script = o.script != 0;
-  if (!o.run_script && !o.has_e) {
+  o.tty = nio__sys_stdin_is_tty();
+  if (!o.run_script && !o.has_e && !o.interactive) {
     if (o.version || o.help) return 0;
-    if (nio__sys_stdin_is_tty()) {
-      host_usage(stderr);
-      return HOST_USAGE_STATUS;
-    }
-    o.stdin_ = o.run_script = 1;
+    if (o.tty)
+      o.interactive = 1; /* as lua.c: a terminal and nothing to run */
+    else
+      o.stdin_ = o.run_script = 1;
   }
 
   memset(&eo, 0, sizeof eo);
