@@ -129,6 +129,21 @@ elseif(BUSTED AND LUA54)
       endif()
     endforeach()
   endforeach()
+  # Every public call has an entry in docs/api.md (tools/docs-check.lua,
+  # which loads the module just built); and the check names a call whose
+  # entry is taken out of a copy of api.md, so that it cannot pass blindly.
+  add_test(NAME lint.docs_check
+    COMMAND ${NETIO_SPEC_LUA} tools/docs-check.lua ${CMAKE_BINARY_DIR}
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  add_test(NAME lint.docs_check_names_a_call_without_an_entry
+    COMMAND sh -c "grep -v '^### conn:shutdown()' docs/api.md >\"$0/api-gap.md\" && \
+! ${NETIO_SPEC_LUA} tools/docs-check.lua \"$0\" \"$0/api-gap.md\" 2>\"$0/api-gap.err\" && \
+grep -q 'method netio.conn:shutdown' \"$0/api-gap.err\" || \
+{ echo 'expected docs-check to fail naming netio.conn:shutdown'; cat \"$0/api-gap.err\"; exit 1; }"
+      ${CMAKE_BINARY_DIR}
+    WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+  set_tests_properties(lint.docs_check lint.docs_check_names_a_call_without_an_entry
+    PROPERTIES ENVIRONMENT "${NETIO_SAN_ENV}" TIMEOUT 60 LABELS "lint")
 else()
   message(WARNING "busted or lua5.4 not found: Lua specs are not run")
 endif()

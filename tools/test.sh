@@ -9,17 +9,26 @@ bash tools/deps.sh
 jobs=$(nproc)
 
 # Lint first, so that a formatting slip fails in seconds: every C file
-# tracked by git against .clang-format, the Lua against .luacheckrc.
+# tracked by git against .clang-format, the Lua against .luacheckrc, and
+# docs/api.md against the calls the module exports.
 echo "=== lint: clang-format, luacheck ==="
 { git ls-files -z '*.c' '*.h' 2>/dev/null ||
   find csrc tests bench examples -name '*.[ch]' -print0; } |
   xargs -0 clang-format --dry-run -Werror
-luacheck -q lua spec bench examples tests/win/shims
+luacheck -q lua spec bench examples tests/win/shims tools/docs-check.lua
 # The documents stand alone: none names a file outside the repository.
 if git grep -nE '\.\./shared|DESIGN\.md|STYLE\.md|/work/' -- '*.md' 2>/dev/null; then
   echo "lint: a document above refers to a file outside the repository" >&2
   exit 1
 fi
+# Every public call has an entry in docs/api.md. The check loads the module,
+# so it builds netio.core first, in the build directory the first suite
+# below reuses (with the same options).
+echo "=== lint: docs check ==="
+cmake -S . -B build -DNETIO_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DNETIO_URING=ON -DNETIO_TLS=ON -DNETIO_TESTS=ON -DNETIO_BENCH=ON >/dev/null
+cmake --build build -j"$jobs" --target netio_core
+lua5.4 tools/docs-check.lua build
 
 run_suite() { # build-dir, cmake args..., then -- ctest args...
   local dir=$1; shift
