@@ -410,6 +410,10 @@ static int uring_on_recv(uring_port *p, nio_req *r, int res, const char *data,
 ** what went and the rest is sent again. */
 static int uring_on_send(uring_port *p, nio_req *r, int res) {
   size_t left;
+  /* The kernel may complete a send on a full non-blocking socket with
+  ** -EAGAIN instead of waiting for room (seen on 6.18 with two sends
+  ** of 16 MiB crossing a proxy): not a failure, the send goes again. */
+  if (res == -EAGAIN) return uring_again(p, r);
   if (res < 0) return uring_finish(p, r, res, NULL);
   r->bkdata += (uint64_t)res;
   left = (size_t)res;
