@@ -290,8 +290,8 @@ end
 -- On Windows the command line is cmd.exe's (build it with H.quote, H.env
 -- and H.cd): there is no `timeout` to bound it, so CTest's per-file timeout
 -- does, and text output comes back with CRLF turned into LF.
-function H.sh(cmd, limit, stdin)
-  local out, err, inp = H.tmpname(), H.tmpname(), nil
+function H.sh(cmd, limit, stdin, out_path)
+  local out, err, inp = out_path or H.tmpname(), H.tmpname(), nil
   local full, rcf
   if H.windows then
     full = ("%s >%s 2>%s"):format(cmd, H.quote(out), H.quote(err))
@@ -470,12 +470,13 @@ end
 -- H.sh in a task without blocking the run: the command runs from a netio
 -- thread (which loads this helper in its own state) while the run's tasks
 -- go on, so a spec can serve the program it starts. Returns what H.sh
--- returns; raises if the thread fails.
-function H.sh_async(cmd, limit, stdin)
-  local t = assert(netio.thread(function(path, cpath, c, l, i)
+-- returns; raises if the thread fails. With `out_path`, stdout goes to
+-- that file (read while the command runs; H.sh removes it at the end).
+function H.sh_async(cmd, limit, stdin, out_path)
+  local t = assert(netio.thread(function(path, cpath, c, l, i, o)
     package.path, package.cpath = path, cpath
-    return require("helper").sh(c, l, i)
-  end, package.path, package.cpath, cmd, limit or 20, stdin))
+    return require("helper").sh(c, l, i, o)
+  end, package.path, package.cpath, cmd, limit or 20, stdin, out_path))
   local r = table.pack(t:join((limit or 20) + 30))
   assert(r[1], "H.sh_async: " .. tostring(r[2]))
   return table.unpack(r, 2, r.n)
