@@ -417,6 +417,32 @@ describe("the netio host", function()
       assert.is_true(os.time() - t0 <= 10, "the host ran " .. os.time() - t0 .. " s")
     end)
 
+    -- A terminal from script(1) (util-linux): the banner, the prompts and,
+    -- when the build has readline, line editing; Ctrl-D ends the session.
+    it("i_on_a_terminal_shows_the_banner_and_prompts_and_ctrl_d_ends", function()
+      if H.windows then pending("no pseudo-terminal to drive from a spec on Windows") return end
+      if not os.execute("command -v script >/dev/null 2>&1") then
+        pending("script(1) is not installed") return
+      end
+      local cmd = "(printf '1+1\\nfunction f()\\nreturn 3 end\\nf()\\n'; sleep 1; "
+        .. "printf '\\004'; sleep 1) | script -qec " .. Q(Q(HOST) .. " -i") .. " /dev/null"
+      local code, out, err = H.sh(cmd, 20)
+      assert.are.equal(0, code, err)
+      out = out:gsub("\27%[%?2004[hl]", ""):gsub("\r", "")
+      assert.truthy(out:find("netio 0.1.0", 1, true), "expected the banner in: " .. out)
+      if os.execute("ldd " .. Q(HOST) .. " 2>/dev/null | grep -q libreadline") then
+        -- readline echoes each line after its prompt, as it is asked for.
+        assert.truthy(out:find("> 1+1\n2\n", 1, true), "expected the prompt and 2 in: " .. out)
+        assert.truthy(out:find(">> return 3 end\n", 1, true),
+          "expected the continuation prompt in: " .. out)
+        assert.truthy(out:find("> f()\n3\n", 1, true), "expected 3 in: " .. out)
+      else
+        -- Without it the terminal echoes the typed-ahead lines at once.
+        assert.truthy(out:find("> 2\n> >> > 3\n", 1, true), "expected prompts and values in: "
+          .. out)
+      end
+    end)
+
     it("without_a_script_or_e_stdin_not_a_terminal_is_the_script", function()
       local code, out, err = host("-l netio", 20, "print(type(netio), arg[0] ~= nil)\n")
       assert.are.equal(0, code, err)

@@ -74,6 +74,136 @@ static void host_set_signal_mask(int block) {
   nio__sys_interrupt_mask(block);
 }
 
+/* ---- line editing ---------------------------------------------------- */
+
+#ifdef NETIO_HAVE_READLINE
+#include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
+#include <readline/history.h>
+#include <readline/readline.h>
+
+/*
+** With readline, the interactive mode reads lines on the main thread,
+** which is idle during the run anyway: the REPL task asks for a line with
+** its prompt (host_rl_ask, from the worker), the main thread edits it with
+** readline and posts it to the run (nio_post) as "L<line>", or "E" at the
+** end of the input. The main thread waits for an ask, for input, or for the
+** run to end (the wake pipe, written by host_rl_done and by the thread that
+*joins
+** the engine), so a run that ends while a prompt is shown ends the host.
+** host_rl_g.prompt is owned here: set by host_rl_ask, freed by the main thread.
+*/
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  char *prompt;
+  int done;
+  int wake[2];
+  nio_engine *e;
+  int got; /* the callback took a line */
+} host_rl_g = {PTHREAD_MUTEX_INITIALIZER,
+               PTHREAD_COND_INITIALIZER,
+               NULL,
+               0,
+               {-1, -1},
+               NULL,
+               0};
+
+static void host_rl_set_done(void) {
+  pthread_mutex_lock(&host_rl_g.mu);
+  host_rl_g.done = 1;
+  pthread_cond_signal(&host_rl_g.cv);
+  pthread_mutex_unlock(&host_rl_g.mu);
+  if (write(host_rl_g.wake[1], "x", 1) < 0) {
+    /* Full: the main thread has been woken already. */
+  }
+}
+
+static int host_rl_ask(lua_State *L) {
+  char *p = strdup(luaL_checkstring(L, 1));
+  if (p == NULL) return luaL_error(L, "not enough memory");
+  pthread_mutex_lock(&host_rl_g.mu);
+  free(host_rl_g.prompt);
+  host_rl_g.prompt = p;
+  pthread_cond_signal(&host_rl_g.cv);
+  pthread_mutex_unlock(&host_rl_g.mu);
+  return 0;
+}
+
+static int host_rl_done(lua_State *L) {
+  (void)L;
+  host_rl_set_done();
+  return 0;
+}
+
+static void host_rl_on_line(char *line) {
+  /* Removed here, before readline would show the prompt again for a line
+  ** the REPL has not asked for yet. */
+  rl_callback_handler_remove();
+  if (line == NULL) {
+    nio_post(host_rl_g.e, "E", 1);
+  } else {
+    size_t n = strlen(line);
+    char *m = malloc(n + 1);
+    if (*line) add_history(line);
+    if (m) {
+      m[0] = 'L';
+      memcpy(m + 1, line, n);
+      nio_post(host_rl_g.e, m, n + 1);
+      free(m);
+    }
+    free(line);
+  }
+  host_rl_g.got = 1;
+}
+
+static void *host_rl_joiner(void *arg) {
+  int *st = arg;
+  st[1] = nio_engine_join(host_rl_g.e, &st[0]);
+  host_rl_set_done();
+  return NULL;
+}
+
+/* Runs the line editor until the run ends; returns nio_engine_join's. */
+static int host_rl_run(nio_engine *e, int *status) {
+  pthread_t joiner;
+  int st[2] = {0, 0};
+  host_rl_g.e = e;
+  if (pthread_create(&joiner, NULL, host_rl_joiner, st) != 0)
+    return nio_engine_join(e, status);
+  rl_catch_signals = 0; /* SIGINT stays the host's: it stops the run */
+  for (;;) {
+    char *prompt;
+    pthread_mutex_lock(&host_rl_g.mu);
+    while (host_rl_g.prompt == NULL && !host_rl_g.done)
+      pthread_cond_wait(&host_rl_g.cv, &host_rl_g.mu);
+    prompt = host_rl_g.prompt;
+    host_rl_g.prompt = NULL;
+    pthread_mutex_unlock(&host_rl_g.mu);
+    if (prompt == NULL) break; /* done */
+    host_rl_g.got = 0;
+    rl_callback_handler_install(prompt, host_rl_on_line);
+    free(prompt);
+    while (!host_rl_g.got) {
+      struct pollfd fds[2] = {{0, POLLIN, 0}, {host_rl_g.wake[0], POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0) continue; /* EINTR: a signal */
+      if (fds[1].revents) break;          /* the run ended at the prompt */
+      if (fds[0].revents) rl_callback_read_char();
+    }
+    if (!host_rl_g.got) {
+      rl_callback_handler_remove();
+      fputc('\n', stdout);
+      fflush(stdout);
+      break;
+    }
+  }
+  pthread_join(joiner, NULL);
+  *status = st[0];
+  return st[1];
+}
+#endif
+
 /* ---- options --------------------------------------------------------- */
 
 typedef struct host_opts {
@@ -227,12 +357,22 @@ static const char host_task_src[] =
     "end\n"
     "local function interact()\n"
     "  local netio = require 'netio'\n"
-    "  local input = netio.stdin()\n"
+    "  local input\n"
+    "  if repl.ask then\n"
+    "    input = { recv = function()\n"
+    "      local m = netio.receive()\n"
+    "      if type(m) ~= 'string' or m:sub(1, 1) ~= 'L' then return nil end\n"
+    "      return m:sub(2)\n"
+    "    end }\n"
+    "  else\n"
+    "    input = netio.stdin()\n"
+    "  end\n"
     "  local function prompt(first)\n"
     "    if not repl.tty then return end\n"
     "    local p = rawget(_G, first and '_PROMPT' or '_PROMPT2')\n"
-    "    io.stdout:write(p ~= nil and tostring(p) or (first and '> ' or '>> "
-    "'))\n"
+    "    p = p ~= nil and tostring(p) or (first and '> ' or '>> ')\n"
+    "    if repl.ask then return repl.ask(p) end\n"
+    "    io.stdout:write(p)\n"
     "    io.stdout:flush()\n"
     "  end\n"
     "  if repl.tty then print(repl.banner) end\n"
@@ -265,7 +405,9 @@ static const char host_task_src[] =
     "      end\n"
     "    end\n"
     "  end\n"
-    "  if repl.tty then io.stdout:write('\\n') io.stdout:flush() end\n"
+    "  if repl.tty and not repl.ask then io.stdout:write('\\n') "
+    "io.stdout:flush() end\n"
+    "  if repl.done then repl.done() end\n"
     "  netio.stop()\n"
     "end\n"
     "return function(...)\n"
@@ -380,7 +522,15 @@ static int pmain(lua_State *L) {
     lua_pushnil(L);
   }
   if (o->interactive) { /* repl: how the interactive mode shows itself */
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 4);
+#ifdef NETIO_HAVE_READLINE
+    if (o->tty) { /* lines come from host_rl_run, on the main thread */
+      lua_pushcfunction(L, host_rl_ask);
+      lua_setfield(L, -2, "ask");
+      lua_pushcfunction(L, host_rl_done);
+      lua_setfield(L, -2, "done");
+    }
+#endif
     lua_pushboolean(L, o->tty);
     lua_setfield(L, -2, "tty");
     lua_pushfstring(L, "netio %s  %s  backend %s", NIO_VERSION, LUA_RELEASE,
@@ -460,7 +610,12 @@ int main(int argc, char **argv) {
     /* The worker keeps the signals blocked; from now on they come to this
     ** thread, which only waits. */
     host_set_signal_mask(0);
-    r = nio_engine_join(e, &status);
+#ifdef NETIO_HAVE_READLINE
+    if (o.interactive && o.tty && pipe(host_rl_g.wake) == 0)
+      r = host_rl_run(e, &status);
+    else
+#endif
+      r = nio_engine_join(e, &status);
     host_set_signal_mask(1);
     host_engine = NULL;
   }
