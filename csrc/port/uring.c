@@ -80,8 +80,10 @@ enum {
   F_BACKLOG = 4,        /* on p->backlog waiting for an SQE for its op */
   F_CANCEL_BACKLOG = 8, /* on p->backlog waiting for an SQE for its cancel */
   F_MSHOT = 16,         /* the recv op in flight is multishot */
-  F_CLOSE = 32          /* close r->fd at the final completion (a listener
+  F_CLOSE = 32,         /* close r->fd at the final completion (a listener
                         ** closed with its accept in flight) */
+  F_WAITOUT = 64        /* the send's next SQE waits for room first (it came
+                        ** back with -EAGAIN) */
 };
 
 /* A msghdr for a vectored send or a datagram op (with the iovec a
@@ -184,7 +186,8 @@ static void uring_arm_wake(uring_port *p) {
 ** until the CQE, which the ownership rule of port.h guarantees. */
 static void uring_prep(uring_port *p, nio_req *r, struct io_uring_sqe *sqe) {
   unsigned len;
-  r->bkflags = (uint8_t)((r->bkflags & ~F_MSHOT) | F_INFLIGHT);
+  unsigned waitout = r->bkflags & F_WAITOUT;
+  r->bkflags = (uint8_t)((r->bkflags & ~(F_MSHOT | F_WAITOUT)) | F_INFLIGHT);
   switch (r->op) {
   case NIO_OP_ACCEPT:
     io_uring_prep_multishot_accept(sqe, r->fd, NULL, NULL,
@@ -237,6 +240,10 @@ static void uring_prep(uring_port *p, nio_req *r, struct io_uring_sqe *sqe) {
           (size_t)(r->u.send.iovcnt < IOV_MAX ? r->u.send.iovcnt : IOV_MAX);
       io_uring_prep_sendmsg(sqe, r->fd, m, MSG_NOSIGNAL | MSG_WAITALL);
     }
+    /* After an -EAGAIN the kernel polls for room before it tries again,
+    ** so a send that keeps meeting a full socket cannot spin. */
+    if (waitout && r->u.send.iovcnt > 0)
+      sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     break;
   case NIO_OP_RECVFROM:
   case NIO_OP_SENDTO: {
@@ -412,8 +419,12 @@ static int uring_on_send(uring_port *p, nio_req *r, int res) {
   size_t left;
   /* The kernel may complete a send on a full non-blocking socket with
   ** -EAGAIN instead of waiting for room (seen on 6.18 with two sends
-  ** of 16 MiB crossing a proxy): not a failure, the send goes again. */
-  if (res == -EAGAIN) return uring_again(p, r);
+  ** of 16 MiB crossing a proxy): not a failure, the send goes again,
+  ** once the socket has room (F_WAITOUT). */
+  if (res == -EAGAIN) {
+    r->bkflags |= F_WAITOUT;
+    return uring_again(p, r);
+  }
   if (res < 0) return uring_finish(p, r, res, NULL);
   r->bkdata += (uint64_t)res;
   left = (size_t)res;
