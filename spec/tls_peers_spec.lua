@@ -228,20 +228,6 @@ http {
     :gsub("PORT", tostring(port))
 end
 
--- Whether something accepts TCP on port within `limit` seconds.
-local function accepts(port, limit)
-  local ok, ran, got = pcall(netio.run, function()
-    local deadline = netio.now() + limit
-    repeat
-      local c = netio.connect("127.0.0.1:" .. port, { timeout = 0.5 })
-      if c then c:close() return true end
-      netio.sleep(0.05)
-    until netio.now() > deadline
-    return false
-  end)
-  return ok and ran and got
-end
-
 local function wait_file(path, limit)
   local deadline = os.time() + limit
   repeat
@@ -265,13 +251,17 @@ function nginx.start()
     local port, port2, port3 = free_port(), free_port(), free_port()
     H.write(unix_path(prefix .. "/nginx.conf"), nginx_conf(prefix, port, port2, port3))
     os.remove(unix_path(prefix .. "/started.pid"))
+    os.remove(unix_path(prefix .. "/nginx.pid"))
     sh_bg(("%s -p %s -e %s -c %s >%s 2>&1 & echo $! >%s"):format(NGINX,
       q(prefix), q(prefix .. "/error.log"), q(prefix .. "/nginx.conf"),
       q(prefix .. "/stderr.log"), q(prefix .. "/started.pid")))
     wait_file(unix_path(prefix .. "/started.pid"), 5)
     local s = H.read(unix_path(prefix .. "/started.pid"))
     nginx.pid = s and tonumber(s:match("%d+"))
-    if nginx.pid and accepts(port, 5) and accepts(port2, 2) and accepts(port3, 2) then
+    -- nginx writes its pid file only once it holds all its listening
+    -- sockets: no probe connects to a port that, had nginx failed to bind
+    -- it, another test's listener might hold.
+    if nginx.pid and wait_file(unix_path(prefix .. "/nginx.pid"), 5) then
       nginx.port, nginx.port2, nginx.port3 = port, port2, port3
       return true
     end
