@@ -25,7 +25,7 @@ describe("netio.connect", function()
 
   it("connect_to_a_closed_port_returns_nil_message_ECONNREFUSED", function()
     local c, msg, code = H.run(function()
-      return netio.connect("127.0.0.1:" .. dead_port())
+      return netio.connect("127.0.0.1:" .. H.DEAD_PORT)
     end)
     assert.is_nil(c)
     assert.is_string(msg)

@@ -11,6 +11,12 @@ local netio = require "netio"
 
 local H = { netio = netio }
 
+-- A loopback TCP port nothing listens on, for "connection refused": below
+-- the ephemeral range that every listener bound to port 0 draws from, so
+-- no test running in parallel can be given it (a port freed by closing a
+-- listener could be, and would then get the connections meant to fail).
+H.DEAD_PORT = 1
+
 -- The same spec files run on Linux and, from the MinGW cross build, on
 -- Windows (under Wine in CI). The few helpers that touch the OS (shell
 -- commands, quoting, temporary files) have a Windows branch; a test that
