@@ -182,4 +182,35 @@ static inline void eh_free_cb(void *ud, const void *p, size_t len) {
   free((void *)p);
 }
 
+/* One end of a transfer: th_pattern's stream written to c from offset
+** *sent up to total, while c->queued stays under high. Write sizes cycle
+** through copies (< 512 bytes, coalesced) and referenced chunks of
+** several sizes (counted in *nrefs, freed through f). Returns 0, or the
+** NIO_E* of the write that failed. */
+static inline int eh_pump(nio_conn *c, size_t high, uint64_t *sent,
+                          uint64_t total, int *nwrites, int *nrefs,
+                          eh_frees *f) {
+  static const size_t sizes[] = {100, 7, 300,     65536, 511, 200000,
+                                 512, 1, 1000000, 4096,  33,  70000};
+  while (c->queued < high && *sent < total) {
+    size_t n = sizes[*nwrites % (int)(sizeof sizes / sizeof sizes[0])];
+    int r;
+    if (n > total - *sent) n = (size_t)(total - *sent);
+    if (n < 512) {
+      char tmp[512];
+      th_pattern(tmp, n, *sent);
+      r = nio__conn_write(c, tmp, n, NULL, NULL);
+    } else {
+      char *p = malloc(n);
+      th_pattern(p, n, *sent);
+      (*nrefs)++;
+      r = nio__conn_write(c, p, n, eh_free_cb, f);
+    }
+    if (r != 0) return r;
+    *sent += n;
+    (*nwrites)++;
+  }
+  return 0;
+}
+
 #endif /* NIO_TEST_ENGINE_HELPERS_H */

@@ -39,33 +39,10 @@ typedef struct xfer {
   uint64_t total;
 } xfer;
 
-/* Write sizes cycle through copies (< 512 bytes, coalesced) and
-** referenced chunks of several sizes. */
-static const size_t sizes[] = {100, 7, 300,     65536, 511, 200000,
-                               512, 1, 1000000, 4096,  33,  70000};
-
 static void end_pump(end *d) {
-  nio_conn *c = d->c;
-  while (c->queued < HIGH_WATER && d->sent < d->total) {
-    size_t n = sizes[d->nwrites % (sizeof sizes / sizeof sizes[0])];
-    int r;
-    if (n > d->total - d->sent) n = (size_t)(d->total - d->sent);
-    if (n < 512) {
-      char tmp[512];
-      th_pattern(tmp, n, d->sent);
-      r = nio__conn_write(c, tmp, n, NULL, NULL);
-    } else {
-      char *p = malloc(n);
-      th_pattern(p, n, d->sent);
-      d->nrefs++;
-      r = nio__conn_write(c, p, n, eh_free_cb, &d->frees);
-    }
-    if (!EH_CHECK(&d->x->t, r == 0, "write: expected 0, got %s",
-                  nio_err_name(r)))
-      return;
-    d->sent += n;
-    d->nwrites++;
-  }
+  int r = eh_pump(d->c, HIGH_WATER, &d->sent, d->total, &d->nwrites, &d->nrefs,
+                  &d->frees);
+  EH_CHECK(&d->x->t, r == 0, "write: expected 0, got %s", nio_err_name(r));
 }
 
 static void xfer_check_done(xfer *x) {
