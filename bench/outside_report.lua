@@ -17,26 +17,14 @@ local NAMES = {
 local ORDER = { "baseline", "nio-uring", "nio-epoll", "lua-uring", "lua-epoll" }
 local GOAL = 0.8
 
-local function median(t)
-  if #t == 0 then return nil end
-  local s = { table.unpack(t) }
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local function fmt(v, digits)
-  if v == nil then return "-" end
-  return string.format("%." .. (digits or 0) .. "f", v)
-end
+local L = dofile(((arg and arg[0]) or ""):match("^(.-)[^/\\]*$")
+  .. "benchlib.lua")
+local median, fmt, col, ratio = L.median, L.fmt, L.col, L.ratio
 
 -- runs[mode][threads][srv] = { records }, mode "flat" or "paced"
 local runs, threads_seen, rate_seen, srv_seen = { flat = {}, paced = {} }, {}, nil, {}
 local errors = {}
-for line in io.lines(res_path) do
-  local f = {}
-  for v in (line .. "\t"):gmatch("([^\t]*)\t") do f[#f + 1] = v end
+for _, f in ipairs(L.rows(res_path)) do
   if f[1] == "outside" then
     local n = tonumber
     local r = { srv = f[2], threads = n(f[3]), rate = n(f[4]), round = n(f[5]),
@@ -57,25 +45,6 @@ for line in io.lines(res_path) do
         r.round, r.errors)
     end
   end
-end
-
-local function col(recs, field)
-  local t = {}
-  for _, r in ipairs(recs or {}) do
-    if r[field] and r[field] >= 0 then t[#t + 1] = r[field] end
-  end
-  return t
-end
-
-local function ratio(recs, base)
-  if not recs or not base then return nil end
-  local by, t = {}, {}
-  for _, b in ipairs(base) do by[b.round] = b end
-  for _, r in ipairs(recs) do
-    local b = by[r.round]
-    if b and b.mps > 0 then t[#t + 1] = r.mps / b.mps end
-  end
-  return median(t)
 end
 
 local threads = {}
@@ -105,7 +74,7 @@ for _, t in ipairs(threads) do
   for _, srv in ipairs(ORDER) do
     if srv_seen[srv] and (flat[srv] or pc[srv]) then
       local recs = flat[srv]
-      local x = ratio(recs, flat.baseline)
+      local x = ratio(recs, flat.baseline, "mps")
       local busy = {}
       for _, r in ipairs(recs or {}) do
         if r.busy >= 0 and r.sent > 0 then
@@ -141,14 +110,14 @@ print("msgs/s: messages the reader got and checked per second, flat out " ..
   "accepted (flat out). " ..
   "Medians over rounds; × baseline: median of per-round ratios.")
 if #targets > 0 then
-  print()
-  print("| target | figure | goal | status |")
-  print("|---|--:|--:|---|")
+  local rows = {}
   for _, g in ipairs(targets) do
-    print(string.format("| %s, %d thread(s): msgs/s ÷ baseline | %s× | ≥ %.1f× | %s |",
-      NAMES[g.srv], g.t, fmt(g.x, 2), GOAL,
-      g.x == nil and "-" or (g.x >= GOAL and "PASS" or "MISS")))
+    rows[#rows + 1] = { string.format("%s, %d thread(s): msgs/s ÷ baseline",
+      NAMES[g.srv], g.t), g.x and fmt(g.x, 2) .. "×",
+      string.format("≥ %.1f×", GOAL), g.x and g.x >= GOAL }
   end
+  print()
+  print(L.targets_table(rows))
 end
 if #errors > 0 then
   print()

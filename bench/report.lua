@@ -2,7 +2,21 @@
 -- (medians over rounds; ratios are medians of per-round ratios) and a list
 -- of the issue's targets with PASS/MISS.
 --   lua5.4 bench/report.lua results.tsv [header.txt]
-local res_path, header_path = arg[1], arg[2]
+local L = dofile(((arg and arg[0]) or ""):match("^(.-)[^/\\]*$")
+  .. "benchlib.lua")
+local median, fmt, collect, ratio = L.median, L.fmt, L.col, L.ratio
+
+-- report.lua results.tsv [header.txt] [--outside=tsv] [--https=tsv]
+--   [--targets-only]: the targets also read bench/outside.sh's and
+--   bench/https.sh's results when given; --targets-only prints only them.
+local res_path, header_path, outside_path, https_path, targets_only
+for _, a in ipairs(arg) do
+  if a:match("^%-%-outside=") then outside_path = a:match("=(.*)")
+  elseif a:match("^%-%-https=") then https_path = a:match("=(.*)")
+  elseif a == "--targets-only" then targets_only = true
+  elseif not res_path then res_path = a
+  else header_path = a end
+end
 
 local NAMES = {
   uring = "raw liburing (C)", engine = "engine API (C, no Lua)",
@@ -16,28 +30,11 @@ local NAMES = {
 local ECHO_ORDER = { "uring", "engine", "epoll", "netio-uring", "netio-epoll",
   "luv", "cqueues", "copas" }
 local HTTP_ORDER = { "netio-uring", "netio-server-uring", "netio-epoll",
-  "netio-server-epoll", "nginx-lua", "nginx-static" }
-
-local function median(t)
-  if #t == 0 then return nil end
-  local s = { table.unpack(t) }
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local function fmt(v, digits)
-  if v == nil then return "-" end
-  if digits then return string.format("%." .. digits .. "f", v) end
-  return string.format("%.0f", v)
-end
+  "netio-server-epoll", "luv", "nginx-lua", "nginx-static" }
 
 -- ---- read -----------------------------------------------------------------
 local echo, http, ab, idle = {}, {}, {}, {}
-for line in io.lines(res_path) do
-  local f = {}
-  for v in (line .. "\t"):gmatch("([^\t]*)\t") do f[#f + 1] = v end
+for _, f in ipairs(L.rows(res_path)) do
   local kind = f[1]
   if kind == "echo" then
     local n = tonumber
@@ -73,23 +70,6 @@ local function group(list, keyf)
   end
   return g
 end
-local function collect(recs, field)
-  local t = {}
-  for _, r in ipairs(recs or {}) do t[#t + 1] = r[field] end
-  return t
-end
--- median over rounds of recs[field] / base[field] (same round)
-local function ratio(recs, base, field)
-  if not recs or not base then return nil end
-  local byround, t = {}, {}
-  for _, b in ipairs(base) do byround[b.round] = b end
-  for _, r in ipairs(recs) do
-    local b = byround[r.round]
-    if b and b[field] and b[field] > 0 then t[#t + 1] = r[field] / b[field] end
-  end
-  return median(t)
-end
-
 local out = {}
 local function p(s) out[#out + 1] = s or "" end
 if header_path then
@@ -99,8 +79,9 @@ end
 -- ---- echo ---------------------------------------------------------------------
 local targets = {}
 local function target(name, value, goal, pass)
-  targets[#targets + 1] = { name, value, goal,
-    value == nil and "no data" or (pass and "PASS" or "MISS") }
+  local status -- nil: no data
+  if value ~= nil then status = pass and true or false end
+  targets[#targets + 1] = { name, value, goal, status }
 end
 
 local eg = group(echo, function(r) return r.size .. "x" .. r.conns end)
@@ -139,13 +120,11 @@ if #ekeys > 0 then
     end
   end
   p()
-  local goals = { ["64x50"] = 1.15, ["64x500"] = 1.15, ["16384x50"] = 1.2 }
   for _, k in ipairs({ "64x50", "64x500", "16384x50" }) do
     if eg[k] then
       local v = ratio(eg[k]["netio-uring"], eg[k].uring, "cpu")
       target("echo " .. k:gsub("16384", "16KiB") .. ": netio uring CPU/msg ÷ "
-        .. "raw liburing", v and fmt(v, 2) .. "×", "≤ " .. goals[k] .. "×",
-        v and v <= goals[k])
+        .. "raw liburing", v and fmt(v, 2) .. "×", "≤ 1.05×", v and v <= 1.05)
     end
   end
   for _, k in ipairs(ekeys) do
@@ -161,15 +140,16 @@ if hg then
   p("### HTTP hello world, keep-alive (`wrk -t1 --latency` on CPU 1)")
   p()
   p("| server | req/s | p50 µs | p99 µs | CPU0 µs/req | proc µs/req "
-    .. "| × nginx+Lua (CPU0) |")
-  p("|---|--:|--:|--:|--:|--:|--:|")
+    .. "| × luv (CPU0) | × nginx+Lua (CPU0) |")
+  p("|---|--:|--:|--:|--:|--:|--:|--:|")
   for _, srv in ipairs(HTTP_ORDER) do
     local recs = hg[srv]
     if recs then
-      p(string.format("| %s | %s | %s | %s | %s | %s | %s |", NAMES[srv],
+      p(string.format("| %s | %s | %s | %s | %s | %s | %s | %s |", NAMES[srv],
         fmt(median(collect(recs, "rate"))), fmt(median(collect(recs, "p50"))),
         fmt(median(collect(recs, "p99"))), fmt(median(collect(recs, "cpu")), 2),
         fmt(median(collect(recs, "proc")), 2),
+        fmt(ratio(recs, hg.luv, "cpu"), 2),
         fmt(ratio(recs, hg["nginx-lua"], "cpu"), 2)))
     end
   end
@@ -190,9 +170,9 @@ if hg then
       .. "per-round ratios: " .. table.concat(pairs_line, "; ") .. ".")
     p()
   end
-  local v = ratio(hg["netio-uring"], hg["nginx-lua"], "cpu")
-  target("HTTP: netio uring CPU/request ÷ nginx + Lua module",
-    v and fmt(v, 2) .. "×", "≤ 1.00×", v and v <= 1.0)
+  local v = ratio(hg["netio-uring"], hg.luv, "cpu")
+  target("HTTP hello: netio uring CPU/request ÷ luv (both parse every "
+    .. "header line)", v and fmt(v, 2) .. "×", "≤ 0.90×", v and v <= 0.9)
   for _, be in ipairs({ "uring", "epoll" }) do
     local s, b = hg["netio-server-" .. be], hg["netio-" .. be]
     if s or b then
@@ -231,7 +211,7 @@ end
 if #idle > 0 then
   p("### Idle memory (server RSS growth per idle connection)")
   p()
-  p("| server | connections | RSS before KiB | RSS after KiB | KiB / conn |")
+  p("| server | connections | RSS before KiB | RSS after KiB | bytes / conn |")
   p("|---|--:|--:|--:|--:|")
   local ig = {}
   for _, r in ipairs(idle) do ig[r.srv] = r end
@@ -240,11 +220,11 @@ if #idle > 0 then
   for _, srv in ipairs(order) do
     local r = ig[srv]
     if r then
-      local per = r.conns > 0 and (r.r1 - r.r0) / r.conns or nil
+      local per = r.conns > 0 and (r.r1 - r.r0) * 1024 / r.conns or nil
       r.per = per
       p(string.format("| %s | %d%s | %d | %d | %s |", NAMES[srv], r.conns,
         r.conns < r.target and (" of " .. r.target) or "", r.r0, r.r1,
-        fmt(per, 2)))
+        fmt(per)))
     end
   end
   p()
@@ -253,22 +233,74 @@ if #idle > 0 then
       .. "measured with " .. ig.copas.target .. " connections.")
     p()
   end
-  local r = ig["netio-uring"]
-  target("idle: netio uring KiB per connection (with its coroutine)",
-    r and r.per and fmt(r.per, 2) .. " KiB", "≤ 1.5 KiB",
-    r and r.per and r.per <= 1.5)
+  for _, be in ipairs({ "uring", "epoll" }) do
+    local r = ig["netio-" .. be]
+    if r then
+      target("idle: netio " .. be .. " bytes per connection, coroutine "
+        .. "included (" .. r.conns .. " connections)",
+        r.per and fmt(r.per), "≤ 1,280", r.per and r.per <= 1280)
+    end
+  end
+end
+
+-- ---- outside threads (bench/outside.sh's results) -------------------------------
+if outside_path then
+  local flat = {} -- flat[threads][srv] = records (rate 0: flat out)
+  for _, f in ipairs(L.rows(outside_path)) do
+    if f[1] == "outside" and tonumber(f[4]) == 0 then
+      local th = tonumber(f[3])
+      flat[th] = flat[th] or {}
+      flat[th][f[2]] = flat[th][f[2]] or {}
+      table.insert(flat[th][f[2]], { round = tonumber(f[5]),
+        mps = tonumber(f[6]) / tonumber(f[7]) })
+    end
+  end
+  local ths = {}
+  for th in pairs(flat) do ths[#ths + 1] = th end
+  table.sort(ths)
+  for _, th in ipairs(ths) do
+    for _, srv in ipairs({ "nio-uring", "nio-epoll", "lua-uring",
+      "lua-epoll" }) do
+      if flat[th][srv] then
+        local v = ratio(flat[th][srv], flat[th].baseline, "mps")
+        target(string.format("outside: %s from %d thread(s), msgs/s ÷ raw C "
+          .. "queue", srv:match("^nio") and "nio_send (C)" or
+          "netio.send (Lua)", th) .. ", " .. srv:match("%-(%a+)$"),
+          v and fmt(v, 2) .. "×", "≥ 0.80×", v and v >= 0.8)
+      end
+    end
+  end
+end
+
+-- ---- TLS (bench/https.sh's results) ---------------------------------------------
+if https_path then
+  local hs = {} -- hs[srv] = records; fields: round srv rps us c0us hs hsus
+  for _, f in ipairs(L.rows(https_path)) do
+    if tonumber(f[1]) then
+      hs[f[2]] = hs[f[2]] or {}
+      table.insert(hs[f[2]], { round = tonumber(f[1]), us = tonumber(f[4]) })
+    end
+  end
+  for _, be in ipairs({ "uring", "epoll" }) do
+    if hs["netio-" .. be] then
+      local v = ratio(hs["netio-" .. be], hs.nginx, "us")
+      target("TLS hello: netio " .. be .. " CPU/request ÷ nginx with TLS "
+        .. "(server's own CPU)", v and fmt(v, 2) .. "×", "≤ 1.10×",
+        v and v <= 1.1)
+    end
+  end
 end
 
 -- ---- targets -------------------------------------------------------------------
-if #targets > 0 then
-  p("### Targets (issue 3)")
-  p()
-  p("| target | figure | goal | status |")
-  p("|---|--:|--:|---|")
-  for _, t in ipairs(targets) do
-    p(string.format("| %s | %s | %s | %s |", t[1], t[2] or "-", t[3], t[4]))
+if targets_only then
+  out = {}
+  if #targets > 0 then
+    p("### Targets (issue 13)")
+    p()
+    p(L.targets_table(targets))
   end
-  p()
+  io.write(table.concat(out, "\n"), "\n")
+  return
 end
 p("CPU0 = busy time of CPU 0 (/proc/stat: user+nice+system+irq+softirq) "
   .. "over the measured window ÷ messages; it includes the kernel's softirq "

@@ -2,28 +2,31 @@
 # bench/run.sh: the whole benchmark in one command -- installs the peers
 # (apt), builds a Release tree, runs echo / HTTP / ab / idle-memory tests (and
 # outside threads -> connections, bench/outside.sh; UDP echo,
-# bench/udp_echo.sh) with
-# the server pinned to CPU 0 and the load to CPU 1, and prints markdown tables.
+# bench/udp_echo.sh; HTTPS next to nginx with TLS, bench/https.sh) with the
+# server pinned to CPU 0 and the load to CPU 1, and prints markdown tables,
+# then the targets of issue 13 with PASS/MISS.
 #
-#   bash bench/run.sh                 full run (~20 min): 3 rounds x 5 s
+#   bash bench/run.sh                 full run (~25 min): 3 rounds x 5 s
 #   QUICK=1 bash bench/run.sh         smoke run (~3 min): 1 round x 1 s
 #
 # Knobs (environment):
 #   ROUNDS=3 SECS=5 WARM=1      rounds; measured seconds and warm-up per run
-#   PARTS=echo,http,ab,idle,outside,udp   which parts run
+#   PARTS=echo,http,ab,idle,outside,udp,tls   which parts run
 #   ONLY=uring,netio-uring,...  echo/idle/HTTP servers to run (default: all;
 #                               netio-uring names its echo and HTTP servers)
 #   OUTSIDE_SECS=3 OUTSIDE_SERVERS="baseline nio-uring ..."  the outside
 #                               part (bench/outside.sh, which has more knobs)
 #   UDP_SECS=3 UDP_SERVERS="c luv netio-uring netio-epoll"   the UDP echo
 #                               part (bench/udp_echo.sh, which has more knobs)
+#   TLS_SECS=5 TLS_HS_SECS=3    the TLS part (bench/https.sh: keep-alive
+#                               seconds, full-handshake seconds)
 #   SIZES="64 16384" CONNS="50 500"   echo message sizes and connection counts
 #   LOADERS=1                   loadgen processes per echo run (summed)
 #   IDLE_N=10000 AB_N=200000 AB_C=10000 HTTP_C=50
 #   BUILD=build-bench  OUT=/tmp/netio-bench.XXXX  SKIP_APT=1  SKIP_BUILD=1
 # Echo servers: uring engine epoll netio-uring netio-epoll luv cqueues copas
 # HTTP servers: netio-uring netio-server-uring netio-epoll netio-server-epoll
-#   nginx-lua nginx-static (netio-server-*: bench/http_server.lua, the same
+#   luv nginx-lua nginx-static (luv: bench/http_luv.lua; netio-server-*: bench/http_server.lua, the same
 #   server as netio-* but written with netio.server; listed next to its bare
 #   twin so the two run close together in every round)
 #
@@ -44,14 +47,17 @@ QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
   ROUNDS=${ROUNDS:-1} SECS=${SECS:-1} IDLE_N=${IDLE_N:-2000}
   OUTSIDE_SECS=${OUTSIDE_SECS:-1} UDP_SECS=${UDP_SECS:-1}
+  TLS_SECS=${TLS_SECS:-1} TLS_HS_SECS=${TLS_HS_SECS:-1}
   AB_N=${AB_N:-30000} AB_C=${AB_C:-2000}
 fi
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-5}
 WARM=${WARM:-1}
-PARTS=${PARTS:-echo,http,ab,idle,outside,udp}
+PARTS=${PARTS:-echo,http,ab,idle,outside,udp,tls}
 OUTSIDE_SECS=${OUTSIDE_SECS:-3}
 UDP_SECS=${UDP_SECS:-3}
+TLS_SECS=${TLS_SECS:-5}
+TLS_HS_SECS=${TLS_HS_SECS:-3}
 SIZES=${SIZES:-64 16384}
 CONNS=${CONNS:-50 500}
 LOADERS=${LOADERS:-1}
@@ -62,7 +68,7 @@ HTTP_C=${HTTP_C:-50}
 BUILD=${BUILD:-build-bench}
 ECHO_SERVERS="uring engine epoll netio-uring netio-epoll luv cqueues copas"
 HTTP_SERVERS="netio-uring netio-server-uring netio-epoll netio-server-epoll
-  nginx-lua nginx-static"
+  luv nginx-lua nginx-static"
 COPAS_MAX=900 # copas waits in select(): file descriptors must stay < 1024
 OUT=${OUT:-$(mktemp -d /tmp/netio-bench.XXXX)}
 mkdir -p "$OUT"
@@ -148,6 +154,9 @@ start_server() {
     ;;
   echo:luv | echo:cqueues)
     taskset -c 0 lua5.4 "bench/echo_$name.lua" "$addr" >"$log" 2>&1 &
+    ;;
+  http:luv)
+    taskset -c 0 lua5.4 bench/http_luv.lua "$addr" >"$log" 2>&1 &
     ;;
   echo:copas)
     taskset -c 0 lua5.2 bench/echo_copas.lua "$addr" >"$log" 2>&1 &
@@ -491,6 +500,13 @@ if has_part udp; then
     SERVERS=${UDP_SERVERS:-} bash bench/udp_echo.sh "$B" >/dev/null ||
     say "warning: bench/udp_echo.sh failed"
 fi
+# HTTPS hello next to nginx with TLS (bench/https.sh: its own rounds and
+# table, appended to the report).
+if has_part tls; then
+  say "HTTPS next to nginx with TLS (bench/https.sh)"
+  OUT=$OUT/https ROUNDS=$ROUNDS SECS=$TLS_SECS HS_SECS=$TLS_HS_SECS \
+    bash bench/https.sh "$B" >/dev/null || say "warning: bench/https.sh failed"
+fi
 lua5.4 bench/report.lua "$RES" "$OUT/header.txt" | tee "$OUT/report.md"
 if [ -s "$OUT/outside/results.tsv" ]; then
   echo | tee -a "$OUT/report.md"
@@ -501,6 +517,14 @@ if [ -s "$OUT/udp/results.tsv" ]; then
   echo | tee -a "$OUT/report.md"
   lua5.4 bench/udp_report.lua "$OUT/udp/results.tsv" | tee -a "$OUT/report.md"
 fi
+if [ -s "$OUT/https/table.md" ]; then
+  { echo; echo "### HTTPS hello next to nginx with TLS (bench/https.sh)"; echo
+    sed "s/^# //" "$OUT/https/table.md"; } | tee -a "$OUT/report.md"
+fi
+echo | tee -a "$OUT/report.md"
+lua5.4 bench/report.lua "$RES" --targets-only \
+  --outside="$OUT/outside/results.tsv" --https="$OUT/https/results.tsv" |
+  tee -a "$OUT/report.md"
 say "raw results: $RES; report: $OUT/report.md"
 exit 0
 }

@@ -14,24 +14,12 @@ local NAMES = {
 }
 local ORDER = { "c", "luv", "netio-uring", "netio-epoll" }
 
-local function median(t)
-  if #t == 0 then return nil end
-  local s = { table.unpack(t) }
-  table.sort(s)
-  local n = #s
-  if n % 2 == 1 then return s[(n + 1) // 2] end
-  return (s[n // 2] + s[n // 2 + 1]) / 2
-end
-
-local function fmt(v, digits)
-  if v == nil then return "-" end
-  return string.format("%." .. (digits or 0) .. "f", v)
-end
+local L = dofile(((arg and arg[0]) or ""):match("^(.-)[^/\\]*$")
+  .. "benchlib.lua")
+local median, fmt, col, sum, ratio = L.median, L.fmt, L.col, L.sum, L.ratio
 
 local runs, skipped, seen, size = {}, {}, {}, nil
-for line in io.lines(res_path) do
-  local f = {}
-  for v in (line .. "\t"):gmatch("([^\t]*)\t") do f[#f + 1] = v end
+for _, f in ipairs(L.rows(res_path)) do
   local n = tonumber
   if f[1] == "udp" then
     local r = { srv = f[2], round = n(f[3]), dgrams = n(f[5]), secs = n(f[6]),
@@ -54,31 +42,6 @@ for line in io.lines(res_path) do
     for _, s in ipairs(ORDER) do known = known or s == f[2] end
     if not known then ORDER[#ORDER + 1] = f[2] end
   end
-end
-
-local function col(recs, field)
-  local t = {}
-  for _, r in ipairs(recs or {}) do t[#t + 1] = r[field] end
-  return t
-end
-local function sum(recs, field)
-  local s = 0
-  for _, r in ipairs(recs or {}) do s = s + (r[field] or 0) end
-  return s
-end
-
--- median over rounds of recs[field] / base[field] (same round)
-local function ratio(recs, base, field)
-  if not recs or not base then return nil end
-  local by, t = {}, {}
-  for _, b in ipairs(base) do by[b.round] = b end
-  for _, r in ipairs(recs) do
-    local b = by[r.round]
-    if b and b[field] and b[field] > 0 and r[field] then
-      t[#t + 1] = r[field] / b[field]
-    end
-  end
-  return median(t)
 end
 
 local out = {}
