@@ -42,16 +42,25 @@ int th_addr_port(const nio_addr *a) {
   return port;
 }
 
-nio_sock th_listen(nio_addr *a) {
+static nio_sock listen_at(nio_addr *a, uint32_t ip) {
   nio_addr any;
   nio_sock s;
   int r;
   th_addr_loopback(&any, 0);
+  ((struct sockaddr_in *)&any.ss)->sin_addr.s_addr = htonl(ip);
   if ((r = nio__sock_listen(&any, 1024, 0, &s)) != 0)
     th_fail("expected a loopback listener, got %s", nio_err_name(r));
   if ((r = nio__sock_getsockname(s, a)) != 0)
     th_fail("expected getsockname on the listener, got %s", nio_err_name(r));
   return s;
+}
+
+nio_sock th_listen(nio_addr *a) {
+  return listen_at(a, INADDR_LOOPBACK);
+}
+
+nio_sock th_listen_private(nio_addr *a) {
+  return listen_at(a, 0x7f007101u); /* 127.0.113.1 */
 }
 
 void th_addr_closed(nio_addr *a) {

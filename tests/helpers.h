@@ -33,6 +33,10 @@ void th_addr_loopback(nio_addr *a, int port);
 int th_addr_port(const nio_addr *a);
 /* A non-blocking listener on 127.0.0.1:0; *a gets its real address. */
 nio_sock th_listen(nio_addr *a);
+/* The same on 127.0.113.1, which no other test binds: a port freed there
+** cannot be taken by a test running in parallel (they listen on
+** 127.0.0.1), so a test may listen on it again. */
+nio_sock th_listen_private(nio_addr *a);
 /* A loopback address on which nothing listens (a port just released). */
 void th_addr_closed(nio_addr *a);
 /* A blocking client socket connected to a. */

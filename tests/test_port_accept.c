@@ -339,7 +339,7 @@ close_listener_with_pending_accepts_frees_address_and_ends_once(void **state) {
   (void)state;
   for (int round = 0; round < ROUNDS; round++) {
     for (int i = 0; i < NLISTEN; i++) {
-      ls[i] = th_listen(&addrs[i]);
+      ls[i] = th_listen_private(&addrs[i]);
       assert_int_equal(nio__port_add(p, ls[i]), 0);
       th_log_init(&logs[i]);
       th_req(&reqs[i], ls[i], NIO_OP_ACCEPT, &logs[i]);
@@ -382,7 +382,7 @@ close_listener_with_pending_accepts_frees_address_and_ends_once(void **state) {
 static void close_listener_without_accept_frees_address(void **state) {
   nio_port *p = th_port_open();
   nio_addr a;
-  nio_sock l = th_listen(&a), again;
+  nio_sock l = th_listen_private(&a), again;
   int e;
   (void)state;
   assert_int_equal(nio__port_add(p, l), 0);
