@@ -49,6 +49,8 @@ set -euo pipefail
 B=${1:-build}
 [[ $B == /* ]] || B=$PWD/$B
 cd "$(dirname "$0")/.."
+. bench/common.sh
+SAY_PREFIX="https.sh: "
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-5}
 HS_SECS=${HS_SECS:-5}
@@ -59,7 +61,6 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 OUT=${OUT:-$(mktemp -d /tmp/netio-https.XXXX)}
 mkdir -p "$OUT"
-say() { echo "https.sh: $*" >&2; }
 
 for p in wrk openssl nginx; do
   command -v "$p" >/dev/null || { say "$p missing (apt-get install wrk openssl nginx-light)"; exit 1; }
@@ -108,23 +109,7 @@ http {
 EOF
 }
 
-children() { # pids whose parent is $1, comma separated
-  local f pid ppid out=""
-  for f in /proc/[0-9]*/stat; do
-    read -r pid _ _ ppid _ <"$f" 2>/dev/null || continue
-    [ "$ppid" = "$1" ] && out=${out:+$out,}$pid
-  done
-  echo "$out"
-}
 
-wait_port() {
-  for _ in $(seq 100); do
-    kill -0 "$SRV_PID" 2>/dev/null || return 1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  return 1
-}
 
 start_server() { # name; returns 1 when it cannot run here
   local name=$1 log=$OUT/server.log
@@ -143,7 +128,7 @@ start_server() { # name; returns 1 when it cannot run here
   *) return 1 ;;
   esac
   SRV_PID=$!
-  if ! wait_port; then
+  if ! wait_port "$PORT" "$SRV_PID"; then
     say "server $name did not start: $(tail -3 "$log")"
     stop_server
     return 1
@@ -162,27 +147,12 @@ start_server() { # name; returns 1 when it cannot run here
 
 stop_server() {
   [ -n "$SRV_PID" ] || return 0
-  kill -TERM "$SRV_PID" 2>/dev/null || true
-  for _ in $(seq 20); do
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$SRV_PID" 2>/dev/null || true
-  wait "$SRV_PID" 2>/dev/null || true
+  stop_pid "$SRV_PID"
   SRV_PID=""
   PORT=$((PORT + 1))
 }
 trap 'stop_server' EXIT
 
-cpu_ticks() { awk -v c="cpu$SERVER_CPU" '$1 == c { print $2+$3+$4+$7+$8 }' /proc/stat; }
-pid_ticks() { # utime+stime of the comma-separated pids
-  local p s=0
-  for p in ${1//,/ }; do
-    [ -r "/proc/$p/stat" ] || continue
-    s=$((s + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
-  done
-  echo "$s"
-}
 now() { date +%s.%N; }
 per() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { printf "%.1f", (n > 0 ? t * 1e6 / hz / n : 0) }'; }
 
@@ -190,9 +160,9 @@ per() { awk -v t="$1" -v n="$2" -v hz="$HZ" 'BEGIN { printf "%.1f", (n > 0 ? t *
 keepalive() {
   local url="https://127.0.0.1:$PORT/" out p0 p1 c0 c1 n secs
   taskset -c "$LOAD_CPU" wrk -t1 -c "$CONNS" -d 1s "$url" >/dev/null 2>&1 || true
-  p0=$(pid_ticks "$SRV_PIDS") c0=$(cpu_ticks)
+  p0=$(pid_ticks "$SRV_PIDS") c0=$(busy_ticks "$SERVER_CPU")
   out=$(taskset -c "$LOAD_CPU" wrk -t1 -c "$CONNS" -d "${SECS}s" "$url" 2>&1)
-  p1=$(pid_ticks "$SRV_PIDS") c1=$(cpu_ticks)
+  p1=$(pid_ticks "$SRV_PIDS") c1=$(busy_ticks "$SERVER_CPU")
   echo "$out" >>"$OUT/wrk.log"
   if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
     say "  wrk trouble: $(grep -E 'Non-2xx|Socket errors' <<<"$out" | head -2)"
@@ -228,12 +198,6 @@ handshakes() {
   echo "$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }') $(per $((p1 - p0)) "$n")"
 }
 
-rotate() { # round, items...: the items rotated by round-1
-  local r=$1 i
-  shift
-  local a=("$@") n=$#
-  for ((i = 0; i < n; i++)); do echo "${a[$(((i + r - 1) % n))]}"; done
-}
 
 TSV=$OUT/results.tsv
 : >"$TSV"

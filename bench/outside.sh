@@ -51,6 +51,7 @@ B=${1:-}
 [ -z "$B" ] || [[ $B == /* ]] || B=$PWD/$B
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. bench/common.sh
 if [ -z "$B" ]; then
   B=${BUILD:-build-bench}
   [[ $B == /* ]] || B=$ROOT/$B
@@ -75,7 +76,6 @@ OUT=${OUT:-$(mktemp -d /tmp/netio-outside.XXXX)}
 mkdir -p "$OUT"
 RES=$OUT/results.tsv
 : >"$RES"
-say() { printf '%s\n' "$*" >&2; }
 
 for t in netio outside_reader outside_baseline outside_nio; do
   if [ ! -x "$B/$t" ]; then
@@ -89,17 +89,6 @@ done
 PORT=$((29000 + RANDOM % 3000)) # below the ephemeral range (32768-)
 SRV_PID="" RD_PID=""
 
-stop_pid() { # TERM, then KILL after 1 s; reaps it
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 20); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   stop_pid "$RD_PID"
   RD_PID=""
@@ -146,11 +135,6 @@ start_server() {
   return 1
 }
 
-field() { # field NAME TEXT: the number after " NAME=", or $3 (default "")
-  local v
-  v=$(sed -nE "s/.* $1=([0-9]+).*/\\1/p" <<<" $2" | head -1)
-  echo "${v:-${3:-}}"
-}
 
 run_one() {
   local srv=$1 threads=$2 rate=$3 round=$4 out slog msgs p50 p99 errs busy sent
@@ -195,12 +179,6 @@ run_one() {
     "p99 $p99 us, $busy busy retries in $sent sends, stream errors $errs"
 }
 
-rotate() { # rotate ROUND LIST...: the list shifted by the round number
-  local r=$1
-  shift
-  local a=("$@") n=$# i
-  for ((i = 0; i < n; i++)); do printf '%s ' "${a[(i + r) % n]}"; done
-}
 
 {
   echo "# outside threads -> connections, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -214,7 +192,6 @@ say "results in $OUT"
 # How busy are the CPUs with nothing of ours running? Other work there
 # slows the server (CPU 0) or the reader (CPU 1).
 HZ=$(getconf CLK_TCK)
-busy_ticks() { awk -v c="cpu$1" '$1 == c { print $2+$3+$4+$7+$8 }' /proc/stat; }
 b0=$(busy_ticks 0) b1=$(busy_ticks 1)
 sleep 2
 q0=$(((($(busy_ticks 0) - b0) * 100) / (2 * HZ)))

@@ -42,6 +42,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. bench/common.sh
 
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
@@ -78,7 +79,6 @@ B=$ROOT/$BUILD
 [[ $BUILD != /* ]] || B=$BUILD # an absolute path is taken as it is
 has_part() { [[ ",$PARTS," == *",$1,"* ]]; }
 wanted() { [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]]; }
-say() { printf '%s\n' "$*" >&2; }
 
 # ---- 1. dependencies (Debian 12 package names) -----------------------------
 if [ "${SKIP_APT:-0}" != 1 ]; then
@@ -170,7 +170,7 @@ start_server() {
   *) return 1 ;;
   esac
   SRV_PID=$!
-  if ! wait_port "$PORT"; then
+  if ! wait_port "$PORT" "$SRV_PID"; then
     say "server $name did not start: $(tail -3 "$log")"
     stop_server
     return 1
@@ -188,33 +188,11 @@ start_server() {
   fi
 }
 
-children() { # pids whose parent is $1, comma separated
-  local f pid ppid out=""
-  for f in /proc/[0-9]*/stat; do
-    read -r pid _ _ ppid _ <"$f" 2>/dev/null || continue
-    [ "$ppid" = "$1" ] && out=${out:+$out,}$pid
-  done
-  echo "$out"
-}
 
-wait_port() {
-  for _ in $(seq 100); do
-    kill -0 "$SRV_PID" 2>/dev/null || return 1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  return 1
-}
 
 stop_server() {
   [ -n "$SRV_PID" ] || return 0
-  kill -TERM "$SRV_PID" 2>/dev/null || true
-  for _ in $(seq 20); do
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$SRV_PID" 2>/dev/null || true
-  wait "$SRV_PID" 2>/dev/null || true
+  stop_pid "$SRV_PID"
   SRV_PID=""
   PORT=$((PORT + 1))
 }
@@ -264,29 +242,8 @@ http {
 EOF
 }
 
-# CPU 0 busy ticks and the utime+stime ticks of the processes in $1.
-cpu0_ticks() { awk '$1 == "cpu0" { print $2+$3+$4+$7+$8 }' /proc/stat; }
-pid_ticks() {
-  local s=0 p
-  for p in ${1//,/ }; do
-    [ -r "/proc/$p/stat" ] || continue
-    s=$((s + $(sed 's/.*) //' "/proc/$p/stat" | awk '{ print $12 + $13 }')))
-  done
-  echo "$s"
-}
-field() { # field NAME TEXT: the number after " NAME=", or $3 (default "")
-  local v
-  v=$(sed -nE "s/.* $1=([0-9]+).*/\\1/p" <<<" $2" | head -1)
-  echo "${v:-${3:-}}"
-}
 
 # Rotate the list by the round number, so no server always goes first.
-rotate() {
-  local r=$1
-  shift
-  local a=("$@") n=$# i
-  for ((i = 0; i < n; i++)); do printf '%s ' "${a[(i + r) % n]}"; done
-}
 
 # ---- echo --------------------------------------------------------------------
 run_echo() {
@@ -347,11 +304,11 @@ run_http() {
   # one short wrk run first: warm-up (connections, Lua JIT/allocations)
   taskset -c 1 wrk -t1 -c "$HTTP_C" -d 1s "http://127.0.0.1:$PORT/" \
     >/dev/null 2>&1 || true
-  c0=$(cpu0_ticks)
+  c0=$(busy_ticks 0)
   p0=$(pid_ticks "$SRV_PIDS")
   out=$(taskset -c 1 wrk -t1 -c "$HTTP_C" -d "${SECS}s" --latency \
     "http://127.0.0.1:$PORT/" 2>&1) || true
-  c1=$(cpu0_ticks)
+  c1=$(busy_ticks 0)
   p1=$(pid_ticks "$SRV_PIDS")
   stop_server
   reqs=$(sed -nE 's/^ *([0-9]+) requests in.*/\1/p' <<<"$out")
@@ -374,11 +331,11 @@ run_ab() {
     say "  ab $srv: skipped"
     return
   fi
-  c0=$(cpu0_ticks)
+  c0=$(busy_ticks 0)
   p0=$(pid_ticks "$SRV_PIDS")
   out=$(taskset -c 1 ab -q -k -r -s 30 -c "$AB_C" -n "$AB_N" \
     "http://127.0.0.1:$PORT/" 2>&1) || true
-  c1=$(cpu0_ticks)
+  c1=$(busy_ticks 0)
   p1=$(pid_ticks "$SRV_PIDS")
   stop_server
   rps=$(sed -nE 's/^Requests per second: *([0-9.]+).*/\1/p' <<<"$out")
@@ -450,9 +407,9 @@ run_idle() {
 say "results in $OUT"
 # How busy is CPU 0 with nothing of ours running? Other work there inflates
 # the CPU0 column (the proc column is immune to it).
-c0=$(cpu0_ticks)
+c0=$(busy_ticks 0)
 sleep 2
-quiet=$(((($(cpu0_ticks) - c0) * 100) / (2 * HZ)))
+quiet=$(((($(busy_ticks 0) - c0) * 100) / (2 * HZ)))
 echo "# CPU 0 was ${quiet}% busy before the run (should be ~0)" >>"$OUT/header.txt"
 [ "$quiet" -le 5 ] ||
   say "warning: CPU 0 is ${quiet}% busy without a server: CPU0 figures are inflated"

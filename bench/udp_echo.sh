@@ -47,6 +47,7 @@ B=${1:-build}
 [[ $B == /* ]] || B=$PWD/$B
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+. bench/common.sh
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-3}
 WARM=${WARM:-1}
@@ -61,7 +62,6 @@ OUT=${OUT:-$(mktemp -d /tmp/netio-udp.XXXX)}
 mkdir -p "$OUT"
 RES=$OUT/results.tsv
 : >"$RES"
-say() { printf '%s\n' "$*" >&2; }
 
 # ---- build -------------------------------------------------------------------
 # A new tree is configured as Release; an existing one keeps its settings
@@ -94,17 +94,6 @@ PORT=$((23000 + RANDOM % 6000)) # below the ephemeral range (32768-)
 SRV_PID=""
 declare -A SKIPPED # server -> why; each is reported once
 
-stop_pid() { # TERM, then KILL after 1 s; reaps it
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 20); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 trap 'stop_pid "$SRV_PID"' EXIT
 trap 'exit 130' INT TERM
 
@@ -171,11 +160,6 @@ start_server() {
   return 1
 }
 
-field() { # field NAME TEXT: the number after " NAME=", or $3 (default "")
-  local v
-  v=$(sed -nE "s/.* $1=([0-9]+).*/\\1/p" <<<" $2" | head -1)
-  echo "${v:-${3:-}}"
-}
 
 run_one() {
   local srv=$1 round=$2 out why
@@ -214,12 +198,6 @@ run_one() {
     "lost $(field lost "$out"), corrupt $(field corrupt "$out")"
 }
 
-rotate() { # rotate ROUND LIST...: the list shifted by the round number
-  local r=$1
-  shift
-  local a=("$@") n=$# i
-  for ((i = 0; i < n; i++)); do printf '%s ' "${a[(i + r) % n]}"; done
-}
 
 {
   echo "# UDP echo, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -232,7 +210,6 @@ say "results in $OUT"
 # How busy are the CPUs with nothing of ours running? Other work there
 # inflates CPU0 and slows the server or the load.
 HZ=$(getconf CLK_TCK)
-busy_ticks() { awk -v c="cpu$1" '$1 == c { print $2+$3+$4+$7+$8 }' /proc/stat; }
 s0=${SERVER_CPU%%[,-]*} l0=${LOAD_CPU%%[,-]*}
 b0=$(busy_ticks "$s0") b1=$(busy_ticks "$l0")
 sleep 1
