@@ -545,6 +545,25 @@ function H.read(path)
   return s
 end
 
+-- Whether a file this process can open exists at path.
+function H.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- A loopback TCP port that was free a moment ago, for a server a spec
+-- starts outside this process (which binds it itself).
+function H.free_port()
+  local _, port = netio.run(function()
+    local l = assert(netio.listen("127.0.0.1:0"))
+    local _, p = l:getsockname()
+    l:close()
+    return p
+  end)
+  return port
+end
+
 -- Whether IPv6 loopback is configured (no listen needed).
 function H.has_ipv6()
   if H.windows then

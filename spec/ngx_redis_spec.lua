@@ -17,25 +17,15 @@ local H = require "helper"
 local netio = H.netio
 local ngx = require("netio.ngx").install()
 
-local unix_root = H.windows and "Z:" or ""
 
-local function unix_path(p)
-  return H.windows and (unix_root .. p):gsub("/", "\\") or p
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
 
 -- Where the library and the server are; `missing` says what is not.
 local missing
-local resty_dir = os.getenv("NETIO_RESTY_DIR") or unix_path("/usr/share/lua/5.1/")
+local resty_dir = os.getenv("NETIO_RESTY_DIR") or H.unix_path("/usr/share/lua/5.1/")
 local server_bin = os.getenv("NETIO_REDIS_SERVER") or "/usr/bin/redis-server"
 if H.windows and not H.wine then
   missing = "redis-server runs from Linux: this spec runs on Linux and under Wine"
-elseif not exists(unix_path(server_bin)) then
+elseif not H.exists(H.unix_path(server_bin)) then
   missing = "redis-server not installed (" .. server_bin .. "; apt-get install redis-server)"
 else
   local sep = H.windows and "\\" or "/"
@@ -88,20 +78,11 @@ local function answers(port, limit)
   return ok and ran and got
 end
 
-local function free_port()
-  local _, port = netio.run(function()
-    local l = assert(netio.listen("127.0.0.1:0"))
-    local _, p = l:getsockname()
-    l:close()
-    return p
-  end)
-  return port
-end
 
 local function read_pid(file, limit)
   local deadline = os.time() + limit
   repeat
-    local s = H.read(unix_path(file))
+    local s = H.read(H.unix_path(file))
     local pid = s and tonumber(s:match("%d+"))
     if pid then return pid end
     os.execute(H.windows and "ping -n 1 127.0.0.1 >NUL" or "sleep 0.05")
@@ -115,7 +96,7 @@ end
 function server.start()
   local base = os.getenv("TMPDIR") or "/tmp"
   for _ = 1, 5 do
-    local port = free_port()
+    local port = H.free_port()
     local stem = ("%s/netio-redis-%d-%d"):format(base, port, math.random(1e9))
     server.log, server.pidfile = stem .. ".log", stem .. ".pid"
     unix_sh(("%s --port %d --bind 127.0.0.1 --save '' --appendonly no"
@@ -129,14 +110,14 @@ function server.start()
     server.stop()
   end
   error("redis-server did not start on any of 5 ports; its last log:\n"
-    .. tostring(H.read(unix_path(server.log))))
+    .. tostring(H.read(H.unix_path(server.log))))
 end
 
 function server.stop()
   if server.pid then unix_sh("kill " .. server.pid) end
   server.pid = nil
   for _, f in ipairs({ server.log, server.pidfile }) do
-    if f then os.remove(unix_path(f)) end
+    if f then os.remove(H.unix_path(f)) end
   end
 end
 

@@ -21,24 +21,8 @@ local tls = netio.tls
 local CA, ca_missing = H.test_ca()
 local missing = not tls and "netio built without TLS" or ca_missing
 
-local unix_root = H.windows and "Z:" or ""
 
--- A Unix path as this process opens it (under Wine: through Z:).
-local function unix_path(p)
-  return H.windows and (unix_root .. p):gsub("/", "\\") or p
-end
 
--- A path this process opens as the Linux programs see it.
-local function host_path(p)
-  if not H.windows then return p end
-  return (p:gsub("^[Zz]:", ""):gsub("\\", "/"))
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
-end
 
 local NGINX = os.getenv("NETIO_NGINX") or "/usr/sbin/nginx"
 local CURL = os.getenv("NETIO_CURL") or "/usr/bin/curl"
@@ -47,10 +31,10 @@ if H.windows and not H.wine then
   peers_missing.nginx = "nginx runs from Linux: this spec runs it on Linux and under Wine"
   peers_missing.curl = "curl runs from Linux: this spec runs it on Linux and under Wine"
 else
-  if not exists(unix_path(NGINX)) then
+  if not H.exists(H.unix_path(NGINX)) then
     peers_missing.nginx = "nginx not installed (" .. NGINX .. "; apt-get install nginx-light)"
   end
-  if not exists(unix_path(CURL)) then
+  if not H.exists(H.unix_path(CURL)) then
     peers_missing.curl = "curl not installed (" .. CURL .. "; apt-get install curl)"
   end
 end
@@ -58,23 +42,7 @@ end
 local TMP = os.getenv("TMPDIR") or "/tmp"
 if H.windows then TMP = "/tmp" end
 
--- Run a /bin/sh command line in the background (under Wine as a Unix
--- program: start /unix does not wait either). Callers poll for its effect.
-local function sh_bg(cmd)
-  if H.windows then
-    assert(not cmd:find('"', 1, true), "no double quotes under cmd.exe: " .. cmd)
-    return os.execute(('start /unix /bin/sh -c "%s"'):format(cmd))
-  end
-  local ok, how, code = os.execute("/bin/sh -c " .. H.quote(cmd) .. " >/dev/null 2>&1 &")
-  assert(ok, ("could not start a shell (%s %s) for: %s"):format(tostring(how), tostring(code), cmd))
-  return ok
-end
 
--- Single-quote for the Linux shell (also under Wine, where sh_bg's line
--- goes through cmd.exe inside double quotes).
-local function q(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
 
 -- Names of this process's files (jobs' output, nginx's prefix): unique
 -- among the runs of this spec going on at once. Not from math.random:
@@ -96,33 +64,24 @@ end
 local function job(cmd)
   local s = stem("job")
   local j = { out = s .. ".out", err = s .. ".err", rc = s .. ".rc" }
-  sh_bg(("(%s) >%s 2>%s; echo $? >%s.tmp; mv %s.tmp %s"):format(cmd, j.out, j.err,
+  H.sh_bg(("(%s) >%s 2>%s; echo $? >%s.tmp; mv %s.tmp %s"):format(cmd, j.out, j.err,
     j.rc, j.rc, j.rc))
   function j.wait(_, limit)
     local deadline = netio.now() + (limit or 30)
     repeat
-      local rc = H.read(unix_path(j.rc))
+      local rc = H.read(H.unix_path(j.rc))
       if rc and rc:match("%d") then
-        local o, e = H.read(unix_path(j.out)), H.read(unix_path(j.err))
-        for _, f in ipairs({ j.out, j.err, j.rc }) do os.remove(unix_path(f)) end
+        local o, e = H.read(H.unix_path(j.out)), H.read(H.unix_path(j.err))
+        for _, f in ipairs({ j.out, j.err, j.rc }) do os.remove(H.unix_path(f)) end
         return tonumber(rc:match("%d+")), o, e
       end
       netio.sleep(0.05)
     until netio.now() > deadline
-    return nil, "did not end", H.read(unix_path(j.err))
+    return nil, "did not end", H.read(H.unix_path(j.err))
   end
   return j
 end
 
-local function free_port()
-  local _, port = netio.run(function()
-    local l = assert(netio.listen("127.0.0.1:0"))
-    local _, p = l:getsockname()
-    l:close()
-    return p
-  end)
-  return port
-end
 
 -- Contexts for the test CA's files.
 local function client_ctx(opts)
@@ -178,7 +137,7 @@ local BIG = 16 * 1024 * 1024
 -- requires a client certificate signed by the test CA and answers with its
 -- subject.
 local function nginx_conf(prefix, port, port2, port3)
-  local ca = host_path(CA.dir)
+  local ca = H.host_path(CA.dir)
   return ([[
 daemon off;
 master_process off;
@@ -231,7 +190,7 @@ end
 local function wait_file(path, limit)
   local deadline = os.time() + limit
   repeat
-    if exists(path) then return true end
+    if H.exists(path) then return true end
     os.execute(H.windows and "ping -n 1 127.0.0.1 >NUL" or "sleep 0.05")
   until os.time() > deadline
   return false
@@ -240,46 +199,46 @@ end
 function nginx.start()
   local prefix = stem("nginx")
   nginx.prefix = prefix
-  sh_bg(("mkdir -p %s/www && touch %s/.made"):format(q(prefix), q(prefix)))
-  assert(wait_file(unix_path(prefix .. "/.made"), 10), "could not make " .. prefix)
-  H.write(unix_path(prefix .. "/www/index.html"), "hello from nginx\n")
+  H.sh_bg(("mkdir -p %s/www && touch %s/.made"):format(H.sq(prefix), H.sq(prefix)))
+  assert(wait_file(H.unix_path(prefix .. "/.made"), 10), "could not make " .. prefix)
+  H.write(H.unix_path(prefix .. "/www/index.html"), "hello from nginx\n")
   nginx.big = H.data(BIG, 7)
-  H.write(unix_path(prefix .. "/www/big.bin"), nginx.big)
+  H.write(H.unix_path(prefix .. "/www/big.bin"), nginx.big)
   -- A port another process took in between makes nginx exit at once (its
   -- log says so): the next pair is tried, five at most.
   for _ = 1, 5 do
-    local port, port2, port3 = free_port(), free_port(), free_port()
-    H.write(unix_path(prefix .. "/nginx.conf"), nginx_conf(prefix, port, port2, port3))
-    os.remove(unix_path(prefix .. "/started.pid"))
-    os.remove(unix_path(prefix .. "/nginx.pid"))
-    sh_bg(("%s -p %s -e %s -c %s >%s 2>&1 & echo $! >%s"):format(NGINX,
-      q(prefix), q(prefix .. "/error.log"), q(prefix .. "/nginx.conf"),
-      q(prefix .. "/stderr.log"), q(prefix .. "/started.pid")))
-    wait_file(unix_path(prefix .. "/started.pid"), 5)
-    local s = H.read(unix_path(prefix .. "/started.pid"))
+    local port, port2, port3 = H.free_port(), H.free_port(), H.free_port()
+    H.write(H.unix_path(prefix .. "/nginx.conf"), nginx_conf(prefix, port, port2, port3))
+    os.remove(H.unix_path(prefix .. "/started.pid"))
+    os.remove(H.unix_path(prefix .. "/nginx.pid"))
+    H.sh_bg(("%s -p %s -e %s -c %s >%s 2>&1 & echo $! >%s"):format(NGINX,
+      H.sq(prefix), H.sq(prefix .. "/error.log"), H.sq(prefix .. "/nginx.conf"),
+      H.sq(prefix .. "/stderr.log"), H.sq(prefix .. "/started.pid")))
+    wait_file(H.unix_path(prefix .. "/started.pid"), 5)
+    local s = H.read(H.unix_path(prefix .. "/started.pid"))
     nginx.pid = s and tonumber(s:match("%d+"))
     -- nginx writes its pid file only once it holds all its listening
     -- sockets: no probe connects to a port that, had nginx failed to bind
     -- it, another test's listener might hold.
-    if nginx.pid and wait_file(unix_path(prefix .. "/nginx.pid"), 5) then
+    if nginx.pid and wait_file(H.unix_path(prefix .. "/nginx.pid"), 5) then
       nginx.port, nginx.port2, nginx.port3 = port, port2, port3
       return true
     end
     nginx.stop(true)
   end
   error("nginx did not start on any of 5 port pairs; its logs:\n"
-    .. tostring(H.read(unix_path(prefix .. "/stderr.log"))) .. "\n"
-    .. tostring(H.read(unix_path(prefix .. "/error.log"))))
+    .. tostring(H.read(H.unix_path(prefix .. "/stderr.log"))) .. "\n"
+    .. tostring(H.read(H.unix_path(prefix .. "/error.log"))))
 end
 
 function nginx.stop(keep_prefix)
   if nginx.pid then
-    sh_bg("kill " .. nginx.pid)
+    H.sh_bg("kill " .. nginx.pid)
     nginx.pid = nil
   end
   if not keep_prefix and nginx.prefix then
     -- After nginx is gone (a second is plenty for SIGTERM).
-    sh_bg(("sleep 1; rm -rf %s"):format(q(nginx.prefix)))
+    H.sh_bg(("sleep 1; rm -rf %s"):format(H.sq(nginx.prefix)))
     nginx.prefix = nil
   end
 end
@@ -324,11 +283,11 @@ end
 local function curl(port, urls, extra)
   local args = {}
   for _, u in ipairs(urls) do
-    args[#args + 1] = q(("https://localhost:%d%s"):format(port, u))
+    args[#args + 1] = H.sq(("https://localhost:%d%s"):format(port, u))
   end
   return ("%s -sS --max-time 20 --http1.1 --resolve localhost:%d:127.0.0.1"
-    .. " --cacert %s -w %s %s %s"):format(CURL, port, q(host_path(CA["ca.pem"])),
-    q("|%{http_code} %{num_connects}\\n"), extra or "", table.concat(args, " "))
+    .. " --cacert %s -w %s %s %s"):format(CURL, port, H.sq(H.host_path(CA["ca.pem"])),
+    H.sq("|%{http_code} %{num_connects}\\n"), extra or "", table.concat(args, " "))
 end
 
 describe("TLS with peers", function()
@@ -417,7 +376,8 @@ describe("TLS with peers", function()
           return handler(c)
         end, { tls = server_ctx("server", { verify = true, ca = CA["ca.pem"] }) })
         local with = table.pack(job(curl(port, { "/mine" }, ("--cert %s --key %s")
-          :format(q(host_path(CA["client.pem"])), q(host_path(CA["client.key"]))))):wait(30))
+          :format(H.sq(H.host_path(CA["client.pem"])),
+            H.sq(H.host_path(CA["client.key"]))))):wait(30))
         local without = table.pack(job(curl(port, { "/anon" })):wait(30))
         return with, without
       end, 60)
