@@ -256,6 +256,29 @@ describe("netio.tls", function()
       .. " certificate", err)
   end)
 
+  it("server_whose_certificate_the_client_refuses_hears_why", function()
+    -- The client's alert reaches the server before the connection closes:
+    -- the server's handshake fails with the client's reason, not with a
+    -- bare close.
+    local cerr, serr = H.run(function()
+      local l, port = H.listen("127.0.0.1:0")
+      local t = netio.spawn(function()
+        local s = H.track(assert(l:accept(5)))
+        local ok, err = s:starttls(netio.tls.context{ mode = "server",
+          cert = f("rogue.pem"), key = f("rogue.key") }, { timeout = 5 })
+        assert(not ok, "the server's handshake should fail")
+        return err
+      end)
+      local _, err = tls_connect("localhost:" .. port, { tls = client_ctx(),
+        timeout = 5 })
+      local _, e2 = t:join(10)
+      return err, e2
+    end)
+    H.has("certificate verify failed", cerr)
+    H.has("alert", serr, "the server's error should carry the client's alert")
+    H.has("unknown ca", serr)
+  end)
+
   it("hostname_mismatch_fails_verification", function()
     local c, err = verify_err("other.pem", "other.key")
     assert.is_nil(c)
@@ -692,7 +715,9 @@ describe("netio.tls", function()
       .. tostring(subject))
     assert.is_false(nocert_accepted, "accept returned a client without a"
       .. " certificate")
-    assert.is_string(nocert_err)
+    -- The server's alert reached the client: it says why.
+    H.has("certificate required", nocert_err,
+      "the client's error should carry the server's alert")
   end)
 
   it("client_sessions_are_resumed", function()

@@ -440,7 +440,9 @@ int nio__bind_tls_step(lua_State *L, nb_task *t, nb_conn *nb) {
   if (c == NULL) return -nio__bind_fail(L, NIO_ECLOSED);
   if (c->err) {
     int n = nio__bind_tls_fail(L, c, c->err);
-    nio__bind_conn_close(nb, 0);
+    /* A refusal (ours or the peer's) is flushed: the alert that says why
+    ** reaches the peer before the close. */
+    nio__bind_conn_close(nb, c->err == NIO_ETLS || c->err == NIO_ECERT);
     return -n;
   }
   if (nio__conn_tls_state(c) == 2) return 0;

@@ -46,7 +46,8 @@ void nio__conn_close_after_flush(nio_conn *pc) {
   /* Nothing to send, or nowhere to send it (failed, or detached without
   ** a socket: a client that never connected): the queue is dropped, and
   ** counted, now rather than after the grace. */
-  if (c->qhead == NULL || c->pub.err || c->pub.fd == NIO_BAD_SOCK) {
+  if (c->qhead == NULL || (c->pub.err && !NIO_TLS_ALERTING(c)) ||
+      c->pub.fd == NIO_BAD_SOCK) {
     nio__conn_close(pc, 0);
     return;
   }

@@ -74,8 +74,8 @@ void nio__conn_send_kick(conn *c, int deferred) {
   nio_iov *iov;
   size_t total = 0;
   int n = 0, r;
-  if (c->wreq.active || ch == NULL || !c->connected || c->pub.err ||
-      c->pub.closing)
+  if (c->wreq.active || ch == NULL || !c->connected ||
+      (c->pub.err && !NIO_TLS_ALERTING(c)) || c->pub.closing)
     return;
   if (ch->next == NULL) {
     iov = &c->iov1;
@@ -139,7 +139,8 @@ static void conn_on_send(nio_req *req, int res, const char *data,
   nio__conn_do_shutdown(c);
   if (c->pub.closing) return;
   if (c->caf) {
-    if (c->qhead == NULL || c->pub.err) nio__conn_close(&c->pub, 0);
+    if (c->qhead == NULL || (c->pub.err && !NIO_TLS_ALERTING(c)))
+      nio__conn_close(&c->pub, 0);
     return;
   }
   if (c->pub.queued == 0 || (before > c->lowat && c->pub.queued <= c->lowat))

@@ -425,6 +425,13 @@ int nio__tls_write(conn *c, const void *p, size_t len, nio_chunk_free freefn,
 /* The connection closes: stop its timer (the sweep frees it). */
 void nio__tls_stop(conn *c);
 void nio__tls_free(conn *c);
+/* Whether c failed at the TLS level with the alert that says why queued:
+** its output still goes out (the socket is sound), and a close after
+** flush waits for it. */
+int nio__tls_alerting(const conn *c);
+#define NIO_TLS_ALERTING(c) ((c)->tls != NULL && nio__tls_alerting(c))
+#else
+#define NIO_TLS_ALERTING(c) 0
 #endif
 /* listener.c: a handshaking connection closes (take it off its list). */
 void nio__listener_unshake(conn *c);

@@ -92,7 +92,7 @@ static void listener_on_shake(nio_conn *pc, int events) {
              "netio: TLS handshake of an accepted connection "
              "failed: %s",
              why ? why : nio_strerror(pc->err));
-    nio__conn_close(pc, 0);
+    nio__conn_close_after_flush(pc); /* the alert goes out first */
   } else {
     pc->cb = NULL;
     pc->udata = NULL;

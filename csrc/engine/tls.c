@@ -56,6 +56,9 @@ struct conn_tls {
   size_t plen, pcap;
   char err[256]; /* why it failed, "" if it did not */
   unsigned done : 1, sockeof : 1, notified : 1;
+  /* Failed at the TLS level with output queued (the alert): see
+  ** nio__tls_alerting. */
+  unsigned alert : 1;
 };
 
 /* ---- contexts ---------------------------------------------------------- */
@@ -176,12 +179,20 @@ static void tls_deliver(conn *c, int events, int deferred) {
     nio__conn_deliver(c, events);
 }
 
-/* The stream failed with err; msg says why. */
+/* The stream failed with err; msg says why. The alert TLS wrote to say
+** why (a handshake refused, a bad record) still goes to the peer: sending
+** goes on past the error for it, and a close after flush waits for it,
+** so the peer learns the reason rather than seeing a bare close. Not
+** after a timeout (the peer may not read) or a failed socket. */
 static void tls_fail(conn *c, int err, const char *msg, int deferred) {
   conn_tls *t = c->tls;
   if (t->err[0] == '\0') snprintf(t->err, sizeof t->err, "%s", msg);
   nio__timer_stop(c->e, &t->timer);
   c->tlshold = 1;
+  tls_flush(c);
+  if ((err == NIO_ETLS || err == NIO_ECERT) && c->pub.err == 0 &&
+      c->qhead != NULL)
+    t->alert = 1;
   nio__conn_set_err(c, err);
   tls_deliver(c, NIO_EV_READ | NIO_EV_WRITE | (t->done ? 0 : NIO_EV_TLS),
               deferred);
@@ -278,6 +289,10 @@ static void tls_read(conn *c, int deferred) {
   /* Answers TLS owes the peer (a key update, a refused renegotiation). */
   tls_flush(c);
   c->tlshold = t->sockeof || c->pub.eof || c->pub.err != 0;
+}
+
+int nio__tls_alerting(const conn *c) {
+  return c->tls->alert && !c->pub.closing;
 }
 
 int nio__tls_feed(conn *c, const char *data, size_t n) {
