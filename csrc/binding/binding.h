@@ -62,54 +62,63 @@ typedef struct nb_waitq {
 
 /*
 ** A task: a coroutine run by the loop. The struct is the payload of a
-** "netio.task" userdata whose user value 1 is the coroutine and user value
-** 2 the error value once it failed. While the task has not ended, the
-** userdata is anchored in the state's table T (key: light userdata of the
-** struct); the anchor is removed exactly once, when the task ends or the
-** run ends, after which the userdata lives as long as Lua references it.
+** "netio.task" userdata whose user value 1 is the coroutine. Once the
+** task ended its results (NB_T_DONE), or its error value (NB_T_FAILED,
+** one value on top), are on the coroutine's stack. While the task has not
+** ended, the userdata is anchored in the state's table T (key: light
+** userdata of the struct); the anchor is removed exactly once, when the
+** task ends or the run ends, after which the userdata lives as long as Lua
+** references it.
 */
 enum {
   NB_T_READY = 0, /* queued or running */
   NB_T_WAIT,      /* yielded inside a netio call, waiting to be woken */
   NB_T_DONE,      /* returned; results on the coroutine's stack */
-  NB_T_FAILED,    /* raised; error value in user value 2 */
+  NB_T_FAILED,    /* raised; error value on top of the coroutine's stack */
   NB_T_ABANDONED, /* the run ended before the task did */
   NB_T_CANCELED   /* ended after task:cancel() */
 };
 
 /* netio.wait(t1, t2, ...): one node per target, in the target's list of
-** watchers, held by the waiting task (a userdata on its stack). */
+** watchers, held by the waiting task (a userdata on its stack). target is
+** cleared when the target ends (its list goes away with its side struct). */
 typedef struct nb_watch {
   nb_task *waiter, *target;
-  nio_link link; /* in target->watchers */
+  nio_link link; /* in target->x->watchers */
 } nb_watch;
-struct nb_task {
-  lua_State *co;
-  nb_state *S;     /* NULL once the run ended */
-  nb_task *next;   /* ready list */
-  nio_link wlink;  /* in wq->tasks, while wq is set */
-  nb_waitq *wq;    /* the queue it is in, or NULL */
-  nb_task **slot;  /* the conn reader/writer slot it holds */
-  nio_link all;    /* in S->tasks until it ended */
+/* What few tasks use: a task's side struct, allocated by task.c at its
+** first need (a timed wait, a joiner, a watcher, a nested coroutine) and
+** freed when the task ends or is abandoned. Owned by the task. Keeping
+** these out of nb_task makes the idle connection's task smaller. */
+typedef struct nb_task_x {
   nio_timer timer; /* the timeout of the current wait */
-  int nargs;       /* arguments for the first resume */
-  int nres;        /* results (NB_T_DONE) */
-  uint8_t status;
-  uint8_t queued;   /* on the ready list */
-  uint8_t started;  /* resumed at least once */
-  uint8_t timedout; /* the wait's timer fired */
-  uint8_t is_main;  /* the first task of netio.run: its error ends the run */
-  uint8_t joined;   /* somebody waits for it: do not log its error */
-  uint8_t canceled; /* task:cancel(): its next wait raises "canceled" */
+  nb_waitq joiners;
+  nio_list watchers; /* of nb_watch.link: netio.wait()s for its end */
   /* A plain coroutine inside the task that is in a netio call (netio's
   ** coroutine.resume passes the wait up to the task), or NULL. */
   lua_State *nested;
-  nb_waitq joiners;
-  nio_list watchers; /* of nb_watch.link: netio.wait()s for its end */
+} nb_task_x;
+struct nb_task {
+  lua_State *co;
+  nb_state *S;    /* NULL once the run ended */
+  nb_task *next;  /* ready list */
+  nio_link wlink; /* in wq->tasks, while wq is set */
+  nb_waitq *wq;   /* the queue it is in, or NULL */
+  nb_task **slot; /* the conn reader/writer slot it holds */
+  nio_link all;   /* in S->tasks until it ended */
+  nb_task_x *x;   /* side struct, or NULL (owned) */
   /* What the current wait must undo besides the generic (slot, wait
   ** queue, timer) when the task is canceled in it; cleared by wait_end. */
   void (*cancel_fn)(nb_task *t, void *arg);
   void *cancel_arg;
+  int n; /* arguments for the first resume, then results (NB_T_DONE) */
+  uint8_t status;
+  unsigned queued : 1;   /* on the ready list */
+  unsigned started : 1;  /* resumed at least once */
+  unsigned timedout : 1; /* the wait's timer fired */
+  unsigned is_main : 1;  /* the first task of netio.run: its error ends it */
+  unsigned joined : 1;   /* somebody waits for it: do not log its error */
+  unsigned canceled : 1; /* task:cancel(): its next wait raises "canceled" */
 };
 
 /*
@@ -402,6 +411,15 @@ int nio__bind_run_ready(nb_state *S);
 void nio__bind_abandon_tasks(nb_state *S);
 /* join for the run-in-a-task path: push the results of a finished t. */
 int nio__bind_task_results(lua_State *L, nb_task *t);
+/* Push the error value of a task that failed (NB_T_FAILED). */
+void nio__bind_task_error(lua_State *L, nb_task *t);
+/* A plain coroutine L inside task t is in a netio call. Returns 0, or
+** NIO_ENOMEM when t's side struct cannot be allocated. */
+int nio__bind_task_nested(nb_task *t, lua_State *L);
+/* Whether L is t's coroutine or the plain coroutine inside it. */
+static inline int nio__bind_task_owns(const nb_task *t, const lua_State *L) {
+  return t && (t->co == L || (t->x && t->x->nested == L));
+}
 /* netio.spawn, netio.wait */
 int nio__bind_l_spawn(lua_State *L);
 int nio__bind_l_wait(lua_State *L);

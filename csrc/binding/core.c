@@ -39,7 +39,8 @@ nb_task *nio__bind_task(lua_State *L, nb_state *hint, const char *name) {
   S = nio__bind_current(L);
   if (S && S->current && S->current->co == L) return S->current;
   if (S && S->current && nested_ok(L)) {
-    S->current->nested = L;
+    if (nio__bind_task_nested(S->current, L) < 0)
+      luaL_error(L, "%s", nio_strerror(NIO_ENOMEM));
     return S->current;
   }
   /* No position prefix: the message is the rule, word for word. */
@@ -48,7 +49,7 @@ nb_task *nio__bind_task(lua_State *L, nb_state *hint, const char *name) {
   return NULL;
 }
 
-#define K_OWNS(t, L) ((t) && ((t)->co == (L) || (t)->nested == (L)))
+#define K_OWNS(t, L) nio__bind_task_owns((t), (L))
 
 nb_task *nio__bind_k_task(lua_State *L, nb_state *hint) {
   nb_state *S;

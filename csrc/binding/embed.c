@@ -186,7 +186,7 @@ int nio_engine_join(nio_engine *e, int *status) {
   if (t->status == NB_T_FAILED) {
     nio__bind_state_table(L, S);
     lua_getfield(L, -1, "main");
-    lua_getiuservalue(L, -1, 2);
+    nio__bind_task_error(L, t);
     if (lua_tostring(L, -1) == NULL) {
       lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, -1));
       lua_replace(L, -2);

@@ -189,7 +189,7 @@ static int run_blocking(lua_State *L) {
   }
   nio__bind_state_free(S);
   if (t->status == NB_T_FAILED) {
-    lua_getiuservalue(L, fidx, 2);
+    nio__bind_task_error(L, t);
     return lua_error(L);
   }
   n = nio__bind_task_results(L, t);

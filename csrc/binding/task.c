@@ -2,6 +2,7 @@
 ** task.c: the "netio.task" class -- coroutines run by the loop: spawn,
 ** the ready list, waits with timeouts, join, and uncaught errors.
 */
+#include <stdlib.h>
 #include <string.h>
 #include "binding.h"
 #include "util/log.h"
@@ -29,17 +30,48 @@ static void task_timer_cb(nio_timer *tm) {
   nio__bind_wake(t);
 }
 
+/* t's side struct, allocated at its first need; NULL when out of memory. */
+static nb_task_x *task_x(nb_task *t) {
+  if (t->x == NULL) t->x = calloc(1, sizeof *t->x);
+  return t->x;
+}
+
+/* Stop t's timer, if it has one armed. */
+static void task_timer_stop(nio_engine *e, nb_task *t) {
+  if (t->x && nio__timer_active(&t->x->timer)) nio__timer_stop(e, &t->x->timer);
+}
+
+/* The task ended or was abandoned: nobody waits for it through its side
+** struct any more (joiners were woken or forgotten; watcher nodes are
+** detached here, as their waiters find it ended by its status), free it. */
+static void task_x_free(nb_task *t) {
+  nb_task_x *x = t->x;
+  nio_link *k;
+  if (x == NULL) return;
+  while ((k = nio__list_pop_front(&x->watchers)) != NULL)
+    nio__list_item(k, nb_watch, link)->target = NULL;
+  t->x = NULL;
+  free(x);
+}
+
+int nio__bind_task_nested(nb_task *t, lua_State *L) {
+  if (task_x(t) == NULL) return NIO_ENOMEM;
+  t->x->nested = L;
+  return 0;
+}
+
 int nio__bind_wait_begin(nb_task *t, int64_t timeout_ns) {
   nio_engine *e = t->S->e;
   int r;
   t->timedout = 0;
-  if (nio__timer_active(&t->timer)) nio__timer_stop(e, &t->timer);
+  task_timer_stop(e, t);
   if (timeout_ns >= 0) {
     /* Timers count from the turn's cached time; the task may have run
     ** long since (a big string.rep): count from now instead. */
     uint64_t late = nio__now_ns() - nio__engine_now(e);
-    t->timer.data = t;
-    r = nio__timer_start(e, &t->timer, (uint64_t)timeout_ns + late,
+    if (task_x(t) == NULL) return NIO_ENOMEM;
+    t->x->timer.data = t;
+    r = nio__timer_start(e, &t->x->timer, (uint64_t)timeout_ns + late,
                          task_timer_cb);
     if (r < 0) return r;
   }
@@ -70,7 +102,7 @@ int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,
 }
 
 void nio__bind_wait_end(nb_task *t) {
-  if (nio__timer_active(&t->timer) && t->S) nio__timer_stop(t->S->e, &t->timer);
+  if (t->S) task_timer_stop(t->S->e, t);
   t->timedout = 0;
   t->cancel_fn = NULL;
   t->cancel_arg = NULL;
@@ -143,7 +175,7 @@ nb_task *nio__bind_spawn(lua_State *L, nb_state *S, int fidx) {
   int n = lua_gettop(L) - fidx; /* arguments */
   nb_task *t;
   lua_State *co;
-  t = lua_newuserdatauv(L, sizeof *t, 2);
+  t = lua_newuserdatauv(L, sizeof *t, 1);
   memset(t, 0, sizeof *t);
   t->status = NB_T_DONE; /* until it is anchored, nothing may run it */
   luaL_setmetatable(L, NB_TASK_MT);
@@ -154,7 +186,7 @@ nb_task *nio__bind_spawn(lua_State *L, nb_state *S, int fidx) {
   lua_xmove(L, co, n + 1);
   t->co = co;
   t->S = S;
-  t->nargs = n;
+  t->n = n;
   /* Anchor: released exactly once, in task_end or at the run's end. */
   lua_rawgetp(L, LUA_REGISTRYINDEX, S);
   lua_pushvalue(L, fidx);
@@ -209,25 +241,27 @@ static int task_failed_p(lua_State *L) {
   nb_task *t = lua_touserdata(L, 1);
   lua_State *co = t->co;
   const char *msg;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, t->S);
-  lua_rawgetp(L, -1, t); /* the task's userdata */
   lua_pushvalue(co, -1);
   lua_xmove(co, L, 1); /* the error value */
   if ((msg = lua_tostring(L, -1)) != NULL) {
     luaL_traceback(L, co, msg, 0);
     lua_remove(L, -2);
   }
-  lua_pushvalue(L, -1);
-  lua_setiuservalue(L, -3, 2);
-  if (!t->is_main && nio__list_empty(&t->joiners.tasks) &&
-      nio__list_empty(&t->watchers) && !t->joined) {
+  if (!t->is_main && !t->joined &&
+      (t->x == NULL || (nio__list_empty(&t->x->joiners.tasks) &&
+                        nio__list_empty(&t->x->watchers)))) {
+    lua_pushvalue(L, -1);
     msg = lua_tostring(L, -1);
     if (msg == NULL)
       msg = lua_pushfstring(L, "(error object is a %s value)",
                             luaL_typename(L, -1));
     nio__log(NIO_LOG_ERROR, "netio: uncaught error in task: %s", msg);
+    lua_settop(L, 2);
   }
   task_close_vars(t);
+  /* The final error value stays on the coroutine's stack (the reset left
+  ** room: LUA_MINSTACK slots). */
+  lua_xmove(L, co, 1);
   return 0;
 }
 
@@ -237,7 +271,7 @@ static void task_vacate(nb_task *t) {
 }
 
 static void task_end(nb_state *S, nb_task *t, int status, int nres) {
-  if (nio__timer_active(&t->timer)) nio__timer_stop(S->e, &t->timer);
+  task_timer_stop(S->e, t);
   task_vacate(t);
   nio__bind_waitq_remove(t);
   if (t->canceled) {
@@ -248,7 +282,7 @@ static void task_end(nb_state *S, nb_task *t, int status, int nres) {
     if (status != LUA_OK) task_close_vars(t);
   } else if (status == LUA_OK) {
     t->status = NB_T_DONE;
-    t->nres = nres;
+    t->n = nres;
   } else {
     t->status = NB_T_FAILED;
     lua_pushcfunction(S->L, task_failed_p);
@@ -260,9 +294,12 @@ static void task_end(nb_state *S, nb_task *t, int status, int nres) {
     }
     if (t->is_main) S->failed = 1;
   }
-  nio__bind_waitq_wake_all(&t->joiners);
-  for (nio_link *k = t->watchers.first; k; k = k->next)
-    nio__bind_wake(nio__list_item(k, nb_watch, link)->waiter);
+  if (t->x) {
+    nio__bind_waitq_wake_all(&t->x->joiners);
+    for (nio_link *k = t->x->watchers.first; k; k = k->next)
+      nio__bind_wake(nio__list_item(k, nb_watch, link)->waiter);
+    task_x_free(t);
+  }
   task_unlink(S, t);
   t->S = NULL; /* the task may outlive the run */
 }
@@ -276,7 +313,7 @@ static void task_resume(nb_state *S, nb_task *t) {
   }
   if (!t->started) {
     t->started = 1;
-    nargs = t->nargs;
+    nargs = t->n;
   }
   t->status = NB_T_READY;
   S->current = t;
@@ -310,12 +347,13 @@ int nio__bind_run_ready(nb_state *S) {
 void nio__bind_abandon_tasks(nb_state *S) {
   nb_task *t;
   while ((t = nio__list_item(S->tasks.first, nb_task, all)) != NULL) {
-    if (nio__timer_active(&t->timer)) nio__timer_stop(S->e, &t->timer);
+    task_timer_stop(S->e, t);
     nio__bind_waitq_remove(t);
     task_vacate(t);
     t->status = NB_T_ABANDONED;
     t->queued = 0;
-    nio__bind_waitq_clear(&t->joiners);
+    /* Its joiners are abandoned too: forget them with the side struct. */
+    task_x_free(t);
     task_unlink(S, t);
     t->S = NULL;
   }
@@ -325,8 +363,13 @@ void nio__bind_abandon_tasks(nb_state *S) {
 
 /* ---- join ------------------------------------------------------------ */
 
+void nio__bind_task_error(lua_State *L, nb_task *t) {
+  lua_pushvalue(t->co, -1); /* room: see task_failed_p */
+  lua_xmove(t->co, L, 1);
+}
+
 int nio__bind_task_results(lua_State *L, nb_task *t) {
-  int base, n = t->nres;
+  int base, n = t->n;
   if (t->status != NB_T_DONE) {
     lua_pushboolean(L, 1);
     return 1;
@@ -351,7 +394,7 @@ static int join_results(lua_State *L, int idx, int raise) {
     return nio__bind_task_results(L, target);
   case NB_T_FAILED:
     lua_pushnil(L);
-    lua_getiuservalue(L, idx, 2);
+    nio__bind_task_error(L, target);
     return raise ? lua_error(L) : 2;
   case NB_T_CANCELED:
     lua_pushnil(L);
@@ -393,8 +436,9 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
 int nio__bind_join_wait(lua_State *L, nb_task *t, nb_task *target,
                         int64_t timeout_ns, int raise) {
   int idx = lua_absindex(L, -1); /* target's userdata is on top */
-  if (nio__bind_wait_begin(t, timeout_ns) < 0) return nio__bind_nomem(L);
-  nio__bind_waitq_add(&target->joiners, t);
+  if (task_x(target) == NULL || nio__bind_wait_begin(t, timeout_ns) < 0)
+    return nio__bind_nomem(L);
+  nio__bind_waitq_add(&target->x->joiners, t);
   return nio__bind_yield(L, t, ((lua_KContext)idx << 1) | raise, join_k);
 }
 
@@ -438,7 +482,7 @@ static void wait_unlink(nb_task *t, void *arg) {
   for (int i = 0; i < ws->n; i++) {
     nb_watch *w = &ws->w[i];
     if (w->target == NULL) continue;
-    nio__list_remove(&w->target->watchers, &w->link);
+    nio__list_remove(&w->target->x->watchers, &w->link);
     w->target = NULL;
   }
 }
@@ -480,13 +524,16 @@ int nio__bind_l_wait(lua_State *L) {
   for (int i = 1; i <= n; i++)
     luaL_argcheck(L, lua_touserdata(L, i) != t, i,
                   "a task cannot wait for itself");
+  for (int i = 1; i <= n; i++)
+    if (task_x(lua_touserdata(L, i)) == NULL)
+      return luaL_error(L, "%s", nio_strerror(NIO_ENOMEM));
   ws = lua_newuserdatauv(L, sizeof *ws + (size_t)n * sizeof(nb_watch), 0);
   ws->n = n;
   for (int i = 0; i < n; i++) {
     nb_watch *w = &ws->w[i];
     w->waiter = t;
     w->target = lua_touserdata(L, i + 1);
-    nio__list_push_front(&w->target->watchers, &w->link);
+    nio__list_push_front(&w->target->x->watchers, &w->link);
   }
   nio__bind_wait_begin(t, -1);
   nio__bind_on_cancel(t, wait_unlink, ws);
