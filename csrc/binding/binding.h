@@ -65,10 +65,11 @@ typedef struct nb_waitq {
 ** "netio.task" userdata whose user value 1 is the coroutine. Once the
 ** task ended its results (NB_T_DONE), or its error value (NB_T_FAILED,
 ** one value on top), are on the coroutine's stack. While the task has not
-** ended, the userdata is anchored in the state's table T (key: light
-** userdata of the struct); the anchor is removed exactly once, when the
-** task ends or the run ends, after which the userdata lives as long as Lua
-** references it.
+** ended, the userdata is anchored in the array part of the state's
+** table T, at T[t->anchor] (1..S->ntasks, dense: the cheapest anchor Lua
+** has, one TValue per task); the anchor is removed exactly once, when the
+** task ends or the run ends (the last task moves into its place), after
+** which the userdata lives as long as Lua references it.
 */
 enum {
   NB_T_READY = 0, /* queued or running */
@@ -105,13 +106,13 @@ struct nb_task {
   nio_link wlink; /* in wq->tasks, while wq is set */
   nb_waitq *wq;   /* the queue it is in, or NULL */
   nb_task **slot; /* the conn reader/writer slot it holds */
-  nio_link all;   /* in S->tasks until it ended */
   nb_task_x *x;   /* side struct, or NULL (owned) */
   /* What the current wait must undo besides the generic (slot, wait
   ** queue, timer) when the task is canceled in it; cleared by wait_end. */
   void (*cancel_fn)(nb_task *t, void *arg);
   void *cancel_arg;
   int n; /* arguments for the first resume, then results (NB_T_DONE) */
+  uint32_t anchor; /* its index in T while it has not ended, else 0 */
   uint8_t status;
   unsigned queued : 1;   /* on the ready list */
   unsigned started : 1;  /* resumed at least once */
@@ -200,8 +201,7 @@ struct nb_state {
   nb_task *ready_head, *ready_tail;
   nb_task *current; /* the task being resumed */
   nb_task *main_task;
-  nio_list tasks; /* of nb_task.all: every task not ended (for the end) */
-  size_t ntasks;
+  size_t ntasks;      /* tasks not ended: anchored at T[1..ntasks] */
   nio_list conns;     /* of nb_conn.link (see nb_conn) */
   nio_list listeners; /* of nb_listener.link */
   nio_list udps;      /* of nb_udp.link */

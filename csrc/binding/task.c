@@ -188,12 +188,12 @@ nb_task *nio__bind_spawn(lua_State *L, nb_state *S, int fidx) {
   t->S = S;
   t->n = n;
   /* Anchor: released exactly once, in task_end or at the run's end. */
+  if (S->ntasks >= UINT32_MAX - 1) luaL_error(L, "netio: too many tasks");
   lua_rawgetp(L, LUA_REGISTRYINDEX, S);
   lua_pushvalue(L, fidx);
-  lua_rawsetp(L, -2, t);
+  t->anchor = (uint32_t)++S->ntasks;
+  lua_rawseti(L, -2, t->anchor);
   lua_pop(L, 1);
-  nio__list_push_front(&S->tasks, &t->all);
-  S->ntasks++;
   t->status = NB_T_READY;
   task_enqueue(t);
   return t;
@@ -213,14 +213,21 @@ int nio__bind_l_spawn(lua_State *L) {
 
 /* ---- running tasks -------------------------------------------------- */
 
-/* Unlink an ended (or abandoned) task and drop its anchor. */
+/* Drop the anchor of an ended (or abandoned) task: the last task anchored
+** takes its place, so the anchors stay dense. */
 static void task_unlink(nb_state *S, nb_task *t) {
-  nio__list_remove(&S->tasks, &t->all);
-  S->ntasks--;
-  lua_rawgetp(S->L, LUA_REGISTRYINDEX, S);
-  lua_pushnil(S->L);
-  lua_rawsetp(S->L, -2, t);
-  lua_pop(S->L, 1);
+  lua_State *L = S->L;
+  lua_Integer last = (lua_Integer)S->ntasks--;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, S);
+  if (t->anchor != last) {
+    lua_rawgeti(L, -1, last);
+    ((nb_task *)lua_touserdata(L, -1))->anchor = t->anchor;
+    lua_rawseti(L, -2, t->anchor);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, -2, last);
+  lua_pop(L, 1);
+  t->anchor = 0;
 }
 
 /* In a protected call on the loop thread: turn the error of a failed task
@@ -345,8 +352,12 @@ int nio__bind_run_ready(nb_state *S) {
 }
 
 void nio__bind_abandon_tasks(nb_state *S) {
-  nb_task *t;
-  while ((t = nio__list_item(S->tasks.first, nb_task, all)) != NULL) {
+  while (S->ntasks > 0) {
+    nb_task *t;
+    lua_rawgetp(S->L, LUA_REGISTRYINDEX, S);
+    lua_rawgeti(S->L, -1, (lua_Integer)S->ntasks);
+    t = lua_touserdata(S->L, -1);
+    lua_pop(S->L, 2);
     task_timer_stop(S->e, t);
     nio__bind_waitq_remove(t);
     task_vacate(t);
