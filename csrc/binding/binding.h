@@ -128,8 +128,8 @@ struct nb_task {
 ** conn stays a valid object whose methods return nil, "closed"). The
 ** engine's c->udata points back here until we close c, and the engine
 ** delivers no callback after that, so the pointer never dangles.
-** User value 1: the name of the pool conn:setkeepalive() puts it in (a
-** string, for connections made by netio.connect), else nil.
+** User value 1, only in those made by netio.connect (no user value in
+** the others): the name of the pool conn:setkeepalive() puts it in.
 */
 struct nb_conn {
   nio_conn *c;
@@ -431,8 +431,9 @@ int nio__bind_join_wait(lua_State *L, nb_task *t, nb_task *target,
 /* ---- conn.c ------------------------------------------------------------ */
 
 void nio__bind_conn_open(lua_State *L);
-/* Push a new "netio.conn" userdata (no connection yet). */
-nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S);
+/* Push a new "netio.conn" userdata (no connection yet). pooled: it may be
+** put in a pool (made by netio.connect): it has the pool's user value. */
+nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S, int pooled);
 /* Attach an engine connection to a conn userdata. */
 void nio__bind_conn_attach(nb_conn *nb, nio_conn *c);
 /* Close nb's connection (flush: after queued output is sent) and wake

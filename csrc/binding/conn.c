@@ -25,8 +25,10 @@ static nb_conn *conn_check(lua_State *L) {
 
 /* ---- life cycle ------------------------------------------------------ */
 
-nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S) {
-  nb_conn *nb = lua_newuserdatauv(L, sizeof *nb, 1); /* 1: its pool */
+nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S, int pooled) {
+  /* A user value costs 24 bytes (16 and a larger header): only the
+  ** connections that may be pooled have one. */
+  nb_conn *nb = lua_newuserdatauv(L, sizeof *nb, pooled ? 1 : 0);
   memset(nb, 0, sizeof *nb);
   nb->tmo_connect = nb->tmo_send = nb->tmo_read = -1;
   nb->max_input = NB_MAX_INPUT;
@@ -775,7 +777,7 @@ static int l_conn_successor(lua_State *L) {
   nio_conn *c;
   int r;
   if (nb->c == NULL || nb->S == NULL) return conn_closed(L);
-  n = nio__bind_conn_new(L, nb->S);
+  n = nio__bind_conn_new(L, nb->S, 0);
   if ((r = nio__conn_successor(nb->c, &c)) < 0) return nio__bind_fail(L, r);
   /* The old one is closed by the engine: forget it, wake its waiters. */
   nb->c = NULL;

@@ -148,7 +148,7 @@ int nio__bind_pool_take(lua_State *L, nb_state *S, int addr, const char *pool,
         idle_close(it);
         continue;
       }
-      nb = nio__bind_conn_new(L, S); /* may raise: nothing changed yet */
+      nb = nio__bind_conn_new(L, S, 1); /* may raise: nothing changed yet */
       idle_unlink(it);
       /* Not nio__bind_conn_attach: the socket keeps the options its
       ** previous owner set, as in OpenResty. */

@@ -59,7 +59,7 @@ static int accept_try(lua_State *L, nb_listener *nl) {
   nio_conn *c = nio__listener_accept(nl->l, nio__bind_conn_cb, NULL);
   nb_conn *nb;
   if (c == NULL) return 0;
-  nb = nio__bind_conn_new(L, nl->S);
+  nb = nio__bind_conn_new(L, nl->S, 0);
   nio__bind_conn_attach(nb, c);
   nb->connected = 1;
   return 1;

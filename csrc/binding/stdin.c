@@ -129,7 +129,7 @@ int nio__bind_l_stdin(lua_State *L) {
     return 1;
   lua_pop(L, 1);
   if ((r = stdin_start()) != 0) return nio__bind_fail(L, r);
-  nb = nio__bind_conn_new(L, S);
+  nb = nio__bind_conn_new(L, S, 0);
   nb->readonly = 1;
   nb->connected = 1;
   if ((r = nio__sock_pair(&e, &w)) != 0) return nio__bind_fail(L, r);

@@ -494,7 +494,7 @@ static int connect_common(lua_State *L, nb_conn *dial) {
     nb = dial;
     op->dial = 1;
   } else {
-    nb = nio__bind_conn_new(L, t->S); /* 4 */
+    nb = nio__bind_conn_new(L, t->S, 1); /* 4 */
     nb->tmo_connect = tmo;
     nio__bind_pool_tag(L, 4, 1, pool, bind);
     op->nb = nb;
@@ -563,7 +563,7 @@ int nio__bind_l_detached(lua_State *L) {
     lua_pushliteral(L, "netio: detached must be called from a netio task");
     return lua_error(L);
   }
-  nb = nio__bind_conn_new(L, S);
+  nb = nio__bind_conn_new(L, S, 0);
   if ((r = nio__conn_detached(S->e, nio__bind_conn_cb, nb, &c)) < 0)
     return nio__bind_fail(L, r);
   nio__bind_conn_attach(nb, c);
