@@ -16,15 +16,16 @@ static void conn_on_connect(nio_req *req, int res, const char *data,
 
 /* ---- slot table ----------------------------------------------------- */
 
-/* Make sure the outside view covers slots [0, n): allocate the blocks
-** missing and publish them for senders. */
-static int xslots_grow(nio_engine *e, uint32_t n) {
-  for (uint32_t b = 0; b < (n + NIO_XS_BLOCK - 1) / NIO_XS_BLOCK; b++) {
-    nio_xslot *blk;
-    if (atomic_load_explicit(&e->xblocks[b], memory_order_relaxed)) continue;
-    if ((blk = calloc(NIO_XS_BLOCK, sizeof *blk)) == NULL) return NIO_ENOMEM;
-    atomic_store_explicit(&e->xblocks[b], blk, memory_order_release);
-  }
+/* Make sure the outside view covers slot s: allocate its block if missing
+** and publish it for senders. Blocks are made as slots are first handed
+** out, not for the whole slot table: the table doubles, and the blocks of
+** its unused half would cost up to 48 bytes per connection. */
+static int xslot_block(nio_engine *e, uint32_t s) {
+  uint32_t b = s >> NIO_XS_BLOCK_BITS;
+  nio_xslot *blk;
+  if (atomic_load_explicit(&e->xblocks[b], memory_order_relaxed)) return 0;
+  if ((blk = calloc(NIO_XS_BLOCK, sizeof *blk)) == NULL) return NIO_ENOMEM;
+  atomic_store_explicit(&e->xblocks[b], blk, memory_order_release);
   return 0;
 }
 
@@ -39,7 +40,7 @@ nio_xslot *nio__xslot(nio_engine *e, uint32_t slot) {
 void nio__xslots_free(nio_engine *e) {
   for (uint32_t b = 0; b < NIO_XS_BLOCKS; b++) {
     nio_xslot *blk = atomic_load_explicit(&e->xblocks[b], memory_order_relaxed);
-    if (blk == NULL) break; /* blocks are allocated in order */
+    if (blk == NULL) continue;
     free(blk);
     atomic_store_explicit(&e->xblocks[b], NULL, memory_order_relaxed);
   }
@@ -52,7 +53,6 @@ static int slot_alloc(nio_engine *e, conn *c) {
     nio_slot *t;
     if (n > NIO_ID_MAX_SLOTS) n = NIO_ID_MAX_SLOTS;
     if (n == e->nslots) return NIO_ENOMEM;
-    if (xslots_grow(e, n) < 0) return NIO_ENOMEM;
     if ((t = realloc(e->slots, n * sizeof *t)) == NULL) return NIO_ENOMEM;
     /* Push the new slots so that the lowest is handed out first. */
     for (i = n; i-- > e->nslots;) {
@@ -65,6 +65,7 @@ static int slot_alloc(nio_engine *e, conn *c) {
     e->nslots = n;
   }
   s = e->free_slot - 1;
+  if (xslot_block(e, s) < 0) return NIO_ENOMEM;
   e->free_slot = e->slots[s].next;
   e->slots[s].c = c;
   c->slot = s;
