@@ -9,8 +9,8 @@ void nio__conn_caf_unlink(conn *c) {
   /* c->caf is set before c goes on the list, and one with nothing to
   ** send closes without ever being on it: only a link that has a
   ** predecessor or is the first is in the list. */
-  if (c->flink.prev || e->flushing.first == &c->flink)
-    nio__list_remove(&e->flushing, &c->flink);
+  if (c->link.prev || e->flushing.first == &c->link)
+    nio__list_remove(&e->flushing, &c->link);
 }
 
 int nio__conns_flushing(const nio_engine *e) {
@@ -20,7 +20,7 @@ int nio__conns_flushing(const nio_engine *e) {
 
 /* The one due first (the list is ordered by fdue), or NULL. */
 static conn *caf_first(nio_engine *e) {
-  return nio__list_item(e->flushing.first, conn, flink);
+  return nio__list_item(e->flushing.first, conn, link);
 }
 
 static void conn_caf_expire(nio_timer *t) {
@@ -38,7 +38,11 @@ void nio__conn_close_after_flush(nio_conn *pc) {
   conn *c = (conn *)pc;
   nio_engine *e = c->e;
   if (c->pub.closing || c->caf) return;
-  if (c->pending) nio__conn_unpend(c);
+  /* Out of its listener's lists: c->link goes on e->flushing. */
+  if (c->pending)
+    nio__conn_unpend(c);
+  else if (c->shaking)
+    nio__listener_unshake(c);
   c->caf = 1;
   c->pub.cb = NULL;
   nio__conn_refuse_outside(c);
@@ -55,7 +59,7 @@ void nio__conn_close_after_flush(nio_conn *pc) {
   ** keep a forgotten connection (and its output) forever. The grace is
   ** the same for all, so appending keeps the list ordered by deadline. */
   c->fdue = e->now + e->grace_ns;
-  nio__list_push_back(&e->flushing, &c->flink);
+  nio__list_push_back(&e->flushing, &c->link);
   if (!nio__timer_active(&e->ftimer)) {
     e->ftimer.data = e;
     /* No timer, no bound: close now rather than maybe never. */

@@ -164,14 +164,14 @@ struct nio_conn {
   nio_conn_cb cb; /* owner's; may be changed at any time */
   void *udata;    /* owner's */
   nio_sock fd;
-  int err;          /* first error (NIO_E*), 0 if none; sticky */
+  int err; /* first error (NIO_E*), 0 if none; sticky */
+  /* Input: bytes in[rpos..wpos) of a buffer of size cap; see
+  ** nio__conn_input(). (The 32-bit fields are kept together: no padding.) */
+  char *in;
+  uint32_t rpos, wpos, cap;
   unsigned eof : 1; /* the peer closed its sending side */
   unsigned closing : 1;
   unsigned shut : 1; /* shutdown asked for */
-  /* Input: bytes in[rpos..wpos) of a buffer of size cap; see
-  ** nio__conn_input(). */
-  char *in;
-  uint32_t rpos, wpos, cap;
   /* Counters. */
   uint64_t bytes_in, bytes_out;
   size_t queued; /* bytes accepted for sending and not yet sent */

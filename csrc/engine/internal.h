@@ -138,11 +138,12 @@ struct conn {
     conn_dial *dial; /* connect targets, while connecting (owned) */
     listener *pl;    /* listener whose pending queue holds us */
   } u;
-  nio_link link;  /* in its listener's pending, then e->zombies */
-  conn *knext;    /* engine's kick list: output to submit this turn */
-  conn *dnext;    /* deferred-event list */
-  nio_link flink; /* in e->flushing while closed after flush */
-  uint64_t fdue;  /* close-after-flush deadline */
+  /* In one list at a time: its listener's pending (or shaking), then
+  ** e->flushing while closed after flush, then e->zombies. */
+  nio_link link;
+  conn *knext;   /* engine's kick list: output to submit this turn */
+  conn *dnext;   /* deferred-event list */
+  uint64_t fdue; /* close-after-flush deadline */
   size_t lowat;
   size_t max_output; /* queued output that aborts the connection; 0 none */
   nio_xslot *xs;     /* this slot's outside view (stable; see nio_xslot) */
@@ -259,7 +260,7 @@ struct nio_engine {
   ** send is submitted just before the wait, with everything the turn
   ** queued (one send per connection per turn, not one per write). */
   conn *kicks;
-  nio_list flushing; /* of conn.flink: closed after flush, by fdue */
+  nio_list flushing; /* of conn.link: closed after flush, by fdue */
   nio_timer ftimer;
   nio_list listeners; /* of listener.link: open listeners */
   nio_list lzombies;  /* closed, freed after their accept's last completion */
