@@ -45,6 +45,9 @@
 ** (NETIO_GRACE) after the run, and what is left then is dropped and
 ** counted. */
 #define NB_STOP_GRACE_NS (2000000000ull)
+/* Coroutines of ended tasks kept for new ones (task.c): about 1 KiB each
+** (its lua_State, 45-slot stack and CallInfos). */
+#define NB_SPARE_MAX 128
 
 typedef struct nb_state nb_state;
 typedef struct nb_task nb_task;
@@ -100,7 +103,7 @@ typedef struct nb_task_x {
   lua_State *nested;
 } nb_task_x;
 struct nb_task {
-  lua_State *co;
+  lua_State *co;  /* NULL once it ended and its coroutine became a spare */
   nb_state *S;    /* NULL once the run ended */
   nb_task *next;  /* ready list */
   nio_link wlink; /* in wq->tasks, while wq is set */
@@ -202,6 +205,7 @@ struct nb_state {
   nb_task *current; /* the task being resumed */
   nb_task *main_task;
   size_t ntasks;      /* tasks not ended: anchored at T[1..ntasks] */
+  uint32_t nspare;    /* spare coroutines (task.c), in T[&nspare] */
   nio_list conns;     /* of nb_conn.link (see nb_conn) */
   nio_list listeners; /* of nb_listener.link */
   nio_list udps;      /* of nb_udp.link */

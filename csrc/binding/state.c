@@ -25,6 +25,8 @@ nb_state *nio__bind_state_new(lua_State *L) {
   S->L = lua_newthread(L);
   lua_setfield(L, -2, "loop");
   if (!lua_checkstack(S->L, 16)) luaL_error(L, "netio: out of stack");
+  lua_createtable(L, NB_SPARE_MAX, 0); /* task.c's spare coroutines */
+  lua_rawsetp(L, -2, &S->nspare);
   lua_rawsetp(L, LUA_REGISTRYINDEX, S);
   S->magic = NB_MAGIC;
   return S;

@@ -171,15 +171,61 @@ void nio__bind_waitq_clear(nb_waitq *q) {
 
 /* ---- spawn ---------------------------------------------------------- */
 
+/* Spare coroutines: those of tasks that returned, kept for the next spawns
+** (at most NB_SPARE_MAX, in the array T[&S->nspare], made at its full
+** size with the state so that keeping one never allocates): a spawn then
+** skips lua_newthread, its 3 or 4 allocations, and the collector's work to
+** free them. */
+
+/* Push a spare coroutine and return it, or NULL (nothing pushed). */
+static lua_State *spare_take(lua_State *L, nb_state *S) {
+  lua_State *co;
+  if (S->nspare == 0) return NULL;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, S);
+  lua_rawgetp(L, -1, &S->nspare);
+  lua_rawgeti(L, -1, (lua_Integer)S->nspare);
+  co = lua_tothread(L, -1);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, (lua_Integer)S->nspare--);
+  lua_replace(L, -3);
+  lua_pop(L, 1);
+  return co;
+}
+
+/* t returned (LUA_OK): keep its coroutine as a spare if it is clean --
+** finished (so every frame returned: no open upvalue, no pending <close>
+** variable), no hook set -- and there is room. Its results, if any, go:
+** only a task that ended with none (or canceled) gives it up. The task's
+** userdata forgets it (t->co = NULL, user value 1 nil). */
+static void spare_put(nb_state *S, nb_task *t) {
+  lua_State *L = S->L, *co = t->co;
+  if (S->nspare >= NB_SPARE_MAX || t->is_main || lua_status(co) != LUA_OK ||
+      lua_gethook(co) != NULL ||
+      (t->status == NB_T_DONE && lua_gettop(co) != 0))
+    return;
+  lua_settop(co, 0);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, S); /* T */
+  lua_rawgetp(L, -1, &S->nspare);
+  lua_pushthread(co);
+  lua_xmove(co, L, 1);
+  lua_rawseti(L, -2, (lua_Integer)++S->nspare); /* in the array: no alloc */
+  lua_rawgeti(L, -2, t->anchor);                /* the task's userdata */
+  lua_pushnil(L);
+  lua_setiuservalue(L, -2, 1);
+  lua_pop(L, 3);
+  t->co = NULL;
+}
+
 nb_task *nio__bind_spawn(lua_State *L, nb_state *S, int fidx) {
   int n = lua_gettop(L) - fidx; /* arguments */
   nb_task *t;
   lua_State *co;
+  luaL_checkstack(L, 4, "netio: too many arguments");
   t = lua_newuserdatauv(L, sizeof *t, 1);
   memset(t, 0, sizeof *t);
   t->status = NB_T_DONE; /* until it is anchored, nothing may run it */
   luaL_setmetatable(L, NB_TASK_MT);
-  co = lua_newthread(L);
+  if ((co = spare_take(L, S)) == NULL) co = lua_newthread(L);
   lua_setiuservalue(L, -2, 1);
   if (!lua_checkstack(co, n + 2)) luaL_error(L, "netio: too many arguments");
   lua_rotate(L, fidx, 1); /* the task below the function */
@@ -307,6 +353,7 @@ static void task_end(nb_state *S, nb_task *t, int status, int nres) {
       nio__bind_wake(nio__list_item(k, nb_watch, link)->waiter);
     task_x_free(t);
   }
+  if (status == LUA_OK) spare_put(S, t);
   task_unlink(S, t);
   t->S = NULL; /* the task may outlive the run */
 }
@@ -382,6 +429,10 @@ void nio__bind_task_error(lua_State *L, nb_task *t) {
 int nio__bind_task_results(lua_State *L, nb_task *t) {
   int base, n = t->n;
   if (t->status != NB_T_DONE) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  if (n == 0) { /* its coroutine may be a spare now (spare_put) */
     lua_pushboolean(L, 1);
     return 1;
   }
