@@ -261,7 +261,7 @@ int nio__conn_write_accepted(conn *c, const void *p, size_t len,
 }
 
 void nio__conn_set_lowat(nio_conn *pc, size_t lowat) {
-  ((conn *)pc)->lowat = lowat;
+  ((conn *)pc)->lowat = lowat > UINT32_MAX ? UINT32_MAX : (uint32_t)lowat;
 }
 
 int nio__conn_shutdown(nio_conn *pc) {

@@ -141,15 +141,17 @@ struct conn {
   /* In one list at a time: its listener's pending (or shaking), then
   ** e->flushing while closed after flush, then e->zombies. */
   nio_link link;
-  conn *knext;   /* engine's kick list: output to submit this turn */
-  conn *dnext;   /* deferred-event list */
-  uint64_t fdue; /* close-after-flush deadline */
-  size_t lowat;
+  conn *knext;       /* engine's kick list: output to submit this turn */
+  conn *dnext;       /* deferred-event list */
+  uint64_t fdue;     /* close-after-flush deadline */
   size_t max_output; /* queued output that aborts the connection; 0 none */
   nio_xslot *xs;     /* this slot's outside view (stable; see nio_xslot) */
   conn_tls *tls;     /* TLS filter (tls.c), NULL for plain TCP; owned */
   uint32_t want;
   uint32_t slot;
+  /* Queued output below which NIO_EV_WRITE comes (32 bits: it shares the
+  ** word of want and slot, the struct is 8 bytes smaller). */
+  uint32_t lowat;
   uint8_t devents; /* deferred events to deliver at the next turn */
   unsigned connecting : 1, connected : 1, caf : 1, pending : 1, reset : 1,
       shut_done : 1, deferred : 1, zombie : 1;
