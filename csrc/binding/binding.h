@@ -58,9 +58,12 @@ typedef struct nb_thread nb_thread;
 typedef struct nb_wq nb_wq;
 
 /* A FIFO of tasks waiting for one event (joiners, acceptors, receivers):
-** woken in the order they began to wait. */
+** woken in the order they began to wait. A circular list through head
+** (head.next the first, head.prev the last; NULL or &head when empty, so
+** that a zeroed waitq is an empty one): a task leaves it without knowing
+** which queue it is in, so nb_task needs no pointer to its queue. */
 typedef struct nb_waitq {
-  nio_list tasks; /* of nb_task.wlink */
+  nio_link head; /* of nb_task.wlink */
 } nb_waitq;
 
 /*
@@ -106,17 +109,18 @@ struct nb_task {
   lua_State *co;  /* NULL once it ended and its coroutine became a spare */
   nb_state *S;    /* NULL once the run ended */
   nb_task *next;  /* ready list */
-  nio_link wlink; /* in wq->tasks, while wq is set */
-  nb_waitq *wq;   /* the queue it is in, or NULL */
+  nio_link wlink; /* in a wait queue while wlink.next is set */
   nb_task **slot; /* the conn reader/writer slot it holds */
   nb_task_x *x;   /* side struct, or NULL (owned) */
   /* What the current wait must undo besides the generic (slot, wait
   ** queue, timer) when the task is canceled in it; cleared by wait_end. */
   void (*cancel_fn)(nb_task *t, void *arg);
   void *cancel_arg;
-  int n; /* arguments for the first resume, then results (NB_T_DONE) */
   uint32_t anchor; /* its index in T while it has not ended, else 0 */
-  uint8_t status;
+  /* Arguments for the first resume, then results (NB_T_DONE): fewer than
+  ** LUAI_MAXSTACK (1,000,000), so 21 bits do. */
+  unsigned n : 21;
+  unsigned status : 3;
   unsigned queued : 1;   /* on the ready list */
   unsigned started : 1;  /* resumed at least once */
   unsigned timedout : 1; /* the wait's timer fired */
@@ -400,6 +404,18 @@ nb_task *nio__bind_k_task(lua_State *L, nb_state *hint);
   if (((t) = nio__bind_k_task((L), (hint))) == NULL)                           \
   return lua_yieldk((L), 0, (ctx), (k))
 /* Wait queues. */
+static inline int nio__bind_waitq_empty(const nb_waitq *q) {
+  return q->head.next == NULL || q->head.next == &q->head;
+}
+/* The first link of q, or the one after k; NULL at the end. */
+static inline nio_link *nio__bind_waitq_next(nb_waitq *q, nio_link *k) {
+  k = k ? k->next : q->head.next;
+  return k == &q->head ? NULL : k;
+}
+/* Whether t is in a wait queue. */
+static inline int nio__bind_in_waitq(const nb_task *t) {
+  return t->wlink.next != NULL;
+}
 void nio__bind_waitq_add(nb_waitq *q, nb_task *t);
 /* Put t first (it was woken for an event another task took meanwhile). */
 void nio__bind_waitq_add_first(nb_waitq *q, nb_task *t);

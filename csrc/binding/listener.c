@@ -98,7 +98,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
     lua_pushliteral(L, "timeout");
     return 2;
   }
-  if (t->wq == NULL) nio__bind_waitq_add(&nl->acceptors, t);
+  if (!nio__bind_in_waitq(t)) nio__bind_waitq_add(&nl->acceptors, t);
   return nio__bind_yield(L, t, ctx, accept_k);
 }
 

@@ -181,7 +181,7 @@ static int receive_k(lua_State *L, int status, lua_KContext ctx) {
     return 2;
   }
   /* Woken for a message another task took first: keep our place. */
-  if (t->wq == NULL) nio__bind_waitq_add_first(&S->receivers, t);
+  if (!nio__bind_in_waitq(t)) nio__bind_waitq_add_first(&S->receivers, t);
   return nio__bind_yield(L, t, ctx, receive_k);
 }
 
@@ -190,7 +190,7 @@ int nio__bind_l_receive(lua_State *L) {
   int64_t tmo = nio__bind_opt_timeout(L, 1, -1);
   nb_task *t = nio__bind_task(L, NULL, "receive");
   nb_state *S = t->S;
-  if (S->mhead && nio__list_empty(&S->receivers.tasks)) {
+  if (S->mhead && nio__bind_waitq_empty(&S->receivers)) {
     lua_settop(L, 0);
     return receive_take(L, S);
   }

@@ -132,41 +132,55 @@ int nio__bind_canceled(lua_State *L, nb_task *t) {
   return lua_error(L);
 }
 
+/* Link k in after prev (of q's circle). */
+static void waitq_insert(nb_waitq *q, nio_link *prev, nio_link *k) {
+  if (q->head.next == NULL) q->head.next = q->head.prev = &q->head;
+  k->prev = prev;
+  k->next = prev->next;
+  prev->next->prev = k;
+  prev->next = k;
+}
+
 void nio__bind_waitq_add(nb_waitq *q, nb_task *t) {
-  t->wq = q;
-  nio__list_push_back(&q->tasks, &t->wlink);
+  if (q->head.next == NULL) q->head.next = q->head.prev = &q->head;
+  waitq_insert(q, q->head.prev, &t->wlink);
 }
 
 void nio__bind_waitq_add_first(nb_waitq *q, nb_task *t) {
-  t->wq = q;
-  nio__list_push_front(&q->tasks, &t->wlink);
+  waitq_insert(q, &q->head, &t->wlink);
 }
 
 void nio__bind_waitq_remove(nb_task *t) {
-  if (t->wq == NULL) return;
-  nio__list_remove(&t->wq->tasks, &t->wlink);
-  t->wq = NULL;
+  nio_link *k = &t->wlink;
+  if (k->next == NULL) return;
+  k->prev->next = k->next;
+  k->next->prev = k->prev;
+  k->prev = k->next = NULL;
 }
 
 void nio__bind_waitq_wake_all(nb_waitq *q) {
   nio_link *k;
-  while ((k = nio__list_pop_front(&q->tasks)) != NULL) {
+  while ((k = nio__bind_waitq_next(q, NULL)) != NULL) {
     nb_task *t = nio__list_item(k, nb_task, wlink);
-    t->wq = NULL;
+    nio__bind_waitq_remove(t);
     nio__bind_wake(t);
   }
 }
 
 nb_task *nio__bind_waitq_wake_one(nb_waitq *q) {
-  nb_task *t = nio__list_item(nio__list_pop_front(&q->tasks), nb_task, wlink);
+  nb_task *t = nio__list_item(nio__bind_waitq_next(q, NULL), nb_task, wlink);
   if (t == NULL) return NULL;
-  t->wq = NULL;
+  nio__bind_waitq_remove(t);
   nio__bind_wake(t);
   return t;
 }
 
 void nio__bind_waitq_clear(nb_waitq *q) {
-  q->tasks.first = q->tasks.last = NULL;
+  nio_link *k;
+  /* The waiters may still be removed later (abandoned tasks): detached,
+  ** that is a no-op. */
+  while ((k = nio__bind_waitq_next(q, NULL)) != NULL)
+    nio__bind_waitq_remove(nio__list_item(k, nb_task, wlink));
 }
 
 /* ---- spawn ---------------------------------------------------------- */
@@ -301,7 +315,7 @@ static int task_failed_p(lua_State *L) {
     lua_remove(L, -2);
   }
   if (!t->is_main && !t->joined &&
-      (t->x == NULL || (nio__list_empty(&t->x->joiners.tasks) &&
+      (t->x == NULL || (nio__bind_waitq_empty(&t->x->joiners) &&
                         nio__list_empty(&t->x->watchers)))) {
     lua_pushvalue(L, -1);
     msg = lua_tostring(L, -1);

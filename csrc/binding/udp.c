@@ -199,7 +199,7 @@ static int udp_recv_k(lua_State *L, int status, lua_KContext ctx) {
     return 2;
   }
   /* Woken first, but nothing for it yet: it stays first. */
-  if (t->wq == NULL) nio__bind_waitq_add_first(&nu->readers, t);
+  if (!nio__bind_in_waitq(t)) nio__bind_waitq_add_first(&nu->readers, t);
   return nio__bind_yield(L, t, ctx, udp_recv_k);
 }
 
@@ -219,7 +219,7 @@ static int udp_recv_common(lua_State *L, int from, const char *name) {
   ctx = (lua_KContext)size << 1 | from;
   /* Others wait already, or one was woken for a datagram: this one
   ** queues behind them. */
-  if (nio__list_empty(&nu->readers.tasks) && nu->rturn == NULL &&
+  if (nio__bind_waitq_empty(&nu->readers) && nu->rturn == NULL &&
       (n = udp_try_recv(L, nu, ctx)) > 0)
     return n;
   if (nio__bind_wait_begin(t, tmo) < 0) return nio__bind_nomem(L);
@@ -304,7 +304,7 @@ static int udp_send_k(lua_State *L, int status, lua_KContext ctx) {
     return 1;
   }
   if (nu->u != NULL && (nu->swait != NULL || nio__udp_sending(nu->u))) {
-    if (t->wq == NULL) nio__bind_waitq_add_first(&nu->writers, t);
+    if (!nio__bind_in_waitq(t)) nio__bind_waitq_add_first(&nu->writers, t);
     return nio__bind_yield(L, t, ctx, udp_send_k);
   }
   nio__bind_waitq_remove(t);

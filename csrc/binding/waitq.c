@@ -115,7 +115,7 @@ static int wq_wait_k(lua_State *L, int status, lua_KContext ctx) {
     return 2;
   }
   /* Woken without a value (a resume from elsewhere): keep our place. */
-  if (t->wq == NULL) nio__bind_waitq_add_first(&wq->q, t);
+  if (!nio__bind_in_waitq(t)) nio__bind_waitq_add_first(&wq->q, t);
   return nio__bind_yield(L, t, ctx, wq_wait_k);
 }
 
@@ -137,7 +137,8 @@ static int l_wq_wait(lua_State *L) {
 /* The first waiter that can still take a value, out of the queue. */
 static nb_task *wq_pick(nb_wq *wq) {
   nio_link *k;
-  for (k = wq->q.tasks.first; k; k = k->next) {
+  for (k = nio__bind_waitq_next(&wq->q, NULL); k;
+       k = nio__bind_waitq_next(&wq->q, k)) {
     nb_task *t = nio__list_item(k, nb_task, wlink);
     if (!t->timedout && !t->canceled) {
       nio__bind_waitq_remove(t);
@@ -187,7 +188,8 @@ static int l_wq_close(lua_State *L) {
 static int l_wq_len(lua_State *L) {
   nb_wq *wq = wq_check(L);
   lua_Integer n = 0;
-  for (nio_link *k = wq->q.tasks.first; k; k = k->next) {
+  for (nio_link *k = nio__bind_waitq_next(&wq->q, NULL); k;
+       k = nio__bind_waitq_next(&wq->q, k)) {
     nb_task *t = nio__list_item(k, nb_task, wlink);
     if (!t->timedout && !t->canceled) n++;
   }
