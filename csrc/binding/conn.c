@@ -471,11 +471,10 @@ static void send_unref(void *ud, const void *p, size_t len) {
   r->S->unrefs = r;
 }
 
-/* Queue the string at idx. Stack slot 3 holds the anchor table once a
-** large piece needed it (nil before). */
-static int send_piece(lua_State *L, nb_conn *nb, int idx, size_t *total) {
-  size_t len;
-  const char *p = lua_tolstring(L, idx, &len);
+/* Queue p[0..len), the string at idx. *anchor is the stack slot of the
+** anchor table, 0 until a large piece needs it (then pushed on top). */
+static int send_piece(lua_State *L, nb_conn *nb, int idx, const char *p,
+                      size_t len, int *anchor, size_t *total) {
   nb_sendref *ref;
   int r;
   if (len == 0) return 0;
@@ -483,15 +482,15 @@ static int send_piece(lua_State *L, nb_conn *nb, int idx, size_t *total) {
     r = nio__conn_write(nb->c, p, len, NULL, NULL);
   } else {
     /* Referenced, not copied: anchored until the engine frees it. */
-    if (lua_isnil(L, 3)) {
+    if (*anchor == 0) {
       lua_rawgetp(L, LUA_REGISTRYINDEX, nb->S);
-      lua_replace(L, 3);
+      *anchor = lua_gettop(L);
     }
     if ((ref = malloc(sizeof *ref)) == NULL) return NIO_ENOMEM;
     ref->S = nb->S;
     ref->next = NULL;
     lua_pushvalue(L, idx);
-    lua_rawsetp(L, 3, ref);
+    lua_rawsetp(L, *anchor, ref);
     r = nio__conn_write(nb->c, p, len, send_unref, ref);
   }
   if (r < 0) return r;
@@ -538,8 +537,9 @@ static void conn_writable(lua_State *L, nb_conn *nb, const char *name) {
 
 static int l_conn_send(lua_State *L) {
   nb_conn *nb = conn_check(L);
-  size_t total = 0, n = 0;
-  int r = 0, tp = lua_type(L, 2);
+  size_t total = 0, n = 0, len = 0;
+  int r = 0, tp = lua_type(L, 2), anchor = 0;
+  const char *p = NULL;
   nb_task *t;
   if (tp == LUA_TTABLE) {
     /* Check every element before queueing any, so misuse queues nothing. */
@@ -560,25 +560,34 @@ static int l_conn_send(lua_State *L) {
   conn_writable(L, nb, "send");
   t = nio__bind_task(L, nb->S, "send");
   if (nb->c == NULL) return send_failed(L, NIO_ECLOSED);
-  /* Nothing to queue still says whether the connection can send. */
-  if ((r = nio__conn_write(nb->c, "", 0, NULL, NULL)) < 0)
-    return send_failed(L, r);
-  if (nb->writer && nb->c->queued > NB_SEND_HIGH) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "busy");
-    return 2;
+  if (tp != LUA_TTABLE) p = lua_tolstring(L, 2, &len);
+  /* Nothing to queue still says whether the connection can send. One
+  ** non-empty string with no other writer skips the probe: its own write
+  ** fails the same way, and nothing else comes between. */
+  if (tp == LUA_TTABLE || len == 0 || nb->writer) {
+    if ((r = nio__conn_write(nb->c, "", 0, NULL, NULL)) < 0)
+      return send_failed(L, r);
+    if (nb->writer && nb->c->queued > NB_SEND_HIGH) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "busy");
+      return 2;
+    }
   }
-  lua_settop(L, 3);
-  lua_pushnil(L);
-  lua_replace(L, 3);
   if (tp == LUA_TTABLE) {
+    /* The anchor table at 3, under the elements pushed one by one. */
+    lua_settop(L, 2);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, nb->S);
+    anchor = 3;
     for (size_t i = 1; i <= n && r == 0; i++) {
+      size_t elen;
+      const char *ep;
       lua_rawgeti(L, 2, (lua_Integer)i);
-      r = send_piece(L, nb, 4, &total);
+      ep = lua_tolstring(L, 4, &elen);
+      r = send_piece(L, nb, 4, ep, elen, &anchor, &total);
       lua_pop(L, 1);
     }
   } else {
-    r = send_piece(L, nb, 2, &total);
+    r = send_piece(L, nb, 2, p, len, &anchor, &total);
   }
   if (r < 0) return send_failed(L, r);
   /* Below the high-water mark, or another task (a flush) holds the one
