@@ -129,8 +129,12 @@ static void conn_on_send(nio_req *req, int res, const char *data,
   }
   c->pub.bytes_out += (uint64_t)res;
   if (c->qhead == NULL) {
-    free(c->iov);
-    c->iov = NULL;
+    /* Only a send of several chunks had an array (a call saved per
+    ** message otherwise). */
+    if (c->iov) {
+      free(c->iov);
+      c->iov = NULL;
+    }
     nio__conn_set_queued(c, 0);
   } else {
     nio__conn_set_queued(c, before > (size_t)res ? before - (size_t)res : 0);
