@@ -45,6 +45,82 @@ static int embed_pnew(lua_State *L) {
   return 0;
 }
 
+/*
+** The run's Lua allocator: libc's, plus a free list per exact block size
+** up to EA_MAX bytes. A server's heap churns through blocks of a few sizes
+** (a received string per message, freed by a later GC sweep); glibc serves
+** them from its per-thread cache until a sweep frees more than that holds,
+** then from its slower bins. Exact sizes, never rounded: a block freed with
+** osize serves only requests of osize bytes, so the blocks luaL_newstate
+** made before this allocator was set are safe to keep as well. At most
+** EA_BYTES are kept; the rest goes back to libc. Under AddressSanitizer
+** nothing is kept, so a use after free is still caught. Owned by the Lua
+** state (its allocator's ud): freed after lua_close by ea_close.
+*/
+#define EA_MAX 256
+#ifndef EA_BYTES
+#if defined(__SANITIZE_ADDRESS__)
+#define EA_BYTES 0
+#else
+#define EA_BYTES ((size_t)1 << 18)
+#endif
+#endif
+
+typedef struct embed_alloc {
+  size_t kept;             /* bytes in the lists */
+  void *lists[EA_MAX + 1]; /* lists[n]: free blocks of n bytes */
+} embed_alloc;
+
+#define EA_KEEPS(n) ((n) >= sizeof(void *) && (n) <= EA_MAX)
+
+static void *ea_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  embed_alloc *a = ud;
+  void *b;
+  if (nsize == 0) {
+    if (ptr == NULL) return NULL;
+    if (EA_KEEPS(osize) && a->kept + osize <= EA_BYTES) {
+      *(void **)ptr = a->lists[osize];
+      a->lists[osize] = ptr;
+      a->kept += osize;
+    } else {
+      free(ptr);
+    }
+    return NULL;
+  }
+  if (ptr == NULL) { /* osize is the kind of object, not a size */
+    if (EA_KEEPS(nsize) && (b = a->lists[nsize]) != NULL) {
+      a->lists[nsize] = *(void **)b;
+      a->kept -= nsize;
+      return b;
+    }
+    return malloc(nsize);
+  }
+  return nsize == osize ? ptr : realloc(ptr, nsize);
+}
+
+/* Set ea_alloc on a state just made by luaL_newstate. */
+static int ea_install(lua_State *L) {
+  embed_alloc *a = calloc(1, sizeof *a);
+  if (a == NULL) return NIO_ENOMEM;
+  lua_setallocf(L, ea_alloc, a);
+  return 0;
+}
+
+/* lua_close(L), then the allocator's lists. */
+static void ea_close(lua_State *L) {
+  void *ud, *b;
+  lua_Alloc f = lua_getallocf(L, &ud);
+  embed_alloc *a = ud;
+  lua_close(L);
+  if (f != ea_alloc) return;
+  for (size_t n = 0; n <= EA_MAX; n++)
+    while ((b = a->lists[n]) != NULL) {
+      a->lists[n] = *(void **)b;
+      free(b);
+    }
+  free(a);
+}
+
 static nb_state *embed_state(nio_engine *e) {
   return e ? nio__engine_udata(e) : NULL;
 }
@@ -64,6 +140,10 @@ int nio_engine_new(nio_engine **out, const nio_options *opts) {
   int r;
   *out = NULL;
   if ((L = luaL_newstate()) == NULL) return NIO_ENOMEM;
+  if (ea_install(L) < 0) {
+    lua_close(L);
+    return NIO_ENOMEM;
+  }
   /* A server's heap is mostly garbage made per message (received strings)
   ** over a live set that grows with its connections (a coroutine each),
   ** and every GC cycle traverses that live set: start a cycle at 3x the
@@ -73,12 +153,12 @@ int nio_engine_new(nio_engine **out, const nio_options *opts) {
   lua_pushcfunction(L, embed_pnew);
   lua_pushlightuserdata(L, &S);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    lua_close(L);
+    ea_close(L);
     return NIO_ENOMEM;
   }
   if ((r = nio__bind_state_engine(S, opts)) != 0) {
     nio__bind_state_free(S);
-    lua_close(L);
+    ea_close(L);
     return r;
   }
   *out = S->e;
@@ -224,5 +304,5 @@ void nio_engine_free(nio_engine *e) {
     if (!S->ended) nio__bind_abandon_tasks(S);
   }
   nio__bind_state_free(S);
-  lua_close(L);
+  ea_close(L);
 }
