@@ -153,6 +153,14 @@ static int tls_new_session(SSL *ssl, SSL_SESSION *sess) {
 
 /* ---- the filter -------------------------------------------------------- */
 
+/* Empty the thread's error queue before an SSL call (SSL_get_error reads
+** it). Usually it is empty already: ERR_peek_error only looks, while
+** ERR_clear_error walks all its slots (5% of a TLS server's CPU per
+** request when called before every read and write). */
+static void tls_clear_errors(void) {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 /* Move what TLS wrote (handshake messages, records, alerts) to the output
 ** queue, as ciphertext below the filter. */
 static void tls_flush(conn *c) {
@@ -221,7 +229,7 @@ static int tls_encrypt(conn *c, const char *p, size_t len);
 static void tls_handshake(conn *c, int deferred) {
   conn_tls *t = c->tls;
   int r, e;
-  ERR_clear_error();
+  tls_clear_errors();
   r = SSL_do_handshake(t->ssl);
   tls_flush(c);
   if (r == 1) {
@@ -253,7 +261,7 @@ static void tls_read(conn *c, int deferred) {
   char buf[16384];
   int k, e;
   while (!c->pub.err && !c->pub.eof && c->pub.wpos - c->pub.rpos < c->want) {
-    ERR_clear_error();
+    tls_clear_errors();
     k = SSL_read(t->ssl, buf, sizeof buf);
     if (k > 0) {
       if (nio__conn_append(c, buf, (size_t)k) < 0) {
@@ -337,7 +345,7 @@ static int tls_encrypt(conn *c, const char *p, size_t len) {
   int k;
   while (off < len) {
     piece = len - off < TLS_WRITE_PIECE ? len - off : TLS_WRITE_PIECE;
-    ERR_clear_error();
+    tls_clear_errors();
     k = SSL_write(t->ssl, p + off, (int)piece);
     if (k <= 0) {
       char msg[256];
@@ -496,7 +504,7 @@ void nio__conn_tls_close(nio_conn *pc) {
       pc->shut)
     return;
   t->notified = 1;
-  ERR_clear_error();
+  tls_clear_errors();
   SSL_shutdown(t->ssl);
   tls_flush(c);
 }
