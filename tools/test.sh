@@ -15,7 +15,7 @@ echo "=== lint: clang-format, luacheck ==="
 { git ls-files -z '*.c' '*.h' 2>/dev/null ||
   find csrc tests bench examples -name '*.[ch]' -print0; } |
   xargs -0 clang-format --dry-run -Werror
-luacheck -q lua spec bench examples tests/win/shims tools/docs-check.lua
+luacheck -q lua spec bench examples tests/win/shims tools/docs-check.lua tools/echo-check.lua
 # The documents stand alone: none names a file outside the repository.
 if git grep -nE '\.\./shared|DESIGN\.md|STYLE\.md|/work/' -- '*.md' 2>/dev/null; then
   echo "lint: a document above refers to a file outside the repository" >&2
