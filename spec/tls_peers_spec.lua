@@ -136,55 +136,56 @@ local BIG = 16 * 1024 * 1024
 -- `port2` serves the same with other.pem (other.example only); `port3`
 -- requires a client certificate signed by the test CA and answers with its
 -- subject.
+-- One pass of @NAME@ placeholders: a value (a temporary name, a path) is
+-- never searched again for the next placeholder.
 local function nginx_conf(prefix, port, port2, port3)
   local ca = H.host_path(CA.dir)
-  return ([[
+  return (([[
 daemon off;
 master_process off;
 worker_processes 1;
-pid PREFIX/nginx.pid;
-lock_file PREFIX/nginx.lock;
-error_log PREFIX/error.log warn;
+pid @PREFIX@/nginx.pid;
+lock_file @PREFIX@/nginx.lock;
+error_log @PREFIX@/error.log warn;
 events { worker_connections 1024; }
 http {
   access_log off;
   default_type application/octet-stream;
   keepalive_requests 1000;
-  client_body_temp_path PREFIX/body;
-  proxy_temp_path PREFIX/proxy;
-  fastcgi_temp_path PREFIX/fastcgi;
-  uwsgi_temp_path PREFIX/uwsgi;
-  scgi_temp_path PREFIX/scgi;
+  client_body_temp_path @PREFIX@/body;
+  proxy_temp_path @PREFIX@/proxy;
+  fastcgi_temp_path @PREFIX@/fastcgi;
+  uwsgi_temp_path @PREFIX@/uwsgi;
+  scgi_temp_path @PREFIX@/scgi;
   ssl_protocols TLSv1.2 TLSv1.3;
   ssl_session_cache shared:tls:1m;
   server {
-    listen 127.0.0.1:PORT ssl;
+    listen 127.0.0.1:@PORT@ ssl;
     server_name localhost;
-    ssl_certificate CA/server.pem;
-    ssl_certificate_key CA/server.key;
-    root PREFIX/www;
+    ssl_certificate @CA@/server.pem;
+    ssl_certificate_key @CA@/server.key;
+    root @PREFIX@/www;
     location = /conn { return 200 "$connection $connection_requests"; }
   }
   server {
-    listen 127.0.0.1:PORT2 ssl;
+    listen 127.0.0.1:@PORT2@ ssl;
     server_name other.example;
-    ssl_certificate CA/other.pem;
-    ssl_certificate_key CA/other.key;
-    root PREFIX/www;
+    ssl_certificate @CA@/other.pem;
+    ssl_certificate_key @CA@/other.key;
+    root @PREFIX@/www;
   }
   server {
-    listen 127.0.0.1:PORT3 ssl;
+    listen 127.0.0.1:@PORT3@ ssl;
     server_name localhost;
-    ssl_certificate CA/server.pem;
-    ssl_certificate_key CA/server.key;
-    ssl_client_certificate CA/ca.pem;
+    ssl_certificate @CA@/server.pem;
+    ssl_certificate_key @CA@/server.key;
+    ssl_client_certificate @CA@/ca.pem;
     ssl_verify_client on;
     location / { return 200 "client $ssl_client_s_dn"; }
   }
 }
-]]):gsub("PREFIX", prefix):gsub("CA", ca):gsub("PORT2", tostring(port2))
-    :gsub("PORT3", tostring(port3))
-    :gsub("PORT", tostring(port))
+]]):gsub("@(%u+%d?)@", { PREFIX = prefix, CA = ca, PORT = tostring(port),
+    PORT2 = tostring(port2), PORT3 = tostring(port3) }))
 end
 
 local function wait_file(path, limit)
