@@ -53,7 +53,8 @@ struct stest {
   atomic_llong accepted; /* bytes */
   atomic_llong busy;
   atomic_llong closed;
-  int msgs; /* per sender */
+  int msgs;  /* sends per sender */
+  int mixed; /* sends of several records: see RUNS */
   /* Races: close every server end after flush, one per tick. */
   nio_timer closer;
   int nclosed;
@@ -174,6 +175,14 @@ typedef struct sender {
   int idx;
 } sender;
 
+/* With s->mixed, the records of a send: the k-th send to a connection
+** carries RUNS[k % NRUNS] records, so that single records, copies above
+** the output queue's copy size (640 B) and sends large enough to travel
+** as their own message (4800 B) follow each other on every connection. */
+static const int RUNS[] = {1, 1, 40, 1, 300, 3};
+#define NRUNS (int)(sizeof RUNS / sizeof RUNS[0])
+#define RUN_MAX 300
+
 /* Sender idx sends record k to connection k % nconns, retrying on EBUSY
 ** (the documented back-pressure), until msgs are sent or every connection
 ** answered ECLOSED. */
@@ -182,23 +191,26 @@ static void sender_thread(void *arg) {
   stest *s = d->s;
   uint32_t seq[MAXCONNS] = {0};
   int dead[MAXCONNS] = {0}, ndead = 0;
-  char rec[REC];
+  char rec[REC * RUN_MAX];
   int64_t deadline = th_now_ms() + 60000;
   if (!wait_ready(s)) return;
   for (int k = 0; k < s->msgs && ndead < s->nconns; k++) {
     if ((k & 1023) == 0 && th_now_ms() > deadline) break;
     int i = k % s->nconns, r;
+    int n = s->mixed ? RUNS[(k / s->nconns) % NRUNS] : 1;
     if (dead[i]) continue;
-    rec_make(rec, (uint32_t)d->idx, seq[i], (uint32_t)i);
+    for (int j = 0; j < n; j++)
+      rec_make(rec + j * REC, (uint32_t)d->idx, seq[i] + (uint32_t)j,
+               (uint32_t)i);
     for (;;) {
-      r = nio_send(atomic_load(&s->ids[i]), rec, REC);
+      r = nio_send(atomic_load(&s->ids[i]), rec, (size_t)n * REC);
       if (r != NIO_EBUSY || atomic_load(&s->finish)) break;
       atomic_fetch_add(&s->busy, 1);
       th_usleep(50);
     }
     if (r == 0) {
-      seq[i]++;
-      atomic_fetch_add(&s->accepted, REC);
+      seq[i] += (uint32_t)n;
+      atomic_fetch_add(&s->accepted, n * REC);
     } else if (r == NIO_ECLOSED) {
       dead[i] = 1;
       ndead++;
@@ -270,6 +282,32 @@ static void four_threads_into_100_conns_in_order(void **state) {
                 "%llu delivered in order, %lld EBUSY retries\n",
                 SENDERS, s->msgs, s->nconns, (unsigned long long)total,
                 (long long)atomic_load(&s->busy));
+  eh_free(&s->t);
+  free(s);
+}
+
+/* Sends of 1 to 300 records (16 B to 4800 B) to the same connections:
+** single records gather with the others sent to the connection, large
+** sends travel as messages of their own; the bytes of each thread still
+** reach each connection in order. */
+static void mixed_sizes_keep_their_order(void **state) {
+  stest *s = calloc(1, sizeof *s);
+  uint64_t per_round = 0;
+  (void)state;
+  s->nconns = 20;
+  s->mixed = 1;
+  s->msgs = s->nconns * NRUNS * 40;
+  for (int k = 0; k < NRUNS; k++) per_round += (uint64_t)RUNS[k];
+  s->expect =
+      (uint64_t)SENDERS * per_round * (uint64_t)(s->msgs / (s->nconns * NRUNS));
+  st_run(s, 0);
+  for (int i = 0; i < s->nconns; i++)
+    if (s->cl[i].records != s->expect)
+      th_fail("reader %d: expected %llu records, got %llu", i,
+              (unsigned long long)s->expect,
+              (unsigned long long)s->cl[i].records);
+  assert_int_equal(atomic_load(&s->closed), 0);
+  assert_int_equal(s->st.outside_dropped, 0);
   eh_free(&s->t);
   free(s);
 }
@@ -634,6 +672,7 @@ static void unreceived_posts_are_bounded(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(four_threads_into_100_conns_in_order),
+      cmocka_unit_test(mixed_sizes_keep_their_order),
       cmocka_unit_test(dead_and_stale_ids_are_closed),
       cmocka_unit_test(send_limit_answers_busy_without_loss),
       cmocka_unit_test(sends_racing_with_close_are_accounted),
