@@ -29,14 +29,6 @@ static int xslot_block(nio_engine *e, uint32_t s) {
   return 0;
 }
 
-nio_xslot *nio__xslot(nio_engine *e, uint32_t slot) {
-  nio_xslot *blk;
-  if (slot >= NIO_ID_MAX_SLOTS) return NULL;
-  blk = atomic_load_explicit(&e->xblocks[slot >> NIO_XS_BLOCK_BITS],
-                             memory_order_acquire);
-  return blk ? &blk[slot & (NIO_XS_BLOCK - 1)] : NULL;
-}
-
 void nio__xslots_free(nio_engine *e) {
   for (uint32_t b = 0; b < NIO_XS_BLOCKS; b++) {
     nio_xslot *blk = atomic_load_explicit(&e->xblocks[b], memory_order_relaxed);

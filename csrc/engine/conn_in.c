@@ -61,12 +61,7 @@ void nio__conn_recv_kick(conn *c) {
 ** a nio__buf_size(), so it can go back to the pools. */
 /* Inlined into the receive completion, as when it had no other caller:
 ** TLS's use (nio__conn_append) must not cost plain TCP a call. */
-#if defined(__GNUC__)
-#define CONN_INLINE inline __attribute__((always_inline))
-#else
-#define CONN_INLINE inline
-#endif
-static CONN_INLINE int conn_append(conn *c, const char *data, size_t n) {
+static NIO_ALWAYS_INLINE int conn_append(conn *c, const char *data, size_t n) {
   nio_conn *p = &c->pub;
   size_t avail = p->wpos - p->rpos, need = avail + n, cap;
   if (need > UINT32_MAX) return NIO_ENOMEM;

@@ -225,13 +225,7 @@ int nio__conn_write_raw(conn *c, const void *p, size_t len,
     c->qtail = ch;
   }
   nio__conn_set_queued(c, c->pub.queued + len);
-  /* The send goes with the rest of this turn's output (nio__conns_kick);
-  ** one in flight already is followed by the next at its completion. */
-  if (!c->kickq && !c->wreq.active) {
-    c->kickq = 1;
-    c->knext = c->e->kicks;
-    c->e->kicks = c;
-  }
+  nio__conn_kick_later(c);
   return 0;
 }
 

@@ -77,8 +77,9 @@ static int ibuf_reserve(nio_ibuf *b, size_t n) {
 ** m. Refused when the inbox is closed or full; an empty inbox takes any
 ** one message, so one larger than the limit still passes alone.
 */
-static int inbox_push(nio_engine *e, uint64_t id, const void *p, size_t len,
-                      nio_msg *m, nio_xslot *xs) {
+static NIO_ALWAYS_INLINE int inbox_push(nio_engine *e, uint64_t id,
+                                        const void *p, size_t len, nio_msg *m,
+                                        nio_xslot *xs) {
   size_t rec = m ? REC_SIZE(sizeof m) : REC_SIZE(len);
   size_t cost = rec + (m ? m->size : 0), waiting = 0;
   nio_port *port = NULL;
@@ -161,14 +162,21 @@ static void send_ref_free(void *ud, const void *p, size_t len) {
 ** refuses senders sooner). */
 static void deliver_send(nio_engine *e, uint64_t id, const char *p, size_t len,
                          nio_msg *m) {
-  nio_conn *c = nio__conn_get(e, id);
-  nio_xslot *xs = c ? ((conn *)c)->xs : nio__xslot(e, NIO_ID_SLOT(id));
+  uint32_t s = NIO_ID_SLOT(id);
+  conn *c = s < e->nslots ? e->slots[s].c : NULL;
+  nio_xslot *xs;
   int r = NIO_ECLOSED;
-  if (c != NULL)
-    r = m ? nio__conn_write_accepted((conn *)c, m->data, len, send_ref_free, m)
-          : nio__conn_write_accepted((conn *)c, p, len, NULL, NULL);
-  else if (m)
+  /* The slot's tenant is id's connection only if its id is id whole
+  ** (generation, engine and all). */
+  if (c && c->pub.id != id) c = NULL;
+  xs = c ? c->xs : nio__xslot(e, s);
+  if (c == NULL) {
     free(m);
+  } else if (m) {
+    r = nio__conn_write_accepted(c, m->data, len, send_ref_free, m);
+  } else if ((r = nio__conn_write_tail(c, p, len)) < 0) {
+    r = nio__conn_write_accepted(c, p, len, NULL, NULL);
+  }
   if (r < 0) e->stats.outside_dropped += len;
   if (xs) {
     if (xs->wsub == 0) {
@@ -223,11 +231,12 @@ static int send_remote(nio_engine *e, uint64_t id, const void *p, size_t len) {
   if (xs == NULL || atomic_load_explicit(&xs->id, memory_order_acquire) != id)
     return NIO_ECLOSED;
   if (len == 0) return 0;
-  if (len >= INBOX_REF_MIN) {
-    if ((m = msg_new(NIO_MSG_SEND, len)) == NULL) return NIO_ENOMEM;
-    m->u.id = id;
-    memcpy(m->data, p, len);
-  }
+  /* The small send's push is inlined here without its message branches:
+  ** a flood of small sends takes it per message. */
+  if (len < INBOX_REF_MIN) return inbox_push(e, id, p, len, NULL, xs);
+  if ((m = msg_new(NIO_MSG_SEND, len)) == NULL) return NIO_ENOMEM;
+  m->u.id = id;
+  memcpy(m->data, p, len);
   if ((r = inbox_push(e, id, p, len, m, xs)) < 0) free(m);
   return r;
 }

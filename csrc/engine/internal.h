@@ -7,8 +7,17 @@
 #define NIO_ENGINE_INTERNAL_H
 
 #include <stdatomic.h>
+#include <string.h>
 #include "engine.h"
 #include "../util/list.h"
+
+/* For a function whose hot caller must not pay a call (or wants it
+** specialized for its constant arguments). */
+#if defined(__GNUC__)
+#define NIO_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define NIO_ALWAYS_INLINE inline
+#endif
 
 typedef struct conn conn;
 typedef struct listener listener;
@@ -351,8 +360,14 @@ void nio__conns_free_pools(nio_engine *e);
 
 /* conn.c */
 /* The outside view of a slot, or NULL when its block does not exist yet.
-** Any thread. */
-nio_xslot *nio__xslot(nio_engine *e, uint32_t slot);
+** Any thread (inline: every nio_send() asks). */
+static inline nio_xslot *nio__xslot(nio_engine *e, uint32_t slot) {
+  nio_xslot *blk;
+  if (slot >= NIO_ID_MAX_SLOTS) return NULL;
+  blk = atomic_load_explicit(&e->xblocks[slot >> NIO_XS_BLOCK_BITS],
+                             memory_order_acquire);
+  return blk ? &blk[slot & (NIO_XS_BLOCK - 1)] : NULL;
+}
 /* Free the outside view's blocks (the engine's last reference). */
 void nio__xslots_free(nio_engine *e);
 /* nio__conn_write for bytes nio_send() accepted: also while c is being
@@ -379,6 +394,32 @@ void nio__conns_close_all(nio_engine *e);
 static inline void nio__conn_set_queued(conn *c, size_t queued) {
   c->pub.queued = queued;
   atomic_store_explicit(&c->xs->queued, queued, memory_order_release);
+}
+/* Output was queued: the send goes with the rest of this turn's output
+** (nio__conns_kick); one in flight already is followed by the next at its
+** completion. */
+static inline void nio__conn_kick_later(conn *c) {
+  if (!c->kickq && !c->wreq.active) {
+    c->kickq = 1;
+    c->knext = c->e->kicks;
+    c->e->kicks = c;
+  }
+}
+/* The common case of a small write, kept short (a flood of outside sends
+** takes it per message): a plain connection in good health whose tail
+** copy chunk has room takes the bytes. Returns 0 when it did; otherwise
+** nothing happened and the caller goes through the full write. */
+static inline int nio__conn_write_tail(conn *c, const void *p, size_t len) {
+  nio_chunk *t = c->qtail;
+  if (t == NULL || t->cap == 0 || t->cap - t->len < len || c->pub.err ||
+      c->pub.closing || c->pub.shut || c->tls ||
+      (c->max_output && c->pub.queued + len > c->max_output))
+    return -1;
+  memcpy(t->data + t->len, p, len);
+  t->len += len;
+  nio__conn_set_queued(c, c->pub.queued + len);
+  nio__conn_kick_later(c);
+  return 0;
 }
 
 /* conn_in.c */
