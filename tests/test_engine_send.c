@@ -55,6 +55,11 @@ struct stest {
   atomic_llong closed;
   int msgs;  /* sends per sender */
   int mixed; /* sends of several records: see RUNS */
+  /* Each sender posts after each send the bytes it had accepted so far;
+  ** the posts' handler checks they are in the output of connection 0. */
+  int post_each;
+  uint64_t posted_bytes[SENDERS]; /* each sender's last post */
+  int posts, post_bad;
   /* Races: close every server end after flush, one per tick. */
   nio_timer closer;
   int nclosed;
@@ -191,6 +196,7 @@ static void sender_thread(void *arg) {
   stest *s = d->s;
   uint32_t seq[MAXCONNS] = {0};
   int dead[MAXCONNS] = {0}, ndead = 0;
+  uint64_t mine = 0; /* bytes accepted */
   char rec[REC * RUN_MAX];
   int64_t deadline = th_now_ms() + 60000;
   if (!wait_ready(s)) return;
@@ -211,6 +217,13 @@ static void sender_thread(void *arg) {
     if (r == 0) {
       seq[i] += (uint32_t)n;
       atomic_fetch_add(&s->accepted, n * REC);
+      mine += (uint64_t)n * REC;
+      if (s->post_each) {
+        uint64_t m[2] = {(uint64_t)d->idx, mine};
+        while (nio__engine_post(s->t.e, NIO_POST_VALUES, m, sizeof m) ==
+               NIO_EBUSY)
+          th_usleep(50);
+      }
     } else if (r == NIO_ECLOSED) {
       dead[i] = 1;
       ndead++;
@@ -308,6 +321,47 @@ static void mixed_sizes_keep_their_order(void **state) {
               (unsigned long long)s->cl[i].records);
   assert_int_equal(atomic_load(&s->closed), 0);
   assert_int_equal(s->st.outside_dropped, 0);
+  eh_free(&s->t);
+  free(s);
+}
+
+/* A post tells the bytes its sender had accepted until then: all of
+** every sender's are in the output of the (one) connection by the time
+** its post arrives: bytes sent, plus bytes queued. */
+static void post_after_sends(eh_test *t, nio_msg *m) {
+  stest *s = (stest *)t;
+  size_t len;
+  const char *d = nio__msg_data(m, &len);
+  uint64_t v[2], want = 0;
+  if (len == sizeof v) {
+    memcpy(v, d, sizeof v);
+    if (v[0] < SENDERS) s->posted_bytes[v[0]] = v[1];
+  }
+  for (int i = 0; i < SENDERS; i++) want += s->posted_bytes[i];
+  if (len != sizeof v || v[0] >= SENDERS || s->nsrv != 1 ||
+      s->srv[0]->bytes_out + s->srv[0]->queued < want)
+    s->post_bad++;
+  s->posts++;
+  nio__msg_free(t->e, m);
+}
+
+static void bytes_sent_before_a_post_are_queued_when_it_arrives(void **state) {
+  stest *s = calloc(1, sizeof *s);
+  (void)state;
+  s->nconns = 1;
+  s->msgs = 5000;
+  s->post_each = 1;
+  s->t.message = post_after_sends;
+  s->expect = (uint64_t)SENDERS * (uint64_t)s->msgs;
+  st_run(s, 0);
+  if (s->cl[0].records != s->expect)
+    th_fail("expected %llu records, got %llu", (unsigned long long)s->expect,
+            (unsigned long long)s->cl[0].records);
+  if (s->posts == 0) th_fail("no post arrived");
+  if (s->post_bad)
+    th_fail("%d of %d posts arrived before the bytes sent ahead of them were "
+            "queued",
+            s->post_bad, s->posts);
   eh_free(&s->t);
   free(s);
 }
@@ -673,6 +727,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(four_threads_into_100_conns_in_order),
       cmocka_unit_test(mixed_sizes_keep_their_order),
+      cmocka_unit_test(bytes_sent_before_a_post_are_queued_when_it_arrives),
       cmocka_unit_test(dead_and_stale_ids_are_closed),
       cmocka_unit_test(send_limit_answers_busy_without_loss),
       cmocka_unit_test(sends_racing_with_close_are_accounted),
