@@ -8,8 +8,8 @@
 #   QUICK=1 bash bench/outside.sh /tmp/bench-build   (~1 min: 1 round x 1 s)
 #
 # It builds nothing: build-dir (default $BUILD or build-bench) must hold a
-# Release build of the targets netio, outside_reader, outside_baseline and
-# outside_nio:
+# Release build of the targets netio, outside_reader, outside_baseline,
+# outside_nio and outside_rawq (rawq.so):
 #   cmake -S . -B /tmp/bench-build -DCMAKE_BUILD_TYPE=Release
 #   cmake --build /tmp/bench-build -j2
 #
@@ -18,6 +18,9 @@
 #                feeding a plain epoll writer (raw C)
 #   nio-uring    outside_nio: nio_send() from C threads, engine on io_uring
 #   nio-epoll    the same, NETIO_BACKEND=epoll
+#   lua-raw      netio bench/outside_lua.lua raw: the same Lua threads and
+#                loop, calling rawq.push() (rawq.so: the baseline's queue
+#                and writer as a Lua module) instead of netio.send()
 #   lua-uring    netio bench/outside_lua.lua: netio.send() from netio.thread()s
 #   lua-epoll    the same, NETIO_BACKEND=epoll
 # Each server runs with every THREADS count, flat out (throughput, and the
@@ -30,15 +33,15 @@
 #   ROUNDS=3 SECS=3 WARM=1   rounds; measured seconds and warm-up per run
 #   CONNS=100 THREADS="1 2"  connections; sender thread counts
 #   RATE=50000               paced runs' total rate (0: no paced runs)
-#   SERVERS="baseline nio-uring nio-epoll lua-uring lua-epoll"
+#   SERVERS="baseline nio-uring nio-epoll lua-raw lua-uring lua-epoll"
 #   SEND_LIMIT=32768         bytes that may wait per connection (in the
 #                            queue or inbox and in its output) before
-#                            "busy", for all three; with CONNS it bounds
+#                            "busy", for all; with CONNS it bounds
 #                            the whole queue (3.2 MiB). 0: nio's default,
 #                            4 MiB (then the 16 MiB inbox bound rules)
 #   QUEUE_LIMIT=0            bytes the baseline's queue and outside_nio's
 #                            inbox may hold (0: nio's default, 16 MiB; the
-#                            Lua host always has the default)
+#                            Lua host and lua-raw always have the default)
 #   BACKOFF_US=50            a sender's pause after "busy", for all
 #   SERVER_CPUS=0 READER_CPU=1   taskset lists
 #   OUT=/tmp/netio-outside.XXXX  where results.tsv and table.md go
@@ -66,7 +69,7 @@ WARM=${WARM:-1}
 CONNS=${CONNS:-100}
 THREADS=${THREADS:-1 2}
 RATE=${RATE:-50000}
-SERVERS=${SERVERS:-baseline nio-uring nio-epoll lua-uring lua-epoll}
+SERVERS=${SERVERS:-baseline nio-uring nio-epoll lua-raw lua-uring lua-epoll}
 SEND_LIMIT=${SEND_LIMIT:-32768}
 QUEUE_LIMIT=${QUEUE_LIMIT:-0}
 BACKOFF_US=${BACKOFF_US:-50}
@@ -77,8 +80,10 @@ mkdir -p "$OUT"
 RES=$OUT/results.tsv
 : >"$RES"
 
-for t in netio outside_reader outside_baseline outside_nio; do
-  if [ ! -x "$B/$t" ]; then
+need="netio outside_reader outside_baseline outside_nio"
+[[ " $SERVERS " != *" lua-raw "* ]] || need+=" rawq.so"
+for t in $need; do
+  if [ ! -e "$B/$t" ]; then
     say "outside.sh: $B/$t is missing: build $B first (Release):"
     say "  cmake -S $ROOT -B $B -DCMAKE_BUILD_TYPE=Release && cmake --build $B -j2"
     exit 2
@@ -120,6 +125,11 @@ start_server() {
     NETIO_BACKEND=${name#lua-} NETIO_GRACE=0 taskset -c "$SERVER_CPUS" \
       "$B/netio" bench/outside_lua.lua "$addr" "$CONNS" "$threads" "$rate" \
       "$SEND_LIMIT" "$BACKOFF_US" >"$log" 2>&1 &
+    ;;
+  lua-raw)
+    NETIO_GRACE=0 taskset -c "$SERVER_CPUS" \
+      "$B/netio" bench/outside_lua.lua "$addr" "$CONNS" "$threads" "$rate" \
+      "$SEND_LIMIT" "$BACKOFF_US" raw "$B" >"$log" 2>&1 &
     ;;
   *) return 1 ;;
   esac

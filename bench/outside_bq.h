@@ -1,8 +1,9 @@
 /*
 ** outside_bq.h: the raw C queue of the outside-threads benchmark
-** (bench/outside.sh), what nio_send() is measured against, apart from
-** outside_baseline.c's sender threads so that other programs can push
-** into the same queue.
+** (bench/outside.sh), what nio_send() and netio.send() are measured
+** against. Two programs include it: outside_baseline.c pushes from C
+** sender threads, outside_rawq.c (the Lua module rawq) from Lua threads,
+** so the two raw figures differ only in who calls bq_push().
 **
 ** One queue and one writer per process:
 **

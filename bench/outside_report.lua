@@ -11,10 +11,12 @@ local NAMES = {
   baseline = "raw C: mutex queue + eventfd + epoll writer",
   ["nio-uring"] = "nio_send (C threads), uring",
   ["nio-epoll"] = "nio_send (C threads), epoll",
+  ["lua-raw"] = "raw queue (Lua threads): rawq.push, same Lua loop",
   ["lua-uring"] = "netio.send (Lua threads), uring",
   ["lua-epoll"] = "netio.send (Lua threads), epoll",
 }
-local ORDER = { "baseline", "nio-uring", "nio-epoll", "lua-uring", "lua-epoll" }
+local ORDER = { "baseline", "nio-uring", "nio-epoll", "lua-raw", "lua-uring",
+  "lua-epoll" }
 local GOAL = 0.8
 
 local L = dofile(((arg and arg[0]) or ""):match("^(.-)[^/\\]*$")

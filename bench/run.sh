@@ -14,7 +14,7 @@
 #   PARTS=echo,http,ab,idle,outside,udp,tls   which parts run
 #   ONLY=uring,netio-uring,...  echo/idle/HTTP servers to run (default: all;
 #                               netio-uring names its echo and HTTP servers)
-#   OUTSIDE_SECS=3 OUTSIDE_SERVERS="baseline nio-uring ..."  the outside
+#   OUTSIDE_SECS=3 OUTSIDE_SERVERS="baseline nio-uring lua-raw ..."  the outside
 #                               part (bench/outside.sh, which has more knobs)
 #   UDP_SECS=3 UDP_SERVERS="c luv netio-uring netio-epoll"   the UDP echo
 #                               part (bench/udp_echo.sh, which has more knobs)
@@ -107,7 +107,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building $BUILD (Release)"
   cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DNETIO_TESTS=OFF >/dev/null
   cmake --build "$B" -j2 --target netio loadgen echo_epoll outside_reader \
-    outside_baseline outside_nio udp_loadgen udp_echo_c >/dev/null
+    outside_baseline outside_nio outside_rawq udp_loadgen udp_echo_c >/dev/null
   # the optimizer's servers: skipped (not failed) when absent or broken
   for t in echo_uring echo_engine; do
     [ -f "bench/$t.c" ] || continue

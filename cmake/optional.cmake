@@ -101,7 +101,8 @@ add_executable(echo_engine ${CMAKE_SOURCE_DIR}/bench/echo_engine.c)
 target_compile_options(echo_engine PRIVATE -O2)
 target_link_libraries(echo_engine PRIVATE netio_engine)
 # Messages from outside threads into connections (bench/outside.sh): the
-# reader, the raw C baseline, and nio_send() from C threads.
+# reader, the raw C baseline, nio_send() from C threads, and the raw queue
+# for Lua threads.
 add_executable(outside_reader ${CMAKE_SOURCE_DIR}/bench/outside_reader.c)
 target_compile_options(outside_reader PRIVATE -O2)
 add_executable(outside_baseline ${CMAKE_SOURCE_DIR}/bench/outside_baseline.c)
@@ -110,6 +111,16 @@ target_link_libraries(outside_baseline PRIVATE Threads::Threads)
 add_executable(outside_nio ${CMAKE_SOURCE_DIR}/bench/outside_nio.c)
 target_compile_options(outside_nio PRIVATE -O2)
 target_link_libraries(outside_nio PRIVATE libnetio Threads::Threads)
+# The baseline's queue as the Lua module rawq (build-dir/rawq.so), for the
+# Lua-thread senders of bench/outside_lua.lua (server lua-raw). Like
+# netio.core it compiles against Lua's headers only and takes the API from
+# the process that loads it (the netio host).
+add_library(outside_rawq MODULE ${CMAKE_SOURCE_DIR}/bench/outside_rawq.c)
+target_compile_options(outside_rawq PRIVATE -O2)
+target_include_directories(outside_rawq PRIVATE ${LUA_INCLUDE_DIRS})
+target_link_libraries(outside_rawq PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+set_target_properties(outside_rawq PROPERTIES PREFIX "" OUTPUT_NAME rawq
+  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
 # UDP echo (bench/udp_echo.sh): the load generator and the raw C baseline.
 add_executable(udp_loadgen ${CMAKE_SOURCE_DIR}/bench/udp_loadgen.c)
 target_compile_options(udp_loadgen PRIVATE -O2)
