@@ -72,12 +72,15 @@ function L.ratio(recs, base, field)
 end
 
 -- A markdown table of targets: rows of { name, figure, goal, pass } where
--- pass is true, false, or nil (no data).
+-- pass is true, false, nil (no data), or "info" (a figure shown beside the
+-- targets, not one of them).
 function L.targets_table(rows)
   local out = { "| target | figure | goal | status |", "|---|--:|--:|---|" }
   for _, t in ipairs(rows) do
+    local status = t[4] == "info" and "info" or t[4] == nil and "no data"
+      or (t[4] and "PASS" or "MISS")
     out[#out + 1] = string.format("| %s | %s | %s | %s |", t[1], t[2] or "-",
-      t[3], t[4] == nil and "no data" or (t[4] and "PASS" or "MISS"))
+      t[3], status)
   end
   return table.concat(out, "\n")
 end

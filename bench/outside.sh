@@ -27,7 +27,9 @@
 # latency at saturation), then paced at RATE messages/s in all (latency
 # where queueing does not dominate). Within a round the servers take turns
 # (the order rotates each round). Table: medians over rounds; "x baseline"
-# is the median of per-round ratios to the baseline with as many threads.
+# is the median of per-round ratios to the baseline with as many threads,
+# "x lua-raw" (Lua-thread rows) the same against lua-raw: what netio.send
+# costs over a raw queue, the Lua loop being the same.
 #
 # Knobs (environment):
 #   ROUNDS=3 SECS=3 WARM=1   rounds; measured seconds and warm-up per run
