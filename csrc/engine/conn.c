@@ -114,11 +114,8 @@ void nio__conn_renew_id(nio_conn *pc) {
 }
 
 nio_conn *nio__conn_get(nio_engine *e, uint64_t id) {
-  uint32_t s = NIO_ID_SLOT(id);
-  if (e == NULL || !NIO_ID_OF(e, id) || s >= e->nslots) return NULL;
-  if (e->slots[s].c == NULL || e->slots[s].gen != NIO_ID_GEN(id)) return NULL;
-  if (id != e->slots[s].c->pub.id) return NULL; /* stray high bits */
-  return &e->slots[s].c->pub;
+  conn *c = e ? nio__conn_of(e, id) : NULL;
+  return c ? &c->pub : NULL;
 }
 
 void nio__conn_set_send_limit(nio_conn *pc, size_t limit) {

@@ -162,14 +162,9 @@ static void send_ref_free(void *ud, const void *p, size_t len) {
 ** refuses senders sooner). */
 static void deliver_send(nio_engine *e, uint64_t id, const char *p, size_t len,
                          nio_msg *m) {
-  uint32_t s = NIO_ID_SLOT(id);
-  conn *c = s < e->nslots ? e->slots[s].c : NULL;
-  nio_xslot *xs;
+  conn *c = nio__conn_of(e, id);
+  nio_xslot *xs = c ? c->xs : nio__xslot(e, NIO_ID_SLOT(id));
   int r = NIO_ECLOSED;
-  /* The slot's tenant is id's connection only if its id is id whole
-  ** (generation, engine and all). */
-  if (c && c->pub.id != id) c = NULL;
-  xs = c ? c->xs : nio__xslot(e, s);
   if (c == NULL) {
     free(m);
   } else if (m) {

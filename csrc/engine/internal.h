@@ -370,6 +370,14 @@ static inline nio_xslot *nio__xslot(nio_engine *e, uint32_t slot) {
 }
 /* Free the outside view's blocks (the engine's last reference). */
 void nio__xslots_free(nio_engine *e);
+/* The open connection id names, or NULL (nio__conn_get; inline for the
+** inbox, which asks per message). */
+static inline conn *nio__conn_of(nio_engine *e, uint64_t id) {
+  uint32_t s = NIO_ID_SLOT(id);
+  conn *c = s < e->nslots ? e->slots[s].c : NULL;
+  /* Its id whole: generation, engine, epoch and the high bits. */
+  return c && c->pub.id == id ? c : NULL;
+}
 /* nio__conn_write for bytes nio_send() accepted: also while c is being
 ** closed after flush (they were accepted before that close). */
 int nio__conn_write_accepted(conn *c, const void *p, size_t len,
