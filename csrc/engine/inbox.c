@@ -75,11 +75,13 @@ static int ibuf_reserve(nio_ibuf *b, size_t n) {
 /*
 ** Append a record: a send of len bytes at p, or (m != NULL) a pointer to
 ** m. Refused when the inbox is closed or full; an empty inbox takes any
-** one message, so one larger than the limit still passes alone.
+** one message, so one larger than the limit still passes alone. Inlined
+** into the small sends' path (m NULL: its message branches fold away); the
+** other callers share inbox_push.
 */
-static NIO_ALWAYS_INLINE int inbox_push(nio_engine *e, uint64_t id,
-                                        const void *p, size_t len, nio_msg *m,
-                                        nio_xslot *xs) {
+static NIO_ALWAYS_INLINE int inbox_push_inline(nio_engine *e, uint64_t id,
+                                               const void *p, size_t len,
+                                               nio_msg *m, nio_xslot *xs) {
   size_t rec = m ? REC_SIZE(sizeof m) : REC_SIZE(len);
   size_t cost = rec + (m ? m->size : 0), waiting = 0;
   nio_port *port = NULL;
@@ -132,6 +134,11 @@ static NIO_ALWAYS_INLINE int inbox_push(nio_engine *e, uint64_t id,
     atomic_fetch_sub(&e->posting, 1);
   }
   return 0;
+}
+
+static int inbox_push(nio_engine *e, uint64_t id, const void *p, size_t len,
+                      nio_msg *m, nio_xslot *xs) {
+  return inbox_push_inline(e, id, p, len, m, xs);
 }
 
 /* ---- calls ------------------------------------------------------------ */
@@ -228,7 +235,7 @@ static int send_remote(nio_engine *e, uint64_t id, const void *p, size_t len) {
   if (len == 0) return 0;
   /* The small send's push is inlined here without its message branches:
   ** a flood of small sends takes it per message. */
-  if (len < INBOX_REF_MIN) return inbox_push(e, id, p, len, NULL, xs);
+  if (len < INBOX_REF_MIN) return inbox_push_inline(e, id, p, len, NULL, xs);
   if ((m = msg_new(NIO_MSG_SEND, len)) == NULL) return NIO_ENOMEM;
   m->u.id = id;
   memcpy(m->data, p, len);
