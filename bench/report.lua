@@ -20,6 +20,7 @@ end
 
 local NAMES = {
   uring = "raw liburing (C)", engine = "engine API (C, no Lua)",
+  luafloor = "Lua floor (engine + bare coroutine)",
   epoll = "raw epoll (C)", ["netio-uring"] = "netio Lua, uring",
   ["netio-epoll"] = "netio Lua, epoll", luv = "luv (Lua 5.4)",
   ["netio-server-uring"] = "netio.server Lua, uring",
@@ -27,7 +28,8 @@ local NAMES = {
   cqueues = "cqueues (Lua 5.4)", copas = "copas (Lua 5.2)",
   ["nginx-lua"] = "nginx + Lua module", ["nginx-static"] = "nginx static",
 }
-local ECHO_ORDER = { "uring", "engine", "epoll", "netio-uring", "netio-epoll",
+local ECHO_ORDER = { "uring", "engine", "luafloor", "epoll", "netio-uring",
+  "netio-epoll",
   "luv", "cqueues", "copas" }
 local HTTP_ORDER = { "netio-uring", "netio-server-uring", "netio-epoll",
   "netio-server-epoll", "luv", "nginx-lua", "nginx-static" }
@@ -127,6 +129,14 @@ if #ekeys > 0 then
       local v = ratio(eg[k]["netio-uring"], eg[k].uring, "cpu")
       target("echo " .. k:gsub("16384", "16KiB") .. ": netio uring CPU/msg ÷ "
         .. "raw liburing", v and fmt(v, 2) .. "×", "≤ 1.05×", v and v <= 1.05)
+      -- What any Lua coroutine per connection costs on this engine
+      -- (bench/echo_luafloor.c): the part of the target Lua itself takes.
+      local f = ratio(eg[k].luafloor, eg[k].uring, "cpu")
+      if f then
+        target("echo " .. k:gsub("16384", "16KiB") .. ": Lua floor (engine + "
+          .. "bare coroutine, uring) CPU/msg ÷ raw liburing", fmt(f, 2) .. "×",
+          "", "info")
+      end
     end
   end
   for _, k in ipairs(ekeys) do
@@ -242,6 +252,10 @@ if #idle > 0 then
         .. "included (" .. r.conns .. " connections)",
         r.per and fmt(r.per), "≤ 1,280", r.per and r.per <= 1280)
     end
+  end
+  if ig.luafloor and ig.luafloor.per then
+    target("idle: Lua floor (engine connection + bare coroutine) bytes per "
+      .. "connection", fmt(ig.luafloor.per), "", "info")
   end
 end
 

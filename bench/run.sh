@@ -24,7 +24,9 @@
 #   LOADERS=1                   loadgen processes per echo run (summed)
 #   IDLE_N=10000 AB_N=200000 AB_C=10000 HTTP_C=50
 #   BUILD=build-bench  OUT=/tmp/netio-bench.XXXX  SKIP_APT=1  SKIP_BUILD=1
-# Echo servers: uring engine epoll netio-uring netio-epoll luv cqueues copas
+# Echo servers: uring engine luafloor epoll netio-uring netio-epoll luv cqueues
+#   copas (luafloor: bench/echo_luafloor.c, the engine with the least a Lua
+#   coroutine per connection costs, uring backend)
 # HTTP servers: netio-uring netio-server-uring netio-epoll netio-server-epoll
 #   luv nginx-lua nginx-static (luv: bench/http_luv.lua; netio-server-*: bench/http_server.lua, the same
 #   server as netio-* but written with netio.server; listed next to its bare
@@ -67,7 +69,7 @@ AB_N=${AB_N:-200000}
 AB_C=${AB_C:-10000}
 HTTP_C=${HTTP_C:-50}
 BUILD=${BUILD:-build-bench}
-ECHO_SERVERS="uring engine epoll netio-uring netio-epoll luv cqueues copas"
+ECHO_SERVERS="uring engine luafloor epoll netio-uring netio-epoll luv cqueues copas"
 HTTP_SERVERS="netio-uring netio-server-uring netio-epoll netio-server-epoll
   luv nginx-lua nginx-static"
 COPAS_MAX=900 # copas waits in select(): file descriptors must stay < 1024
@@ -109,7 +111,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cmake --build "$B" -j2 --target netio loadgen echo_epoll outside_reader \
     outside_baseline outside_nio outside_rawq udp_loadgen udp_echo_c >/dev/null
   # the optimizer's servers: skipped (not failed) when absent or broken
-  for t in echo_uring echo_engine; do
+  for t in echo_uring echo_engine echo_luafloor; do
     [ -f "bench/$t.c" ] || continue
     if ! cmake --build "$B" -j2 --target "$t" >"$OUT/build-$t.log" 2>&1; then
       say "warning: $t did not build (see $OUT/build-$t.log); skipped"
@@ -139,6 +141,10 @@ start_server() {
   echo:uring | echo:engine | echo:epoll)
     [ -x "$B/echo_$name" ] || return 1
     taskset -c 0 "$B/echo_$name" "$addr" >"$log" 2>&1 &
+    ;;
+  echo:luafloor)
+    [ -x "$B/echo_luafloor" ] || return 1
+    NETIO_BACKEND=uring taskset -c 0 "$B/echo_luafloor" "$addr" >"$log" 2>&1 &
     ;;
   echo:netio-uring | echo:netio-epoll)
     NETIO_BACKEND=${name#netio-} taskset -c 0 "$B/netio" \

@@ -100,6 +100,11 @@ endif()
 add_executable(echo_engine ${CMAKE_SOURCE_DIR}/bench/echo_engine.c)
 target_compile_options(echo_engine PRIVATE -O2)
 target_link_libraries(echo_engine PRIVATE netio_engine)
+# The same engine with the least a Lua coroutine per connection costs: the
+# floor under netio's Lua echo (bench/echo_luafloor.c).
+add_executable(echo_luafloor ${CMAKE_SOURCE_DIR}/bench/echo_luafloor.c)
+target_compile_options(echo_luafloor PRIVATE -O2)
+target_link_libraries(echo_luafloor PRIVATE netio_engine PkgConfig::LUA)
 # Messages from outside threads into connections (bench/outside.sh): the
 # reader, the raw C baseline, nio_send() from C threads, and the raw queue
 # for Lua threads.
