@@ -12,8 +12,9 @@
 ** yields until the connection's next read event resumes the coroutine;
 ** send copies up to 4 KiB into the output queue and references longer
 ** strings (anchored until the engine frees them), as netio's binding does.
-** A read event queues the connection; the engine's turn hook resumes the
-** queued ones once the turn's completions are in, as netio does.
+** A read event queues the connection (the output's drain events do not);
+** the engine's turn hook resumes the queued ones once the turn's
+** completions are in, as netio does.
 ** Left out, everything netio adds to that: argument and self checks,
 ** timeouts, water marks, task bookkeeping, error values, close handling
 ** beyond the end of the loop. The Lua state has netio's settings: an
@@ -153,8 +154,9 @@ static void lf_resume(lf_conn *lc, int nargs) {
 
 static void lf_conn_cb(nio_conn *c, int events) {
   lf_conn *lc = c->udata;
-  (void)events;
-  if (lc->queued) return;
+  /* Only input (or the end of the stream) resumes the reader: the engine
+  ** also reports each time the output drained (NIO_EV_WRITE). */
+  if (lc->queued || !(events & NIO_EV_READ || c->err || c->eof)) return;
   lc->queued = 1;
   lc->next = lf_ready;
   lf_ready = lc;
