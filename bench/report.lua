@@ -29,8 +29,7 @@ local NAMES = {
   ["nginx-lua"] = "nginx + Lua module", ["nginx-static"] = "nginx static",
 }
 local ECHO_ORDER = { "uring", "engine", "luafloor", "epoll", "netio-uring",
-  "netio-epoll",
-  "luv", "cqueues", "copas" }
+  "netio-epoll", "luv", "cqueues", "copas" }
 local HTTP_ORDER = { "netio-uring", "netio-server-uring", "netio-epoll",
   "netio-server-epoll", "luv", "nginx-lua", "nginx-static" }
 

@@ -138,13 +138,10 @@ start_server() {
   local name=$1 kind=$2 addr="127.0.0.1:$PORT" log=$OUT/server.log
   SRV_PID="" SRV_PIDS=""
   case "$kind:$name" in
-  echo:uring | echo:engine | echo:epoll)
+  echo:uring | echo:engine | echo:luafloor | echo:epoll)
+    # the engine's servers (engine, luafloor) on io_uring, like netio-uring
     [ -x "$B/echo_$name" ] || return 1
-    taskset -c 0 "$B/echo_$name" "$addr" >"$log" 2>&1 &
-    ;;
-  echo:luafloor)
-    [ -x "$B/echo_luafloor" ] || return 1
-    NETIO_BACKEND=uring taskset -c 0 "$B/echo_luafloor" "$addr" >"$log" 2>&1 &
+    NETIO_BACKEND=uring taskset -c 0 "$B/echo_$name" "$addr" >"$log" 2>&1 &
     ;;
   echo:netio-uring | echo:netio-epoll)
     NETIO_BACKEND=${name#netio-} taskset -c 0 "$B/netio" \
