@@ -105,8 +105,10 @@ static int rearm_start(eh_test *t) {
   tm_state *s = (tm_state *)t;
   s->timers[0].data = s;
   nio__timer_start(t->e, &s->timers[0], 5000 * MS, rearm_cb);
-  /* Re-arming moves the due time: 5 s becomes 20 ms. */
-  s->armed_at = nio__now_ns();
+  /* Re-arming moves the due time: 5 s becomes 20 ms. A delay counts from
+  ** the turn's time (nio__engine_now), not from the call: a worker
+  ** preempted between the two would otherwise see the timer "early". */
+  s->armed_at = nio__engine_now(t->e);
   nio__timer_start(t->e, &s->timers[0], 20 * MS, rearm_cb);
   t->stage = "a re-armed timer";
   return 0;
@@ -190,7 +192,7 @@ static void wait_cb(nio_timer *tm) {
 static int wait_start(eh_test *t) {
   tm_state *s = (tm_state *)t;
   s->timers[0].data = s;
-  s->armed_at = nio__now_ns();
+  s->armed_at = nio__engine_now(t->e); /* what the delay counts from */
   nio__timer_start(t->e, &s->timers[0], 150 * MS, wait_cb);
   t->stage = "a 150 ms timer";
   return 0;
