@@ -166,9 +166,11 @@ static void send_ref_free(void *ud, const void *p, size_t len) {
 /* Sends accepted before any close after flush go out with the rest; a
 ** connection gone since has them counted as dropped. Its slot's inbox
 ** count is settled at the end of the batch (an over-count meanwhile only
-** refuses senders sooner). */
-static void deliver_send(nio_engine *e, uint64_t id, const char *p, size_t len,
-                         nio_msg *m) {
+** refuses senders sooner). Inlined into the batch loop for the small
+** sends (m NULL), which a flood delivers per message. */
+static NIO_ALWAYS_INLINE void deliver_send(nio_engine *e, uint64_t id,
+                                           const char *p, size_t len,
+                                           nio_msg *m) {
   conn *c = nio__conn_of(e, id);
   nio_xslot *xs = c ? c->xs : nio__xslot(e, NIO_ID_SLOT(id));
   int r = NIO_ECLOSED;
@@ -393,17 +395,30 @@ void nio__inbox_run(nio_engine *e) {
     nio__mutex_unlock(&e->mu);
     e->coff = 0;
   }
-  while (e->coff < e->cur.len && n++ < INBOX_BATCH) {
-    nio_rec *h = (nio_rec *)(e->cur.p + e->coff);
-    if (h->type == REC_SEND) {
-      e->coff += REC_SIZE(h->len);
-      deliver_send(e, h->id, (const char *)(h + 1), h->len, NULL);
-    } else {
-      nio_msg *m;
-      memcpy(&m, h + 1, sizeof m);
-      e->coff += REC_SIZE(sizeof m);
-      deliver_msg(e, m);
+  /* The batch's bounds in locals: a small send delivered makes no call
+  ** that could change them, so they stay in registers; after any other
+  ** message they are read again. */
+  {
+    const char *base = e->cur.p;
+    size_t off = e->coff, end = e->cur.len;
+    while (off < end && n++ < INBOX_BATCH) {
+      const nio_rec *h = (const nio_rec *)(base + off);
+      if (h->type == REC_SEND) {
+        off += REC_SIZE(h->len);
+        deliver_send(e, h->id, (const char *)(h + 1), h->len, NULL);
+      } else {
+        nio_msg *m;
+        memcpy(&m, h + 1, sizeof m);
+        off += REC_SIZE(sizeof m);
+        e->coff = off;
+        deliver_msg(e, m);
+        /* A call may have closed the inbox (the batch dropped). */
+        base = e->cur.p;
+        off = e->coff;
+        end = e->cur.len;
+      }
     }
+    e->coff = off;
   }
   settle_touched(e);
   if (e->coff < e->cur.len) {
