@@ -295,16 +295,30 @@ static nio_engine *send_engine(uint64_t id) {
   return e;
 }
 
-int nio_send(uint64_t id, const void *data, size_t len) {
+/* Every nio_send but the usual outside one (below): the engine's own
+** thread, a first send, an engine not cached. */
+static NIO_NOINLINE int send_other(uint64_t id, const void *data, size_t len) {
   nio_engine *e = nio__engine_current();
   int r;
-  if (data == NULL && len > 0) return NIO_EINVAL;
   if (e != NULL && NIO_ID_OF(e, id)) return send_local(e, id, data, len);
   if (id >> 63 || NIO_ID_INDEX(id) == 0) return NIO_ECLOSED;
   if ((e = send_engine(id)) == NULL) return NIO_ECLOSED;
   r = send_remote(e, id, data, len);
   if (e != send_tls.e) nio__engine_unref(e);
   return r;
+}
+
+int nio_send(uint64_t id, const void *data, size_t len) {
+  const send_cache *c = &send_tls;
+  if (data == NULL && len > 0) return NIO_EINVAL;
+  /* The usual case: an outside thread sending to the engine it sent to
+  ** last. The key is the id's index and epoch bits, so a hit also says
+  ** the id is well formed; and a cached engine is never the calling
+  ** thread's own (its worker sends to its own ids locally, never
+  ** through the cache). */
+  if (c->key == id >> NIO_ID_INDEX_SHIFT && c->e != NULL)
+    return send_remote(c->e, id, data, len);
+  return send_other(id, data, len);
 }
 
 /* ---- posts ------------------------------------------------------------ */
