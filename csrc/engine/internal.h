@@ -141,27 +141,16 @@ typedef struct conn_dial {
 */
 struct conn {
   nio_conn pub; /* first: a nio_conn * is a conn * */
+  /* What every small write reads or writes (nio__conn_write_tail) follows
+  ** pub's queued, up to wreq's active flag: a write touches the struct's
+  ** first three cache lines (a flood of outside sends takes it per
+  ** message; the inbox prefetches those lines). */
   nio_engine *e;
-  nio_req rreq; /* the one receive, re-posted while input < want */
-  nio_req wreq; /* connect, then the one vectored send in flight */
   nio_chunk *qhead, *qtail;
-  /* iov of the send in flight: &iov1 for a single chunk, else a lazily
-  ** allocated array of NIO_CONN_IOV entries, freed when the queue empties. */
-  nio_iov *iov;
-  nio_iov iov1;
-  union {
-    conn_dial *dial; /* connect targets, while connecting (owned) */
-    listener *pl;    /* listener whose pending queue holds us */
-  } u;
-  /* In one list at a time: its listener's pending (or shaking), then
-  ** e->flushing while closed after flush, then e->zombies. */
-  nio_link link;
-  conn *knext;       /* engine's kick list: output to submit this turn */
-  conn *dnext;       /* deferred-event list */
-  uint64_t fdue;     /* close-after-flush deadline */
-  size_t max_output; /* queued output that aborts the connection; 0 none */
   nio_xslot *xs;     /* this slot's outside view (stable; see nio_xslot) */
   conn_tls *tls;     /* TLS filter (tls.c), NULL for plain TCP; owned */
+  size_t max_output; /* queued output that aborts the connection; 0 none */
+  conn *knext;       /* engine's kick list: output to submit this turn */
   uint32_t want;
   uint32_t slot;
   /* Queued output below which NIO_EV_WRITE comes (32 bits: it shares the
@@ -185,6 +174,21 @@ struct conn {
   unsigned tlshold : 1;
   /* Handshaking for its listener (on its `shaking` list through link). */
   unsigned shaking : 1;
+  nio_req wreq; /* connect, then the one vectored send in flight */
+  nio_req rreq; /* the one receive, re-posted while input < want */
+  /* iov of the send in flight: &iov1 for a single chunk, else a lazily
+  ** allocated array of NIO_CONN_IOV entries, freed when the queue empties. */
+  nio_iov *iov;
+  nio_iov iov1;
+  union {
+    conn_dial *dial; /* connect targets, while connecting (owned) */
+    listener *pl;    /* listener whose pending queue holds us */
+  } u;
+  /* In one list at a time: its listener's pending (or shaking), then
+  ** e->flushing while closed after flush, then e->zombies. */
+  nio_link link;
+  conn *dnext;   /* deferred-event list */
+  uint64_t fdue; /* close-after-flush deadline */
 };
 
 /* A free list of malloc'ed blocks of one size class, kept by the engine so
