@@ -38,6 +38,10 @@ rotate() {
 # Busy ticks of CPU $1 (/proc/stat: user+nice+system+irq+softirq).
 busy_ticks() { awk -v c="cpu$1" '$1 == c { print $2+$3+$4+$7+$8 }' /proc/stat; }
 
+# Steal ticks of CPU $1 (/proc/stat: time the hypervisor ran something else
+# while this CPU had work; a VM that shares its host shows it as noise).
+steal_ticks() { awk -v c="cpu$1" '$1 == c { print $9 }' /proc/stat; }
+
 # utime+stime ticks of the comma-separated pids.
 pid_ticks() {
   local p s=0

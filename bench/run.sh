@@ -416,6 +416,7 @@ quiet=$(((($(busy_ticks 0) - c0) * 100) / (2 * HZ)))
 echo "# CPU 0 was ${quiet}% busy before the run (should be ~0)" >>"$OUT/header.txt"
 [ "$quiet" -le 5 ] ||
   say "warning: CPU 0 is ${quiet}% busy without a server: CPU0 figures are inflated"
+st0=$(steal_ticks 0) st1=$(steal_ticks 1) t0=$(date +%s)
 for ((r = 1; r <= ROUNDS; r++)); do
   if has_part echo; then
     for size in $SIZES; do
@@ -466,6 +467,11 @@ if has_part tls; then
   say "HTTPS next to nginx with TLS (bench/https.sh)"
   OUT=$OUT/https ROUNDS=$ROUNDS SECS=$TLS_SECS HS_SECS=$TLS_HS_SECS \
     bash bench/https.sh "$B" >/dev/null || say "warning: bench/https.sh failed"
+fi
+# The hypervisor's share of the run (steal): noise no round order removes.
+el=$((($(date +%s) - t0) * HZ))
+if [ "$el" -gt 0 ]; then
+  echo "# steal during the run: CPU 0 $(((($(steal_ticks 0) - st0) * 1000 / el)))‰, CPU 1 $(((($(steal_ticks 1) - st1) * 1000 / el)))‰ of the time (/proc/stat; the host ran other work)" >>"$OUT/header.txt"
 fi
 lua5.4 bench/report.lua "$RES" "$OUT/header.txt" | tee "$OUT/report.md"
 if [ -s "$OUT/outside/results.tsv" ]; then
