@@ -272,12 +272,12 @@ static void send_cache_drop(void *p) {
   if (e) nio__engine_unref(e);
 }
 
-/* The engine for id, from the cache or the registry; NULL if none. */
+/* The engine for id from the registry, which then replaces the thread's
+** cached one (nio_send looked in the cache first); NULL if none. */
 static nio_engine *send_engine(uint64_t id) {
   send_cache *c = &send_tls;
   uint64_t key = id >> NIO_ID_INDEX_SHIFT;
   nio_engine *e;
-  if (c->key == key && c->e) return c->e;
   if ((e = nio__engine_acquire(id)) == NULL) return NULL;
   if (!c->hooked) {
     while (atomic_flag_test_and_set(&send_key_lock))
