@@ -43,6 +43,10 @@ typedef struct nio_rec {
 } nio_rec;
 
 #define REC_SIZE(payload) (sizeof(nio_rec) + (((payload) + 7) & ~(size_t)7))
+/* The size of the record at h, for the walks that read the vector. */
+static inline size_t rec_size(const nio_rec *h) {
+  return h->type == REC_SEND ? REC_SIZE(h->len) : REC_SIZE(sizeof(nio_msg *));
+}
 
 static nio_msg *msg_new(int type, size_t len) {
   nio_msg *m;
@@ -401,15 +405,6 @@ static void deliver_msg(nio_engine *e, nio_msg *m) {
 ** ahead its bytes. */
 #define INBOX_AHEAD 4
 #define INBOX_STREAM_AHEAD 1024
-#if defined(__GNUC__)
-#define NIO_PREFETCH(p) __builtin_prefetch(p)
-#else
-#define NIO_PREFETCH(p) ((void)(p))
-#endif
-
-static inline size_t rec_size(const nio_rec *h) {
-  return h->type == REC_SEND ? REC_SIZE(h->len) : REC_SIZE(sizeof(nio_msg *));
-}
 
 /* The offset k records after off (or end). */
 static size_t rec_skip(const char *base, size_t off, size_t end, int k) {
@@ -462,13 +457,12 @@ void nio__inbox_run(nio_engine *e) {
         if (a->type == REC_SEND) conn_prefetch(e, a->id);
         ahead += rec_size(a);
       }
+      off += rec_size(h);
       if (h->type == REC_SEND) {
-        off += REC_SIZE(h->len);
         deliver_send(e, h->id, (const char *)(h + 1), h->len, NULL);
       } else {
         nio_msg *m;
         memcpy(&m, h + 1, sizeof m);
-        off += REC_SIZE(sizeof m);
         e->coff = off;
         deliver_msg(e, m);
         /* A call may have closed the inbox (the batch dropped). */
@@ -522,13 +516,12 @@ void nio__inbox_close(nio_engine *e) {
 static void ibuf_drop(nio_engine *e, nio_ibuf *b, size_t off) {
   while (off < b->len) {
     nio_rec *h = (nio_rec *)(b->p + off);
+    off += rec_size(h);
     if (h->type == REC_SEND) {
       e->stats.outside_dropped += h->len;
-      off += REC_SIZE(h->len);
     } else {
       nio_msg *m;
       memcpy(&m, h + 1, sizeof m);
-      off += REC_SIZE(sizeof m);
       if (m->type == NIO_MSG_SEND) e->stats.outside_dropped += m->len;
       if (m->type == NIO_MSG_POST)
         nio__msg_free(e, m);

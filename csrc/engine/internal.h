@@ -24,6 +24,12 @@
 #else
 #define NIO_NOINLINE
 #endif
+/* Fetch the cache line at p ahead of its use (never faults). */
+#if defined(__GNUC__)
+#define NIO_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define NIO_PREFETCH(p) ((void)(p))
+#endif
 
 typedef struct conn conn;
 typedef struct listener listener;
