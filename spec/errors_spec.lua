@@ -184,9 +184,11 @@ describe("argument errors", function()
   end)
 
   -- Every method and metamethod of netio.conn and netio.listener knows its
-  -- self by metatable identity: a table, another library's userdata, an
-  -- object of another netio class -- even one with the class's own methods
-  -- copied into its metatable -- is refused with the standard message.
+  -- self (a conn by the tag at the start of its payload, then by metatable
+  -- identity; a listener by metatable identity): a table, another
+  -- library's userdata, an object of another netio class -- even one with
+  -- the class's own methods copied into its metatable -- is refused with
+  -- the standard message.
   it("class_methods_refuse_every_self_that_is_not_of_their_class", function()
     local got = H.run(function()
       local c = H.pair()

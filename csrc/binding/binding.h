@@ -139,6 +139,7 @@ struct nb_task {
 ** the others): the name of the pool conn:setkeepalive() puts it in.
 */
 struct nb_conn {
+  uintptr_t tag; /* the payload's address ^ NB_CONN_KEY (conn.c) */
   nio_conn *c;
   nb_state *S; /* NULL once the run ended */
   /* S->conns holds every conn userdata of the run, open or closed, until
