@@ -389,8 +389,9 @@ static void task_resume(nb_state *S, nb_task *t) {
   S->current = NULL;
   if (st == LUA_YIELD) {
     /* Waiting (the mark of a wait passed up from a plain coroutine is
-    ** dropped too), or a bare coroutine.yield(): run it again next turn. */
-    lua_pop(t->co, nres);
+    ** dropped too), or a bare coroutine.yield(): run it again next turn.
+    ** netio's own waits yield nothing: no pop to pay then. */
+    if (nres > 0) lua_pop(t->co, nres);
     if (t->status != NB_T_WAIT) task_enqueue(t);
     return;
   }
