@@ -24,9 +24,8 @@ enum {
 ** starts with its own address mixed with a constant: a userdata of exactly
 ** a conn's size holding that word at its start is one of ours. Lua code
 ** cannot write chosen bytes into a userdata, and no C structure holds its
-** own address xor this odd constant by accident; whatever fails the tag
-** (every other value, or a conn whose tag went wrong) gets the full check
-** by metatable name and its error. */
+** own address xor this odd constant by accident. Every other value fails
+** the tag and gets the full check by metatable name, and its error. */
 #define NB_CONN_KEY ((uintptr_t)0x9e3779b97f4a7c15u)
 
 static nb_conn *conn_check(lua_State *L) {
