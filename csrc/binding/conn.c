@@ -18,26 +18,6 @@ enum {
   RM_BITS = 3
 };
 
-/* Twice per message, so by a tag rather than by metatable (pushing the
-** metatable, comparing and popping it cost ~190 instructions a call, a
-** quarter of what the binding adds to an echo's message). A conn's payload
-** starts with its own address mixed with a constant: a userdata of exactly
-** a conn's size holding that word at its start is one of ours. Lua code
-** cannot write chosen bytes into a userdata, and no C structure holds its
-** own address xor this odd constant by accident. Every other value fails
-** the tag and gets the full check by metatable name, and its error. */
-#define NB_CONN_KEY ((uintptr_t)0x9e3779b97f4a7c15u)
-
-static nb_conn *conn_check(lua_State *L) {
-  nb_conn *nb = lua_touserdata(L, 1);
-  /* rawlen first: a smaller userdata (or a light one, length 0) is not
-  ** read. */
-  if (nb != NULL && lua_rawlen(L, 1) == sizeof *nb &&
-      nb->tag == ((uintptr_t)nb ^ NB_CONN_KEY))
-    return nb;
-  return luaL_checkudata(L, 1, NB_CONN_MT);
-}
-
 /* ---- life cycle ------------------------------------------------------ */
 
 nb_conn *nio__bind_conn_new(lua_State *L, nb_state *S, int pooled) {
@@ -133,7 +113,7 @@ void nio__bind_close_conns(nb_state *S, int flush, int detach) {
 /* __gc and __close. Never waits: queued output is sent by the engine
 ** after the object is gone (nio__conn_close_after_flush). */
 static int l_conn_gc(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   nio__bind_conn_close(nb, 1);
   if (lua_gettop(L) == 1) { /* __gc (__close gets the error too) */
     nio__bind_vacate(&nb->reader);
@@ -145,7 +125,7 @@ static int l_conn_gc(lua_State *L) {
 }
 
 static int l_conn_close(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   nio__bind_conn_close(nb, 1);
   lua_pushboolean(L, 1);
   return 1;
@@ -432,7 +412,7 @@ static int recv_start(lua_State *L, nb_conn *nb, int mode, size_t n,
 }
 
 static int l_conn_recv(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   size_t n = 0;
   int mode = recv_pattern(L, &n);
   return recv_start(L, nb, mode, n, "recv");
@@ -440,7 +420,7 @@ static int l_conn_recv(lua_State *L) {
 
 /* conn:receiveany(max[, timeout]): whatever has arrived, 1..max bytes. */
 static int l_conn_receiveany(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   lua_Integer max;
   int isint;
   max = lua_tointegerx(L, 2, &isint);
@@ -554,7 +534,7 @@ static void conn_writable(lua_State *L, nb_conn *nb, const char *name) {
 }
 
 static int l_conn_send(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   size_t total = 0, n = 0, len = 0;
   int r = 0, tp = lua_type(L, 2), anchor = 0;
   const char *p = NULL;
@@ -653,7 +633,7 @@ static int flush_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int l_conn_flush(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   int64_t tmo = nio__bind_opt_timeout(L, 2, nb->tmo_send);
   nb_task *t;
   conn_writable(L, nb, "flush");
@@ -684,7 +664,7 @@ static int conn_closed(lua_State *L) {
 }
 
 static int l_conn_shutdown(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   int r;
   conn_writable(L, nb, "shutdown");
   if (nb->c == NULL) return conn_closed(L);
@@ -694,7 +674,7 @@ static int l_conn_shutdown(lua_State *L) {
 }
 
 static int l_conn_settimeout(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   int64_t t = nio__bind_opt_timeout(L, 2, -1);
   if (nb->c == NULL) return conn_closed(L);
   nb->tmo_connect = nb->tmo_send = nb->tmo_read = t;
@@ -703,7 +683,7 @@ static int l_conn_settimeout(lua_State *L) {
 }
 
 static int l_conn_settimeouts(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   int64_t c = nio__bind_opt_timeout(L, 2, -1);
   int64_t s = nio__bind_opt_timeout(L, 3, -1);
   int64_t r = nio__bind_opt_timeout(L, 4, -1);
@@ -732,14 +712,14 @@ static int push_addr(lua_State *L, int r, const nio_addr *a) {
 }
 
 static int l_conn_getpeername(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   nio_addr a;
   if (nb->c == NULL) return conn_closed(L);
   return push_addr(L, nio__conn_getpeername(nb->c, &a), &a);
 }
 
 static int l_conn_getsockname(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   nio_addr a;
   if (nb->c == NULL) return conn_closed(L);
   return push_addr(L, nio__conn_getsockname(nb->c, &a), &a);
@@ -749,7 +729,7 @@ static int l_conn_setoption(lua_State *L) {
   static const char *const names[] = {
       "tcp-nodelay", "keepalive", "linger", "reuseaddr", "send-limit",
       "max-output",  "max-input", "sndbuf", "rcvbuf",    NULL};
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   int opt = luaL_checkoption(L, 2, NULL, names), value, r;
   if (opt >= 4 && opt <= 6) { /* byte counts of netio's own */
     lua_Integer n = luaL_checkinteger(L, 3);
@@ -800,7 +780,7 @@ static int l_conn_setoption(lua_State *L) {
 ** connected (conn:dial()), takes over its id -- for reconnecting clients:
 ** what other threads send to the id goes to the new one. */
 static int l_conn_successor(lua_State *L) {
-  nb_conn *nb = conn_check(L), *n;
+  nb_conn *nb = nio__bind_conn_check(L, 1), *n;
   nio_conn *c;
   int r;
   if (nb->c == NULL || nb->S == NULL) return conn_closed(L);
@@ -820,13 +800,13 @@ static int l_conn_successor(lua_State *L) {
 }
 
 static int l_conn_id(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   lua_pushinteger(L, (lua_Integer)nb->id);
   return 1;
 }
 
 static int l_conn_getstats(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   if (nb->c == NULL) return conn_closed(L);
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, (lua_Integer)nb->c->bytes_in);
@@ -839,7 +819,7 @@ static int l_conn_getstats(lua_State *L) {
 }
 
 static int l_conn_tostring(lua_State *L) {
-  nb_conn *nb = conn_check(L);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   if (nb->c)
     lua_pushfstring(L, "netio.conn (%I)", (lua_Integer)nb->id);
   else

@@ -294,7 +294,7 @@ static int ka_k(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int l_conn_setkeepalive(lua_State *L) {
-  nb_conn *nb = nio__bind_check(L, 1, NB_CONN_MT);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   int64_t idle;
   size_t size;
   int r;
@@ -316,7 +316,7 @@ static int l_conn_setkeepalive(lua_State *L) {
 }
 
 static int l_conn_getreusedtimes(lua_State *L) {
-  nb_conn *nb = nio__bind_check(L, 1, NB_CONN_MT);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   if (nb->c == NULL) return ka_fail(L, "closed");
   lua_pushinteger(L, (lua_Integer)nb->reused);
   return 1;

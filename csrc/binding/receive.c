@@ -230,7 +230,7 @@ static int l_reader(lua_State *L) {
 
 int nio__bind_l_receiveuntil(lua_State *L) {
   static const char *const known[] = {"inclusive", NULL};
-  nb_conn *nb = nio__bind_check(L, 1, NB_CONN_MT);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   size_t len;
   const char *pat;
   int inclusive = 0;

@@ -539,7 +539,7 @@ int nio__bind_l_connect(lua_State *L) {
 ** (or conn:successor()); what was written to it goes once connected.
 ** Returns the conn | nil, err, code; a failure leaves it to its owner. */
 int nio__bind_l_dial(lua_State *L) {
-  nb_conn *nb = nio__bind_check(L, 1, NB_CONN_MT);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   if (nb->c == NULL) {
     lua_pushnil(L);
     lua_pushliteral(L, "closed");

@@ -493,7 +493,7 @@ static void client_names(nio_conn *c, nio_tls_opts *o, char *ip, size_t iplen) {
 }
 
 int nio__bind_l_starttls(lua_State *L) {
-  nb_conn *nb = nio__bind_check(L, 1, NB_CONN_MT);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   nb_tlsctx *tc = luaL_checkudata(L, 2, NB_TLSCTX_MT);
   static const char *const known[] = {"servername", "verify", "timeout", NULL};
   nio_tls_opts o;
@@ -562,7 +562,7 @@ int nio__bind_tls_connect(nb_conn *nb, nio_tls_ctx *ctx, const char *host,
 /* conn:tlsinfo() -> { protocol, cipher, alpn, peer_subject, servername,
 ** resumed } | nil */
 int nio__bind_l_tlsinfo(lua_State *L) {
-  nb_conn *nb = nio__bind_check(L, 1, NB_CONN_MT);
+  nb_conn *nb = nio__bind_conn_check(L, 1);
   SSL *ssl = nb->c ? nio__conn_tls_ssl(nb->c) : NULL;
   const unsigned char *alpn;
   unsigned alen;
