@@ -184,8 +184,8 @@ describe("argument errors", function()
   end)
 
   -- Every method and metamethod of netio.conn and netio.listener knows its
-  -- self (a conn by the tag at the start of its payload, then by metatable
-  -- identity; a listener by metatable identity): a table, another
+  -- self (a conn by the tag at the start of its payload, else by its
+  -- metatable's name; a listener by metatable identity): a table, another
   -- library's userdata, an object of another netio class -- even one with
   -- the class's own methods copied into its metatable -- is refused with
   -- the standard message.
