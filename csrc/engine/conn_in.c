@@ -174,11 +174,6 @@ void nio__conn_on_recv(nio_req *req, int res, const char *data,
   }
 }
 
-const char *nio__conn_input(nio_conn *pc, size_t *len) {
-  *len = pc->wpos - pc->rpos;
-  return pc->in ? pc->in + pc->rpos : "";
-}
-
 void nio__conn_consume(nio_conn *pc, size_t n) {
   conn *c = (conn *)pc;
   size_t avail = pc->wpos - pc->rpos;

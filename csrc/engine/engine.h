@@ -233,7 +233,10 @@ void nio__conn_set_send_limit(nio_conn *c, size_t limit);
 
 /* Input. Bytes received and not consumed: *len bytes at the returned
 ** pointer (valid until the next engine call on c). */
-const char *nio__conn_input(nio_conn *c, size_t *len);
+static inline const char *nio__conn_input(nio_conn *c, size_t *len) {
+  *len = c->wpos - c->rpos;
+  return c->in ? c->in + c->rpos : "";
+}
 void nio__conn_consume(nio_conn *c, size_t n);
 /* Put n bytes back in front of the input (consumed, then not used: a
 ** canceled read). Returns 0 or NIO_ENOMEM. */
