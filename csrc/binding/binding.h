@@ -235,8 +235,15 @@ struct nb_state {
 ** state; else NULL. */
 nb_state *nio__bind_current(lua_State *L);
 /* The task running L, or raise "netio: <name> must be called from a netio
-** task". hint: a state to try first (the fast path). */
-nb_task *nio__bind_task(lua_State *L, nb_state *hint, const char *name);
+** task". hint: a state to try first (the fast path, inline: every conn
+** method asks, twice a message on an echo path); the rest is
+** nio__bind_task_find. */
+nb_task *nio__bind_task_find(lua_State *L, const char *name);
+static inline nb_task *nio__bind_task(lua_State *L, nb_state *hint,
+                                      const char *name) {
+  if (hint && hint->current && hint->current->co == L) return hint->current;
+  return nio__bind_task_find(L, name);
+}
 /* A timeout argument: nil/none → dflt, number ≥ 0 → ns; else argerror. */
 int64_t nio__bind_opt_timeout(lua_State *L, int arg, int64_t dflt);
 /* Raise "bad argument #idx to 'f' (unknown option 'x')" for a key of the
@@ -386,15 +393,40 @@ void nio__bind_wake(nb_task *t);
 ** then t is not waiting, and the call must fail ("not enough memory")
 ** rather than wait without its deadline. Call it before putting t in a
 ** wait queue or a slot, so a failure has nothing to undo. */
-int nio__bind_wait_begin(nb_task *t, int64_t timeout_ns);
+int nio__bind_wait_arm(nb_task *t, int64_t timeout_ns);
+static inline int nio__bind_wait_begin(nb_task *t, int64_t timeout_ns) {
+  /* The usual wait: no deadline, and no timer left from an earlier one. */
+  if (timeout_ns < 0 && t->x == NULL) {
+    t->timedout = 0;
+    t->status = NB_T_WAIT;
+    return 0;
+  }
+  return nio__bind_wait_arm(t, timeout_ns);
+}
 /* A wait whose timeout could not be armed: returns nil, "not enough
 ** memory" (the calls whose failures are nil, message). */
 int nio__bind_nomem(lua_State *L);
 /* Mark t waiting and yield with continuation k (also to wait again after a
 ** wake-up that did not end the wait). Call as a return expression. */
-int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,
-                    lua_KFunction k);
-void nio__bind_wait_end(nb_task *t);
+int nio__bind_yield_x(lua_State *L, nb_task *t, lua_KContext ctx,
+                      lua_KFunction k);
+static inline int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,
+                                  lua_KFunction k) {
+  /* The usual: the task's own coroutine, not canceled. */
+  if (!t->canceled && L == t->co) {
+    t->status = NB_T_WAIT;
+    return lua_yieldk(L, 0, ctx, k);
+  }
+  return nio__bind_yield_x(L, t, ctx, k);
+}
+/* The wait is over: its timer stopped, its cancel hook cleared. */
+void nio__bind_wait_stop(nb_task *t);
+static inline void nio__bind_wait_end(nb_task *t) {
+  if (t->x) nio__bind_wait_stop(t);
+  t->timedout = 0;
+  t->cancel_fn = NULL;
+  t->cancel_arg = NULL;
+}
 /* Undo t's current wait (slot, wait queue, timer, its cancel_fn) without
 ** raising; t is running again. */
 void nio__bind_undo_wait(nb_task *t);
@@ -402,7 +434,11 @@ void nio__bind_undo_wait(nb_task *t);
 ** coroutine.resume, which passes the wait up to the task. */
 extern const char nio__bind_nested_mark;
 /* Register the undo of the current wait for a cancellation. */
-void nio__bind_on_cancel(nb_task *t, void (*fn)(nb_task *, void *), void *arg);
+static inline void
+nio__bind_on_cancel(nb_task *t, void (*fn)(nb_task *, void *), void *arg) {
+  t->cancel_fn = fn;
+  t->cancel_arg = arg;
+}
 /* t was canceled: undo its wait and raise "canceled" in L. */
 int nio__bind_canceled(lua_State *L, nb_task *t);
 /* A conn's reader/writer slot: taken by a waiting task, given back when
@@ -419,7 +455,11 @@ static inline void nio__bind_vacate(nb_task **slot) {
 /* In a continuation: the task L runs, or NULL when L was resumed by
 ** something else than the loop (coroutine.resume on a task's coroutine);
 ** the continuation then yields again and the wait goes on. */
-nb_task *nio__bind_k_task(lua_State *L, nb_state *hint);
+nb_task *nio__bind_k_task_find(lua_State *L, nb_state *hint);
+static inline nb_task *nio__bind_k_task(lua_State *L, nb_state *hint) {
+  if (hint && hint->current && hint->current->co == L) return hint->current;
+  return nio__bind_k_task_find(L, hint);
+}
 #define NB_K_GUARD(t, L, hint, ctx, k)                                         \
   if (((t) = nio__bind_k_task((L), (hint))) == NULL)                           \
   return lua_yieldk((L), 0, (ctx), (k))

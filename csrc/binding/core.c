@@ -33,10 +33,8 @@ static int nested_ok(lua_State *L) {
   return r;
 }
 
-nb_task *nio__bind_task(lua_State *L, nb_state *hint, const char *name) {
-  nb_state *S;
-  if (hint && hint->current && hint->current->co == L) return hint->current;
-  S = nio__bind_current(L);
+nb_task *nio__bind_task_find(lua_State *L, const char *name) {
+  nb_state *S = nio__bind_current(L);
   if (S && S->current && S->current->co == L) return S->current;
   if (S && S->current && nested_ok(L)) {
     if (nio__bind_task_nested(S->current, L) < 0)
@@ -51,7 +49,7 @@ nb_task *nio__bind_task(lua_State *L, nb_state *hint, const char *name) {
 
 #define K_OWNS(t, L) nio__bind_task_owns((t), (L))
 
-nb_task *nio__bind_k_task(lua_State *L, nb_state *hint) {
+nb_task *nio__bind_k_task_find(lua_State *L, nb_state *hint) {
   nb_state *S;
   if (hint && K_OWNS(hint->current, L)) return hint->current;
   S = nio__bind_current(L);

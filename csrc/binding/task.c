@@ -60,7 +60,7 @@ int nio__bind_task_nested(nb_task *t, lua_State *L) {
   return 0;
 }
 
-int nio__bind_wait_begin(nb_task *t, int64_t timeout_ns) {
+int nio__bind_wait_arm(nb_task *t, int64_t timeout_ns) {
   nio_engine *e = t->S->e;
   int r;
   t->timedout = 0;
@@ -87,8 +87,8 @@ int nio__bind_nomem(lua_State *L) {
 
 const char nio__bind_nested_mark = 0;
 
-int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,
-                    lua_KFunction k) {
+int nio__bind_yield_x(lua_State *L, nb_task *t, lua_KContext ctx,
+                      lua_KFunction k) {
   /* A canceled task ends at its current or next wait. */
   if (t->canceled) return nio__bind_canceled(L, t);
   t->status = NB_T_WAIT;
@@ -101,16 +101,8 @@ int nio__bind_yield(lua_State *L, nb_task *t, lua_KContext ctx,
   return lua_yieldk(L, 0, ctx, k);
 }
 
-void nio__bind_wait_end(nb_task *t) {
+void nio__bind_wait_stop(nb_task *t) {
   if (t->S) task_timer_stop(t->S->e, t);
-  t->timedout = 0;
-  t->cancel_fn = NULL;
-  t->cancel_arg = NULL;
-}
-
-void nio__bind_on_cancel(nb_task *t, void (*fn)(nb_task *, void *), void *arg) {
-  t->cancel_fn = fn;
-  t->cancel_arg = arg;
 }
 
 static void task_vacate(nb_task *t);
