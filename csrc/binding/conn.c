@@ -221,6 +221,28 @@ static ptrdiff_t recv_gather(nb_conn *nb, const char *p, size_t n) {
   return (ptrdiff_t)n;
 }
 
+/* A pattern not satisfied by the input: a finished stream ends the wait
+** (the results pushed), else -1. */
+static int recv_short(lua_State *L, nb_conn *nb) {
+  if (nb->c->err) return recv_fail(L, nb, nio__bind_conn_cerr(nb->c));
+  if (nb->c->eof) return recv_fail(L, nb, "closed");
+  return -1;
+}
+
+/* recv_step for RM_ANY, the usual mode, apart: no switch, and a frame
+** small enough to build at each of its two calls a message. */
+static int recv_any(lua_State *L, nb_conn *nb) {
+  nio_conn *c = nb->c;
+  size_t len, k;
+  const char *p = nio__conn_input(c, &len);
+  if (len == 0) return recv_short(L, nb);
+  k = len < NB_RECV_ANY_MAX ? len : NB_RECV_ANY_MAX;
+  if (k > nb->max_input) k = nb->max_input;
+  lua_pushlstring(L, p, k);
+  nio__conn_consume(c, k);
+  return 1;
+}
+
 /* One attempt at the pattern. Returns the number of results pushed, or -1
 ** when it must wait for more input. */
 static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
@@ -229,14 +251,7 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
   const char *p = nio__conn_input(c, &len);
   switch (mode) {
   case RM_ANY:
-    if (len > 0) {
-      k = len < NB_RECV_ANY_MAX ? len : NB_RECV_ANY_MAX;
-      if (k > nb->max_input) k = nb->max_input;
-      lua_pushlstring(L, p, k);
-      nio__conn_consume(c, k);
-      return 1;
-    }
-    break;
+    return recv_any(L, nb);
   case RM_N:
     if (n == 0) {
       lua_pushliteral(L, "");
@@ -315,10 +330,12 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
     want(nb, NB_RECV_DIRECT_MAX);
     break;
   }
-  /* Not satisfied: a finished stream ends the wait. */
-  if (c->err) return recv_fail(L, nb, nio__bind_conn_cerr(c));
-  if (c->eof) return recv_fail(L, nb, "closed");
-  return -1;
+  return recv_short(L, nb);
+}
+
+/* recv_step, with the usual mode's call made straight. */
+static inline int recv_try(lua_State *L, nb_conn *nb, int mode, size_t n) {
+  return mode == RM_ANY ? recv_any(L, nb) : recv_step(L, nb, mode, n);
 }
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx) {
@@ -333,8 +350,8 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
     nio__bind_wait_end(t);
     return recv_fail(L, nb, "closed");
   }
-  if ((r = recv_step(L, nb, (int)(ctx & ((1 << RM_BITS) - 1)),
-                     (size_t)(ctx >> RM_BITS))) >= 0) {
+  if ((r = recv_try(L, nb, (int)(ctx & ((1 << RM_BITS) - 1)),
+                    (size_t)(ctx >> RM_BITS))) >= 0) {
     nio__bind_wait_end(t);
     return r;
   }
@@ -385,10 +402,10 @@ static void recv_cancel(nb_task *t, void *arg) {
   want(nb, 0);
 }
 
-/* recv and receiveany: the pattern is checked, the timeout is at 3. */
+/* recv and receiveany, their arguments checked: tmo is the timeout (at 3,
+** or the conn's), top the number of arguments. */
 static int recv_start(lua_State *L, nb_conn *nb, int mode, size_t n,
-                      const char *name) {
-  int64_t tmo = nio__bind_opt_timeout(L, 3, nb->tmo_read);
+                      int64_t tmo, int top, const char *name) {
   nb_task *t = nio__bind_task(L, nb->S, name);
   lua_KContext ctx = ((lua_KContext)n << RM_BITS) | mode;
   int r;
@@ -400,10 +417,10 @@ static int recv_start(lua_State *L, nb_conn *nb, int mode, size_t n,
     return 3;
   }
   nb->scan = 0;
-  if ((r = recv_step(L, nb, mode, n)) >= 0) return r;
+  if ((r = recv_try(L, nb, mode, n)) >= 0) return r;
   /* Extra arguments are dropped while it waits (the usual call has none:
   ** no settop to pay). */
-  if (lua_gettop(L) > 3) lua_settop(L, 3);
+  if (top > 3) lua_settop(L, 3);
   if (nio__bind_wait_begin(t, tmo) < 0)
     return recv_fail(L, nb, nio_strerror(NIO_ENOMEM));
   nio__bind_occupy(&nb->reader, t);
@@ -413,9 +430,14 @@ static int recv_start(lua_State *L, nb_conn *nb, int mode, size_t n,
 
 static int l_conn_recv(lua_State *L) {
   nb_conn *nb = nio__bind_conn_check(L, 1);
+  int top = lua_gettop(L), mode;
   size_t n = 0;
-  int mode = recv_pattern(L, &n);
-  return recv_start(L, nb, mode, n, "recv");
+  int64_t tmo;
+  /* conn:recv(), the usual call: no pattern or timeout to look at. */
+  if (top == 1) return recv_start(L, nb, RM_ANY, 0, nb->tmo_read, 1, "recv");
+  mode = recv_pattern(L, &n);
+  tmo = nio__bind_opt_timeout(L, 3, nb->tmo_read);
+  return recv_start(L, nb, mode, n, tmo, top, "recv");
 }
 
 /* conn:receiveany(max[, timeout]): whatever has arrived, 1..max bytes. */
@@ -429,7 +451,9 @@ static int l_conn_receiveany(lua_State *L) {
   luaL_argcheck(L, max > 0, 2, "max must be positive");
   if ((lua_Unsigned)max > ((lua_Unsigned)INTPTR_MAX >> RM_BITS))
     max = (lua_Integer)((lua_Unsigned)INTPTR_MAX >> RM_BITS);
-  return recv_start(L, nb, RM_UPTO, (size_t)max, "receiveany");
+  return recv_start(L, nb, RM_UPTO, (size_t)max,
+                    nio__bind_opt_timeout(L, 3, nb->tmo_read), lua_gettop(L),
+                    "receiveany");
 }
 
 /* ---- shared with receive.c (conn:receiveuntil) ------------------------ */
@@ -584,6 +608,10 @@ static int l_conn_send(lua_State *L) {
       r = send_piece(L, nb, 4, ep, elen, &anchor, &total);
       lua_pop(L, 1);
     }
+  } else if (len <= NB_SEND_COPY_MAX) {
+    /* The usual: one short string, copied into the output. */
+    if (len > 0 && (r = nio__conn_write(nb->c, p, len, NULL, NULL)) == 0)
+      total = len;
   } else {
     r = send_piece(L, nb, 2, p, len, &anchor, &total);
   }
