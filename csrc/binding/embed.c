@@ -52,22 +52,32 @@ static int embed_pnew(lua_State *L) {
 ** them from its per-thread cache until a sweep frees more than that holds,
 ** then from its slower bins. Exact sizes, never rounded: a block freed with
 ** osize serves only requests of osize bytes, so the blocks luaL_newstate
-** made before this allocator was set are safe to keep as well. At most
-** EA_BYTES are kept; the rest goes back to libc. Under AddressSanitizer
+** made before this allocator was set are safe to keep as well.
+**
+** How much is kept follows the heap: up to twice the bytes Lua holds, and
+** at least EA_BYTES. A GC cycle starts when the heap reaches 3x what the
+** last one left live (the pause of 300 below) and its sweep frees the
+** other 2x, mostly the strings of that many messages: kept whole, the next
+** ones are made from the lists and never reach malloc (with a fixed 256 KiB,
+** a server with 500 busy connections got nearly every received string from
+** malloc: ~140 instructions a message). In use plus kept stays under the
+** peak the collector lets the heap reach anyway. Under AddressSanitizer
 ** nothing is kept, so a use after free is still caught. Owned by the Lua
 ** state (its allocator's ud): freed after lua_close by ea_close.
 */
 #define EA_MAX 256
 #ifndef EA_BYTES
-#if defined(__SANITIZE_ADDRESS__)
-#define EA_BYTES 0
-#else
 #define EA_BYTES ((size_t)1 << 18)
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+#define EA_CAP(a) ((size_t)0)
+#else
+#define EA_CAP(a) ((a)->used > EA_BYTES / 2 ? 2 * (a)->used : EA_BYTES)
 #endif
 
 typedef struct embed_alloc {
   size_t kept;             /* bytes in the lists */
+  size_t used;             /* bytes Lua holds (from here: at least) */
   void *lists[EA_MAX + 1]; /* lists[n]: free blocks of n bytes */
 } embed_alloc;
 
@@ -76,9 +86,11 @@ typedef struct embed_alloc {
 static void *ea_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   embed_alloc *a = ud;
   void *b;
+  if (ptr != NULL) /* blocks from before ea_install are not in used */
+    a->used = a->used > osize ? a->used - osize : 0;
   if (nsize == 0) {
     if (ptr == NULL) return NULL;
-    if (EA_KEEPS(osize) && a->kept + osize <= EA_BYTES) {
+    if (EA_KEEPS(osize) && a->kept + osize <= EA_CAP(a)) {
       *(void **)ptr = a->lists[osize];
       a->lists[osize] = ptr;
       a->kept += osize;
@@ -88,6 +100,7 @@ static void *ea_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return NULL;
   }
   if (ptr == NULL) { /* osize is the kind of object, not a size */
+    a->used += nsize;
     if (EA_KEEPS(nsize) && (b = a->lists[nsize]) != NULL) {
       a->lists[nsize] = *(void **)b;
       a->kept -= nsize;
@@ -95,7 +108,31 @@ static void *ea_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     return malloc(nsize);
   }
-  return nsize == osize ? ptr : realloc(ptr, nsize);
+  if (nsize == osize) {
+    a->used += osize;
+    return ptr;
+  }
+  if ((b = realloc(ptr, nsize)) == NULL) {
+    a->used += osize; /* Lua keeps the old block */
+    return NULL;
+  }
+  a->used += nsize;
+  return b;
+}
+
+/* The state's heap_trim, at each turn: lists that keep more than the cap
+** allows now (the heap shrank since they filled) give the rest back to
+** libc, largest blocks first. */
+static void ea_trim(void *heap) {
+  embed_alloc *a = heap;
+  size_t cap = EA_CAP(a);
+  void *b;
+  for (size_t n = EA_MAX; a->kept > cap && n >= sizeof(void *); n--)
+    while (a->kept > cap && (b = a->lists[n]) != NULL) {
+      a->lists[n] = *(void **)b;
+      a->kept -= n;
+      free(b);
+    }
 }
 
 /* Set ea_alloc on a state just made by luaL_newstate. */
@@ -156,6 +193,8 @@ int nio_engine_new(nio_engine **out, const nio_options *opts) {
     ea_close(L);
     return NIO_ENOMEM;
   }
+  lua_getallocf(L, &S->heap);
+  S->heap_trim = ea_trim;
   if ((r = nio__bind_state_engine(S, opts)) != 0) {
     nio__bind_state_free(S);
     ea_close(L);
