@@ -18,7 +18,8 @@
 ** Left out, everything netio adds to that: argument and self checks,
 ** timeouts, water marks, task bookkeeping, error values, close handling
 ** beyond the end of the loop. The Lua state has netio's settings: an
-** allocator that keeps freed small blocks by exact size, and the GC pause
+** allocator that keeps freed small blocks by exact size (up to twice the
+** heap in use, at least 256 KiB), and the GC pause
 ** at 300; the process has the heap settings of netio's host (glibc keeps
 ** freed memory at the top of the heap: without that, each GC sweep of the
 ** received 16 KiB strings handed pages back and the next strings faulted
@@ -37,7 +38,9 @@
 #include "port/sys.h"
 
 #define LF_COPY_MAX 4096 /* longer strings are referenced, not copied */
-#define LF_KEEP_MAX 256  /* the allocator keeps freed blocks up to this */
+/* The allocator keeps freed blocks up to LF_KEEP_MAX bytes, as many as
+** twice the heap in use and at least LF_KEEP_BYTES (netio's rule). */
+#define LF_KEEP_MAX 256
 #define LF_KEEP_BYTES ((size_t)1 << 18)
 
 static nio_addr lf_addr;
@@ -60,16 +63,21 @@ static lf_conn *lf_ready;
 /* ---- allocator: libc's, plus free lists by exact block size ---------- */
 
 static struct {
-  size_t kept;
+  size_t kept, used;
   void *lists[LF_KEEP_MAX + 1];
 } lf_heap;
+
+#define LF_CAP()                                                               \
+  (lf_heap.used > LF_KEEP_BYTES / 2 ? 2 * lf_heap.used : LF_KEEP_BYTES)
 
 static void *lf_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   void *b;
   (void)ud;
+  if (ptr != NULL)
+    lf_heap.used = lf_heap.used > osize ? lf_heap.used - osize : 0;
   if (nsize == 0) {
     if (ptr != NULL && osize >= sizeof(void *) && osize <= LF_KEEP_MAX &&
-        lf_heap.kept + osize <= LF_KEEP_BYTES) {
+        lf_heap.kept + osize <= LF_CAP()) {
       *(void **)ptr = lf_heap.lists[osize];
       lf_heap.lists[osize] = ptr;
       lf_heap.kept += osize;
@@ -78,14 +86,31 @@ static void *lf_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     return NULL;
   }
-  if (ptr == NULL && nsize >= sizeof(void *) && nsize <= LF_KEEP_MAX &&
-      (b = lf_heap.lists[nsize]) != NULL) {
-    lf_heap.lists[nsize] = *(void **)b;
-    lf_heap.kept -= nsize;
-    return b;
+  if (ptr == NULL) {
+    lf_heap.used += nsize;
+    if (nsize >= sizeof(void *) && nsize <= LF_KEEP_MAX &&
+        (b = lf_heap.lists[nsize]) != NULL) {
+      lf_heap.lists[nsize] = *(void **)b;
+      lf_heap.kept -= nsize;
+      return b;
+    }
+    return malloc(nsize);
   }
-  if (ptr == NULL) return malloc(nsize);
-  return nsize == osize ? ptr : realloc(ptr, nsize);
+  b = nsize == osize ? ptr : realloc(ptr, nsize);
+  lf_heap.used += b ? nsize : osize;
+  return b;
+}
+
+/* At each turn, as netio's: what the lists keep beyond the cap goes back. */
+static void lf_trim(void) {
+  void *b;
+  for (size_t n = LF_KEEP_MAX; lf_heap.kept > LF_CAP() && n >= sizeof(void *);
+       n--)
+    while (lf_heap.kept > LF_CAP() && (b = lf_heap.lists[n]) != NULL) {
+      lf_heap.lists[n] = *(void **)b;
+      lf_heap.kept -= n;
+      free(b);
+    }
 }
 
 /* ---- the two methods ------------------------------------------------- */
@@ -170,6 +195,7 @@ static int lf_turn(nio_engine *e, void *arg) {
   lf_conn *lc;
   (void)e;
   (void)arg;
+  lf_trim();
   while ((lc = lf_ready) != NULL) {
     lf_ready = lc->next;
     lc->queued = 0;
