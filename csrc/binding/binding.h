@@ -216,10 +216,11 @@ struct nb_state {
   nio_list udps;      /* of nb_udp.link */
   nb_sendref *unrefs; /* strings the engine no longer needs */
   /* The run's Lua allocator (embed.c; NULL: the state has another) and
-  ** what gives back to libc at each turn what its lists keep beyond their
-  ** cap (the heap shrank since they filled). */
+  ** the bytes its free lists keep; with trim, after giving back to libc
+  ** what they keep beyond their cap (the heap shrank since they filled):
+  ** at each turn. */
   void *heap;
-  void (*heap_trim)(void *heap);
+  size_t (*heap_kept)(void *heap, int trim);
   /* Messages posted to the engine, waiting for netio.receive in a task. */
   nio_msg *mhead, *mtail;
   nb_waitq receivers;

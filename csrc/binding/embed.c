@@ -120,19 +120,20 @@ static void *ea_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   return b;
 }
 
-/* The state's heap_trim, at each turn: lists that keep more than the cap
-** allows now (the heap shrank since they filled) give the rest back to
-** libc, largest blocks first. */
-static void ea_trim(void *heap) {
+/* The state's heap_kept: with trim (at each turn), lists that keep more
+** than the cap allows now give the rest back to libc, largest blocks
+** first. */
+static size_t ea_kept(void *heap, int trim) {
   embed_alloc *a = heap;
   size_t cap = EA_CAP(a);
   void *b;
-  for (size_t n = EA_MAX; a->kept > cap && n >= sizeof(void *); n--)
+  for (size_t n = EA_MAX; trim && a->kept > cap && n >= sizeof(void *); n--)
     while (a->kept > cap && (b = a->lists[n]) != NULL) {
       a->lists[n] = *(void **)b;
       a->kept -= n;
       free(b);
     }
+  return a->kept;
 }
 
 /* Set ea_alloc on a state just made by luaL_newstate. */
@@ -194,7 +195,7 @@ int nio_engine_new(nio_engine **out, const nio_options *opts) {
     return NIO_ENOMEM;
   }
   lua_getallocf(L, &S->heap);
-  S->heap_trim = ea_trim;
+  S->heap_kept = ea_kept;
   if ((r = nio__bind_state_engine(S, opts)) != 0) {
     nio__bind_state_free(S);
     ea_close(L);

@@ -88,7 +88,7 @@ static int hook_turn(nio_engine *e, void *arg) {
   nb_state *S = arg;
   int more = 0;
   if (S->unrefs) nio__bind_release_refs(S);
-  if (S->heap_trim) S->heap_trim(S->heap);
+  if (S->heap_kept) S->heap_kept(S->heap, 1);
   if (S->forced == 1) {
     /* The stop's grace period passed: close every connection so that the
     ** tasks waiting on one see "closed", give them this one turn, end.
