@@ -243,15 +243,14 @@ static int recv_any(lua_State *L, nb_conn *nb) {
   return 1;
 }
 
-/* One attempt at the pattern. Returns the number of results pushed, or -1
-** when it must wait for more input. */
+/* One attempt at the pattern, of any mode but RM_ANY (recv_any: recv_try
+** chooses). Returns the number of results pushed, or -1 when it must wait
+** for more input. */
 static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
   nio_conn *c = nb->c;
   size_t len, k;
   const char *p = nio__conn_input(c, &len);
   switch (mode) {
-  case RM_ANY:
-    return recv_any(L, nb);
   case RM_N:
     if (n == 0) {
       lua_pushliteral(L, "");
@@ -333,7 +332,7 @@ static int recv_step(lua_State *L, nb_conn *nb, int mode, size_t n) {
   return recv_short(L, nb);
 }
 
-/* recv_step, with the usual mode's call made straight. */
+/* One attempt at the pattern: recv_any or recv_step. */
 static inline int recv_try(lua_State *L, nb_conn *nb, int mode, size_t n) {
   return mode == RM_ANY ? recv_any(L, nb) : recv_step(L, nb, mode, n);
 }
