@@ -397,8 +397,9 @@ nio_engine *nio__engine_current(void) {
   return engine_tls;
 }
 
-void nio__engine_stats(const nio_engine *e, nio_counters *st) {
+void nio__engine_stats(nio_engine *e, nio_counters *st) {
   *st = e->stats;
+  st->inbox_kept = nio__inbox_kept(e);
 }
 
 void nio_engine_stats(nio_engine *e, nio_stats *st) {

@@ -92,8 +92,10 @@ typedef struct nio_counters {
   /* Bytes nio_send() accepted for a connection that closed before they
   ** reached its output queue (or that could no longer send). */
   uint64_t outside_dropped;
+  /* Bytes the inbox's two vectors hold (their capacity). */
+  uint64_t inbox_kept;
 } nio_counters;
-void nio__engine_stats(const nio_engine *e, nio_counters *st);
+void nio__engine_stats(nio_engine *e, nio_counters *st);
 
 /* ---- messages from any thread (the inbox) ---------------------------- */
 

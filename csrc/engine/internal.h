@@ -322,6 +322,7 @@ struct nio_engine {
   /* Worker only: the records taken, delivered from coff on. */
   nio_ibuf cur;
   size_t coff;
+  uint64_t ifull_ns;  /* when a batch last filled its vector (inbox.c) */
   nio_xslot *touched; /* slots with a wsub to settle */
   atomic_int wake_pending;
   atomic_int stop_req;
@@ -353,6 +354,8 @@ void nio__inbox_run(nio_engine *e);
 /* Refuse new messages, then deliver every one accepted before (worker, or
 ** the owner's free when the worker never ran). */
 void nio__inbox_close(nio_engine *e);
+/* Bytes the inbox's vectors hold (worker). */
+size_t nio__inbox_kept(nio_engine *e);
 /* Free what is left at the last reference (counted as dropped). */
 void nio__inbox_free(nio_engine *e);
 
