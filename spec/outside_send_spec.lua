@@ -680,6 +680,76 @@ describe("netio.stats", function()
     assert.are.equal(0, r.after.conns, "both closed: 0 open connections")
     assert.are.equal(0, r.after.dropped_bytes, "nothing was dropped")
     assert.are.equal(0, r.after.outside_dropped, "nothing was dropped")
+    assert.are.equal("integer", math.type(r.after.inbox_kept),
+      "stats().inbox_kept should be an integer")
+  end)
+
+  -- The inbox keeps a vector a flood grew while batches use it, and for a
+  -- second after they stop doing so (its senders would otherwise grow the
+  -- next from fresh pages); then it goes back to the allocator.
+  it("inbox_kept_holds_a_flood_vector_for_a_second_then_gives_it_back", function()
+    local N, SIZE = 20000, 64
+    local r = H.run(function()
+      local c, s = H.pair()
+      local id = s:id()
+      local reader = netio.spawn(function() return c:recv(N * SIZE + 2, 30) end)
+      -- One batch: the thread sends everything while this task holds the
+      -- worker (no yield until the thread is done).
+      local flood = netio.thread(function(cid, n, size)
+        local net = require "netio"
+        local msg = ("m"):rep(size)
+        for _ = 1, n do assert(net.send(cid, msg)) end
+        return true
+      end, id, N, SIZE)
+      local t0 = netio.now()
+      while flood:status() == "running" and netio.now() - t0 < 60 do end
+      local status = flood:status()
+      assert(flood:join(10))
+      netio.sleep(0.05)
+      local after_flood, t1 = netio.stats().inbox_kept, netio.now()
+      -- Two single sends in two batches: each vector is delivered once
+      -- with a small part of it used.
+      for _ = 1, 2 do
+        local one = netio.thread(function(cid)
+          return require("netio").send(cid, "x")
+        end, id)
+        assert(one:join(10))
+        netio.sleep(0.02)
+      end
+      local kept, t2 = netio.stats().inbox_kept, netio.now()
+      -- Small batches for over a second, then two more single sends.
+      local drip = netio.thread(function(cid)
+        local net = require "netio"
+        local stop = net.now() + 1.3
+        while net.now() < stop do
+          net.receive(0.02)
+          assert(net.send(cid, "y"))
+        end
+        return true
+      end, id)
+      assert(drip:join(10))
+      netio.sleep(0.05)
+      local given_back = netio.stats().inbox_kept
+      local _, got = reader:join(30)
+      c:close()
+      s:close()
+      return { status = status, after_flood = after_flood, kept = kept,
+               within = t2 - t1, given_back = given_back,
+               got = type(got) == "string" and #got or tostring(got) }
+    end, 60)
+    assert.are.equal("done", r.status, "the flooding thread should end within 60 s")
+    assert.is_true(r.after_flood >= N * SIZE,
+      ("a batch of %d sends of %d bytes needs a vector of at least %d bytes,"
+       .. " inbox_kept is %d"):format(N, SIZE, N * SIZE, r.after_flood))
+    if r.within < 0.9 then
+      assert.is_true(r.kept >= r.after_flood,
+        ("two small batches %.2f s after the flood: its vector should be kept"
+         .. " (%d bytes), inbox_kept is %d"):format(r.within, r.after_flood, r.kept))
+    end
+    assert.is_true(r.given_back <= 256 * 1024,
+      ("over a second of small batches later the vector should be given back,"
+       .. " inbox_kept is %d"):format(r.given_back))
+    assert.are.equal(N * SIZE + 2, r.got, "every byte sent should arrive")
   end)
 
   it("dropped_bytes_counts_output_left_when_the_close_grace_ran_out", function()

@@ -231,7 +231,7 @@ static int l_stats(lua_State *L) {
     return lua_error(L);
   }
   nio__engine_stats(S->e, &st);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   lua_pushinteger(L, (lua_Integer)st.conns);
   lua_setfield(L, -2, "conns");
   lua_pushinteger(L, (lua_Integer)st.udps);
@@ -242,6 +242,8 @@ static int l_stats(lua_State *L) {
   lua_setfield(L, -2, "outside_dropped");
   lua_pushinteger(L, S->heap_kept ? (lua_Integer)S->heap_kept(S->heap, 0) : 0);
   lua_setfield(L, -2, "heap_kept");
+  lua_pushinteger(L, (lua_Integer)st.inbox_kept);
+  lua_setfield(L, -2, "inbox_kept");
   return 1;
 }
 
