@@ -717,7 +717,8 @@ describe("netio.stats", function()
         netio.sleep(0.02)
       end
       local kept, t2 = netio.stats().inbox_kept, netio.now()
-      -- Small batches for over a second, then two more single sends.
+      -- Small batches for over a second: after the second, the flood's
+      -- vector comes back with a small part used and goes.
       local drip = netio.thread(function(cid)
         local net = require "netio"
         local stop = net.now() + 1.3

@@ -322,7 +322,7 @@ struct nio_engine {
   /* Worker only: the records taken, delivered from coff on. */
   nio_ibuf cur;
   size_t coff;
-  uint64_t ifull_ns;  /* when a batch last filled its vector (inbox.c) */
+  uint64_t ifull_ns;  /* a batch last used a large vector (inbox.c) */
   nio_xslot *touched; /* slots with a wsub to settle */
   atomic_int wake_pending;
   atomic_int stop_req;
