@@ -29,8 +29,8 @@
 ** in between, yet a flood is sent in large pieces (each connection's
 ** share of a batch goes out as one send). */
 #define INBOX_BATCH 65536
-/* A vector larger than INBOX_KEEP goes back to the allocator once no
-** batch has used an eighth of its vector for INBOX_KEEP_NS. A flood's
+/* A vector larger than INBOX_KEEP goes back to the allocator at its next
+** delivery once no batch has used an eighth of it for INBOX_KEEP_NS. A flood's
 ** batches vary widely in size; freeing a vector at the first small one
 ** made the senders grow the next from nothing, every page a fresh one to
 ** fault in (thousands of page faults a second, a third of the throughput
@@ -432,16 +432,6 @@ static inline void conn_prefetch(nio_engine *e, uint64_t id) {
   }
 }
 
-/* The delivered vector goes back to the allocator when no batch has used
-** an eighth of a large vector for INBOX_KEEP_NS. */
-static void inbox_trim(nio_engine *e) {
-  if (e->cur.cap > INBOX_KEEP && e->now - e->ifull_ns > INBOX_KEEP_NS) {
-    free(e->cur.p);
-    e->cur.p = NULL;
-    e->cur.cap = 0;
-  }
-}
-
 size_t nio__inbox_kept(nio_engine *e) {
   size_t n;
   nio__mutex_lock(&e->mu);
@@ -456,10 +446,7 @@ void nio__inbox_run(nio_engine *e) {
     nio_ibuf t;
     /* Nothing was queued since the last look: no lock taken (this runs at
     ** every loop turn). */
-    if (!atomic_exchange(&e->wake_pending, 0)) {
-      inbox_trim(e);
-      return;
-    }
+    if (!atomic_exchange(&e->wake_pending, 0)) return;
     t = e->cur;
     t.len = 0;
     nio__mutex_lock(&e->mu);
@@ -508,13 +495,16 @@ void nio__inbox_run(nio_engine *e) {
     return;
   }
   /* A large vector is kept while batches use it (a flood), and goes back
-  ** to the allocator once they have used a small part of it for a while
-  ** (each of the two vectors comes here in turn). */
+  ** to the allocator at a delivery once they have used a small part of it
+  ** for a while (each of the two vectors comes here in turn). */
   if (e->cur.cap > INBOX_KEEP) {
-    if (e->cur.len >= e->cur.cap / 8)
+    if (e->cur.len >= e->cur.cap / 8) {
       e->ifull_ns = e->now;
-    else
-      inbox_trim(e);
+    } else if (e->now - e->ifull_ns > INBOX_KEEP_NS) {
+      free(e->cur.p);
+      e->cur.p = NULL;
+      e->cur.cap = 0;
+    }
   }
   e->coff = e->cur.len = 0;
 }
