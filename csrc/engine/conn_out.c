@@ -12,8 +12,13 @@
 
 /* Writes below this size are copied (and coalesced), larger referenced. */
 #define CONN_COPY_MAX 512
-/* A copy chunk's allocation: its header and data together. */
+/* A copy chunk's allocation: its header and data together. A chunk that
+** follows a full copy chunk is twice its size, up to CONN_CHUNK_MAX: a
+** connection that writes faster than it sends gets fewer, larger chunks
+** (fewer allocations and iovecs per send), one that talks in small
+** messages keeps 2 KiB ones. */
 #define CONN_CHUNK_ALLOC 2048
+#define CONN_CHUNK_MAX ((size_t)64 << 10)
 #define CONN_IOV 64
 /* The most bytes one send request carries: far below the port's INT_MAX,
 ** so that a huge string is sent (and its progress counted) in pieces. */
@@ -151,9 +156,15 @@ static void conn_on_send(nio_req *req, int res, const char *data,
     nio__conn_deliver(c, NIO_EV_WRITE);
 }
 
-static nio_chunk *conn_chunk_copy(nio_engine *e, size_t len) {
+/* A copy chunk for len bytes after prev (the queue's tail, or NULL). */
+static nio_chunk *conn_chunk_copy(nio_engine *e, size_t len,
+                                  const nio_chunk *prev) {
   size_t sz = CONN_CHUNK_ALLOC;
   nio_chunk *ch;
+  if (prev && prev->cap) {
+    sz = 2 * (sizeof *prev + prev->cap);
+    if (sz > CONN_CHUNK_MAX) sz = CONN_CHUNK_MAX;
+  }
   if (len > sz - sizeof *ch) sz = nio__buf_size(sizeof *ch + len);
   if ((ch = nio__buf_get(e, sz)) == NULL) return NULL;
   ch->p = ch->data;
@@ -197,7 +208,7 @@ int nio__conn_write_raw(conn *c, const void *p, size_t len,
       memcpy(t->data + t->len, p, len);
       t->len += len;
       ch = NULL;
-    } else if ((ch = conn_chunk_copy(c->e, len)) != NULL) {
+    } else if ((ch = conn_chunk_copy(c->e, len, t)) != NULL) {
       memcpy(ch->data, p, len);
       ch->len = len;
     } else {
