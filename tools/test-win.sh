@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build-win}
+# Relative to the top of the clone; made absolute for Wine and CMake.
+case $dir in /*) ;; *) dir="$(pwd)/$dir" ;; esac
 jobs=$(nproc)
 
 SUDO=""
@@ -21,7 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 
-echo "=== $dir: MinGW cross build, tests under Wine (iocp) ==="
+echo "=== ${1:-build-win}: MinGW cross build, tests under Wine (iocp) ==="
 bash tools/win-deps.sh "$dir/deps"
 # OpenSSL's static libraries for Windows, built once into a cache outside
 # the clone (minutes the first time, seconds after): tools/win-openssl.sh.
@@ -29,12 +31,12 @@ openssl=$(bash tools/win-openssl.sh)
 cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64.cmake \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNETIO_WERROR=ON \
   -DNETIO_TLS=ON -DNETIO_TESTS=ON -DNETIO_WIN_SPECS=ON \
-  -DNETIO_WIN_DEPS="$(pwd)/$dir/deps" -DOPENSSL_ROOT_DIR="$openssl" >/dev/null
+  -DNETIO_WIN_DEPS="$dir/deps" -DOPENSSL_ROOT_DIR="$openssl" >/dev/null
 cmake --build "$dir" -j"$jobs"
 
 # One Wine prefix per build directory, made before the tests start so that
 # parallel tests do not race to create it.
-export WINEPREFIX="$(pwd)/$dir/wineprefix" WINEDEBUG=-all
+export WINEPREFIX="$dir/wineprefix" WINEDEBUG=-all
 wine=$(command -v wine64 || echo /usr/lib/wine/wine64)
 "$wine" wineboot -i >/dev/null 2>&1 || true
 # Every test once; only those that died as a failed wine64 start (no output,
