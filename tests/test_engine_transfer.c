@@ -122,15 +122,67 @@ static void transfer_64mib_each_way_with_checksum(void **state) {
   free(x);
 }
 
+/* ---- a writer and a paused reader ------------------------------------ */
+
+/* The tests below with a reader held back: a connects to a listener whose
+** accepted end b receives one byte, then nothing until on_resume runs
+** resume_ns later. The tests' structs start with it (their udata). */
+typedef struct paused {
+  eh_test t;
+  nio_listener *l;
+  nio_conn *a, *b;
+  nio_timer resume;
+  uint64_t resume_ns;
+  nio_conn_cb a_cb, b_cb;
+  nio_timer_cb on_resume;
+} paused;
+
+static void paused_listener_cb(nio_listener *l, int ev) {
+  paused *s = l->udata;
+  (void)ev;
+  if ((s->b = nio__listener_accept(l, s->b_cb, s)) == NULL) return;
+  /* Hold the reader back: want 1 byte means one receive, then nothing. */
+  nio__conn_want(s->b, 1);
+  s->resume.data = s;
+  nio__timer_start(s->t.e, &s->resume, s->resume_ns, s->on_resume);
+}
+
+static int paused_start(eh_test *t) {
+  paused *s = (paused *)t;
+  nio_addr a;
+  t->stage = "the reader to resume";
+  if ((s->l = eh_listen(t, &a, 0, paused_listener_cb, s)) == NULL) return 0;
+  s->a = eh_connect(t, &a, s->a_cb, s);
+  return 0;
+}
+
+static void paused_finish(eh_test *t) {
+  paused *s = (paused *)t;
+  nio__timer_stop(t->e, &s->resume);
+  if (s->a) nio__conn_close(s->a, 0);
+  if (s->b) nio__conn_close(s->b, 0);
+  if (s->l) nio__listener_close(s->l);
+}
+
+/* Run the test whose struct starts with p (its other fields set). */
+static void paused_run(paused *p, unsigned resume_ms, nio_conn_cb a_cb,
+                       nio_conn_cb b_cb, nio_timer_cb on_resume) {
+  p->t.start = paused_start;
+  p->t.finish = paused_finish;
+  p->t.timeout_ms = 60000;
+  p->resume_ns = resume_ms * 1000000ull;
+  p->a_cb = a_cb;
+  p->b_cb = b_cb;
+  p->on_resume = on_resume;
+  eh_run(&p->t);
+}
+
 /* ---- a large send the kernel takes in parts ------------------------- */
 
 #define BIG (16 * MIB)
 
 typedef struct part {
-  eh_test t;
-  nio_listener *l;
-  nio_conn *a, *b;
-  nio_timer resume;
+  paused p;
   eh_frees frees;
   int frees_before_flushed, flushed, resumed;
   uint64_t queued_while_paused, got, hash;
@@ -148,21 +200,21 @@ static void part_b_cb(nio_conn *c, int ev) {
   s->hash = th_hash(s->hash, p, n);
   s->got += n;
   nio__conn_consume(c, n);
-  if (s->flushed && s->got == BIG) s->t.done = 1;
+  if (s->flushed && s->got == BIG) s->p.t.done = 1;
 }
 
 static void part_resume(nio_timer *tm) {
   part *s = tm->data;
-  s->queued_while_paused = s->a->queued;
+  s->queued_while_paused = s->p.a->queued;
   s->resumed = 1;
-  nio__conn_want(s->b, 64 * 1024);
-  part_b_cb(s->b, NIO_EV_READ);
-  s->t.stage = "the paused reader to drain the send";
+  nio__conn_want(s->p.b, 64 * 1024);
+  part_b_cb(s->p.b, NIO_EV_READ);
+  s->p.t.stage = "the paused reader to drain the send";
 }
 
 static void part_a_cb(nio_conn *c, int ev) {
   part *s = c->udata;
-  if (!EH_CHECK(&s->t, c->err == 0, "writer: expected no error, got %s",
+  if (!EH_CHECK(&s->p.t, c->err == 0, "writer: expected no error, got %s",
                 nio_err_name(c->err)))
     return;
   if (ev & NIO_EV_CONNECT) {
@@ -171,7 +223,7 @@ static void part_a_cb(nio_conn *c, int ev) {
     th_pattern(p, BIG, 0);
     nio__conn_set_lowat(c, s->lowat);
     r = nio__conn_write(c, p, BIG, eh_free_cb, &s->frees);
-    EH_CHECK(&s->t, r == 0, "write 16 MiB: expected 0, got %s",
+    EH_CHECK(&s->p.t, r == 0, "write 16 MiB: expected 0, got %s",
              nio_err_name(r));
   }
   if (ev & NIO_EV_WRITE) {
@@ -181,36 +233,9 @@ static void part_a_cb(nio_conn *c, int ev) {
       s->zero_events++;
       s->flushed = 1;
       s->frees_before_flushed = s->frees.calls;
-      if (s->got == BIG) s->t.done = 1;
+      if (s->got == BIG) s->p.t.done = 1;
     }
   }
-}
-
-static void part_listener_cb(nio_listener *l, int ev) {
-  part *s = l->udata;
-  (void)ev;
-  if ((s->b = nio__listener_accept(l, part_b_cb, s)) == NULL) return;
-  /* Hold the reader back: want 1 byte means one receive, then nothing. */
-  nio__conn_want(s->b, 1);
-  s->resume.data = s;
-  nio__timer_start(s->t.e, &s->resume, 200 * 1000000ull, part_resume);
-}
-
-static int part_start(eh_test *t) {
-  part *s = (part *)t;
-  nio_addr a;
-  t->stage = "the reader to resume";
-  if ((s->l = eh_listen(t, &a, 0, part_listener_cb, s)) == NULL) return 0;
-  s->a = eh_connect(t, &a, part_a_cb, s);
-  return 0;
-}
-
-static void part_finish(eh_test *t) {
-  part *s = (part *)t;
-  nio__timer_stop(t->e, &s->resume);
-  if (s->a) nio__conn_close(s->a, 0);
-  if (s->b) nio__conn_close(s->b, 0);
-  if (s->l) nio__listener_close(s->l);
 }
 
 static void large_send_resumes_across_short_writes(void **state) {
@@ -219,10 +244,7 @@ static void large_send_resumes_across_short_writes(void **state) {
   memset(&s, 0, sizeof s);
   s.hash = TH_HASH_INIT;
   s.lowat = 256 * 1024;
-  s.t.start = part_start;
-  s.t.finish = part_finish;
-  s.t.timeout_ms = 60000;
-  eh_run(&s.t);
+  paused_run(&s.p, 200, part_a_cb, part_b_cb, part_resume);
   if (s.queued_while_paused == 0)
     fail_msg("paused reader: expected the 16 MiB send to be partly queued, "
              "it was all taken");
@@ -244,7 +266,7 @@ static void large_send_resumes_across_short_writes(void **state) {
 
 static void lowat_a_cb(nio_conn *c, int ev) {
   part *s = c->udata;
-  if (!EH_CHECK(&s->t, c->err == 0, "writer: expected no error, got %s",
+  if (!EH_CHECK(&s->p.t, c->err == 0, "writer: expected no error, got %s",
                 nio_err_name(c->err)))
     return;
   if (ev & NIO_EV_CONNECT) {
@@ -266,18 +288,9 @@ static void lowat_a_cb(nio_conn *c, int ev) {
       s->zero_events++;
       s->flushed = 1;
       s->frees_before_flushed = s->frees.calls;
-      if (s->got == BIG) s->t.done = 1;
+      if (s->got == BIG) s->p.t.done = 1;
     }
   }
-}
-
-static int lowat_start(eh_test *t) {
-  part *s = (part *)t;
-  nio_addr a;
-  t->stage = "the paused reader to resume";
-  if ((s->l = eh_listen(t, &a, 0, part_listener_cb, s)) == NULL) return 0;
-  s->a = eh_connect(t, &a, lowat_a_cb, s);
-  return 0;
 }
 
 static void write_event_at_low_water_mark_and_flush(void **state) {
@@ -286,10 +299,7 @@ static void write_event_at_low_water_mark_and_flush(void **state) {
   memset(&s, 0, sizeof s);
   s.hash = TH_HASH_INIT;
   s.lowat = 1 * MIB;
-  s.t.start = lowat_start;
-  s.t.finish = part_finish;
-  s.t.timeout_ms = 60000;
-  eh_run(&s.t);
+  paused_run(&s.p, 200, lowat_a_cb, part_b_cb, part_resume);
   assert_int_equal(s.got, BIG);
   if (s.hash != pattern_hash(BIG))
     fail_msg("checksum of 256 chunks: expected the pattern's");
@@ -307,10 +317,7 @@ static void write_event_at_low_water_mark_and_flush(void **state) {
 #define GROW_TOTAL (8 * MIB)
 
 typedef struct grow {
-  eh_test t;
-  nio_listener *l;
-  nio_conn *a, *b;
-  nio_timer resume;
+  paused p;
   int resumed, nchunks;
   size_t first_alloc, max_alloc;
   uint64_t got, hash;
@@ -325,21 +332,21 @@ static void grow_b_cb(nio_conn *c, int ev) {
   s->hash = th_hash(s->hash, p, n);
   s->got += n;
   nio__conn_consume(c, n);
-  if (s->got == GROW_TOTAL && s->a->queued == 0) s->t.done = 1;
+  if (s->got == GROW_TOTAL && s->p.a->queued == 0) s->p.t.done = 1;
 }
 
 static void grow_resume(nio_timer *tm) {
   grow *s = tm->data;
   s->resumed = 1;
-  nio__conn_want(s->b, 64 * 1024);
-  grow_b_cb(s->b, NIO_EV_READ);
-  s->t.stage = "the paused reader to drain 8 MiB of small writes";
+  nio__conn_want(s->p.b, 64 * 1024);
+  grow_b_cb(s->p.b, NIO_EV_READ);
+  s->p.t.stage = "the paused reader to drain 8 MiB of small writes";
 }
 
 static void grow_a_cb(nio_conn *c, int ev) {
   static const size_t sizes[] = {1, 7, 64, 100, 300, 511};
   grow *s = c->udata;
-  if (!EH_CHECK(&s->t, c->err == 0, "writer: expected no error, got %s",
+  if (!EH_CHECK(&s->p.t, c->err == 0, "writer: expected no error, got %s",
                 nio_err_name(c->err)))
     return;
   if (ev & NIO_EV_CONNECT) {
@@ -353,8 +360,9 @@ static void grow_a_cb(nio_conn *c, int ev) {
       if (n > GROW_TOTAL - sent) n = (size_t)(GROW_TOTAL - sent);
       th_pattern(tmp, n, sent);
       r = nio__conn_write(c, tmp, n, NULL, NULL);
-      if (!EH_CHECK(&s->t, r == 0, "write %u bytes at %llu: expected 0, got %s",
-                    (unsigned)n, (unsigned long long)sent, nio_err_name(r)))
+      if (!EH_CHECK(&s->p.t, r == 0,
+                    "write %u bytes at %llu: expected 0, got %s", (unsigned)n,
+                    (unsigned long long)sent, nio_err_name(r)))
         return;
       sent += n;
     }
@@ -365,33 +373,7 @@ static void grow_a_cb(nio_conn *c, int ev) {
     }
   }
   if ((ev & NIO_EV_WRITE) && c->queued == 0 && s->got == GROW_TOTAL)
-    s->t.done = 1;
-}
-
-static void grow_listener_cb(nio_listener *l, int ev) {
-  grow *s = l->udata;
-  (void)ev;
-  if ((s->b = nio__listener_accept(l, grow_b_cb, s)) == NULL) return;
-  nio__conn_want(s->b, 1); /* held back until the writer queued it all */
-  s->resume.data = s;
-  nio__timer_start(s->t.e, &s->resume, 100 * 1000000ull, grow_resume);
-}
-
-static int grow_start(eh_test *t) {
-  grow *s = (grow *)t;
-  nio_addr a;
-  t->stage = "the reader to resume";
-  if ((s->l = eh_listen(t, &a, 0, grow_listener_cb, s)) == NULL) return 0;
-  s->a = eh_connect(t, &a, grow_a_cb, s);
-  return 0;
-}
-
-static void grow_finish(eh_test *t) {
-  grow *s = (grow *)t;
-  nio__timer_stop(t->e, &s->resume);
-  if (s->a) nio__conn_close(s->a, 0);
-  if (s->b) nio__conn_close(s->b, 0);
-  if (s->l) nio__listener_close(s->l);
+    s->p.t.done = 1;
 }
 
 static void small_writes_fill_growing_chunks_and_arrive_intact(void **state) {
@@ -399,10 +381,7 @@ static void small_writes_fill_growing_chunks_and_arrive_intact(void **state) {
   (void)state;
   memset(&s, 0, sizeof s);
   s.hash = TH_HASH_INIT;
-  s.t.start = grow_start;
-  s.t.finish = grow_finish;
-  s.t.timeout_ms = 60000;
-  eh_run(&s.t);
+  paused_run(&s.p, 100, grow_a_cb, grow_b_cb, grow_resume);
   assert_int_equal(s.got, GROW_TOTAL);
   if (s.hash != pattern_hash(GROW_TOTAL))
     fail_msg("checksum of 8 MiB in small writes: expected the pattern's");
