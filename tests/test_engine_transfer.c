@@ -135,7 +135,30 @@ typedef struct paused {
   uint64_t resume_ns;
   nio_conn_cb a_cb, b_cb;
   nio_timer_cb on_resume;
+  int resumed;        /* the reader takes input (paused_resume_reader) */
+  uint64_t got, hash; /* what it took, and its checksum */
 } paused;
+
+/* The reader's part of b's callback: once resumed, take and checksum what
+** arrived. 1 if it read. */
+static int paused_read(paused *s, nio_conn *c, int ev) {
+  size_t n;
+  const char *p;
+  if (!(ev & NIO_EV_READ) || !s->resumed) return 0;
+  p = nio__conn_input(c, &n);
+  s->hash = th_hash(s->hash, p, n);
+  s->got += n;
+  nio__conn_consume(c, n);
+  return 1;
+}
+
+/* From on_resume: let b receive again and take what is already there. */
+static void paused_resume_reader(paused *s, const char *stage) {
+  s->resumed = 1;
+  nio__conn_want(s->b, 64 * 1024);
+  s->b_cb(s->b, NIO_EV_READ);
+  s->t.stage = stage;
+}
 
 static void paused_listener_cb(nio_listener *l, int ev) {
   paused *s = l->udata;
@@ -174,6 +197,7 @@ static void paused_run(paused *p, unsigned resume_ms, nio_conn_cb a_cb,
   p->a_cb = a_cb;
   p->b_cb = b_cb;
   p->on_resume = on_resume;
+  p->hash = TH_HASH_INIT;
   eh_run(&p->t);
 }
 
@@ -184,8 +208,8 @@ static void paused_run(paused *p, unsigned resume_ms, nio_conn_cb a_cb,
 typedef struct part {
   paused p;
   eh_frees frees;
-  int frees_before_flushed, flushed, resumed;
-  uint64_t queued_while_paused, got, hash;
+  int frees_before_flushed, flushed;
+  uint64_t queued_while_paused;
   int write_events;
   size_t lowat;
   int over_lowat_events, zero_events;
@@ -193,23 +217,14 @@ typedef struct part {
 
 static void part_b_cb(nio_conn *c, int ev) {
   part *s = c->udata;
-  size_t n;
-  const char *p;
-  if (!(ev & NIO_EV_READ) || !s->resumed) return;
-  p = nio__conn_input(c, &n);
-  s->hash = th_hash(s->hash, p, n);
-  s->got += n;
-  nio__conn_consume(c, n);
-  if (s->flushed && s->got == BIG) s->p.t.done = 1;
+  if (paused_read(&s->p, c, ev) && s->flushed && s->p.got == BIG)
+    s->p.t.done = 1;
 }
 
 static void part_resume(nio_timer *tm) {
   part *s = tm->data;
   s->queued_while_paused = s->p.a->queued;
-  s->resumed = 1;
-  nio__conn_want(s->p.b, 64 * 1024);
-  part_b_cb(s->p.b, NIO_EV_READ);
-  s->p.t.stage = "the paused reader to drain the send";
+  paused_resume_reader(&s->p, "the paused reader to drain the send");
 }
 
 static void part_a_cb(nio_conn *c, int ev) {
@@ -233,7 +248,7 @@ static void part_a_cb(nio_conn *c, int ev) {
       s->zero_events++;
       s->flushed = 1;
       s->frees_before_flushed = s->frees.calls;
-      if (s->got == BIG) s->p.t.done = 1;
+      if (s->p.got == BIG) s->p.t.done = 1;
     }
   }
 }
@@ -242,14 +257,13 @@ static void large_send_resumes_across_short_writes(void **state) {
   part s;
   (void)state;
   memset(&s, 0, sizeof s);
-  s.hash = TH_HASH_INIT;
   s.lowat = 256 * 1024;
   paused_run(&s.p, 200, part_a_cb, part_b_cb, part_resume);
   if (s.queued_while_paused == 0)
     fail_msg("paused reader: expected the 16 MiB send to be partly queued, "
              "it was all taken");
-  assert_int_equal(s.got, BIG);
-  if (s.hash != pattern_hash(BIG))
+  assert_int_equal(s.p.got, BIG);
+  if (s.p.hash != pattern_hash(BIG))
     fail_msg("checksum of the 16 MiB send: expected the pattern's");
   /* The chunk is released once, when all of it went, before the flush
   ** event. */
@@ -283,12 +297,12 @@ static void lowat_a_cb(nio_conn *c, int ev) {
   if (ev & NIO_EV_WRITE) {
     s->write_events++;
     if (c->queued > s->lowat) s->over_lowat_events++;
-    if (!s->resumed && c->queued > 0) s->over_lowat_events += 1000;
+    if (!s->p.resumed && c->queued > 0) s->over_lowat_events += 1000;
     if (c->queued == 0 && !s->flushed) {
       s->zero_events++;
       s->flushed = 1;
       s->frees_before_flushed = s->frees.calls;
-      if (s->got == BIG) s->p.t.done = 1;
+      if (s->p.got == BIG) s->p.t.done = 1;
     }
   }
 }
@@ -297,11 +311,10 @@ static void write_event_at_low_water_mark_and_flush(void **state) {
   part s;
   (void)state;
   memset(&s, 0, sizeof s);
-  s.hash = TH_HASH_INIT;
   s.lowat = 1 * MIB;
   paused_run(&s.p, 200, lowat_a_cb, part_b_cb, part_resume);
-  assert_int_equal(s.got, BIG);
-  if (s.hash != pattern_hash(BIG))
+  assert_int_equal(s.p.got, BIG);
+  if (s.p.hash != pattern_hash(BIG))
     fail_msg("checksum of 256 chunks: expected the pattern's");
   assert_int_equal(s.frees.calls, 256);
   assert_int_equal(s.frees_before_flushed, 256);
@@ -318,29 +331,21 @@ static void write_event_at_low_water_mark_and_flush(void **state) {
 
 typedef struct grow {
   paused p;
-  int resumed, nchunks;
+  int nchunks;
   size_t first_alloc, max_alloc;
-  uint64_t got, hash;
 } grow;
 
 static void grow_b_cb(nio_conn *c, int ev) {
   grow *s = c->udata;
-  size_t n;
-  const char *p;
-  if (!(ev & NIO_EV_READ) || !s->resumed) return;
-  p = nio__conn_input(c, &n);
-  s->hash = th_hash(s->hash, p, n);
-  s->got += n;
-  nio__conn_consume(c, n);
-  if (s->got == GROW_TOTAL && s->p.a->queued == 0) s->p.t.done = 1;
+  if (paused_read(&s->p, c, ev) && s->p.got == GROW_TOTAL &&
+      s->p.a->queued == 0)
+    s->p.t.done = 1;
 }
 
 static void grow_resume(nio_timer *tm) {
   grow *s = tm->data;
-  s->resumed = 1;
-  nio__conn_want(s->p.b, 64 * 1024);
-  grow_b_cb(s->p.b, NIO_EV_READ);
-  s->p.t.stage = "the paused reader to drain 8 MiB of small writes";
+  paused_resume_reader(&s->p,
+                       "the paused reader to drain 8 MiB of small writes");
 }
 
 static void grow_a_cb(nio_conn *c, int ev) {
@@ -372,7 +377,7 @@ static void grow_a_cb(nio_conn *c, int ev) {
       if (alloc > s->max_alloc) s->max_alloc = alloc;
     }
   }
-  if ((ev & NIO_EV_WRITE) && c->queued == 0 && s->got == GROW_TOTAL)
+  if ((ev & NIO_EV_WRITE) && c->queued == 0 && s->p.got == GROW_TOTAL)
     s->p.t.done = 1;
 }
 
@@ -380,10 +385,9 @@ static void small_writes_fill_growing_chunks_and_arrive_intact(void **state) {
   grow s;
   (void)state;
   memset(&s, 0, sizeof s);
-  s.hash = TH_HASH_INIT;
   paused_run(&s.p, 100, grow_a_cb, grow_b_cb, grow_resume);
-  assert_int_equal(s.got, GROW_TOTAL);
-  if (s.hash != pattern_hash(GROW_TOTAL))
+  assert_int_equal(s.p.got, GROW_TOTAL);
+  if (s.p.hash != pattern_hash(GROW_TOTAL))
     fail_msg("checksum of 8 MiB in small writes: expected the pattern's");
   /* The first chunk is the small one a connection that talks in small
   ** messages keeps; those after a full one double up to 64 KiB, so 8 MiB
